@@ -1,0 +1,78 @@
+"""Model cards: ``card.json`` (machine-readable, read by ``placekit.list_models``) and
+``CARD.md`` (the same facts for people), written side by side in a model folder."""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def measure_latency(path: Path, example: np.ndarray, threads: int, repeats: int = 30) -> dict:
+    """p50 / p90 milliseconds of one forward pass on ONNX Runtime or LiteRT."""
+    from placekit.engine import open_engine
+
+    engine = open_engine(path, threads=threads)
+    for _ in range(5):
+        engine.run(example)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        engine.run(example)
+        times.append((time.perf_counter() - t) * 1000.0)
+    return {"p50_ms": round(float(np.median(times)), 2), "p90_ms": round(float(np.percentile(times, 90)), 2)}
+
+
+def update_card(folder: Path, family: dict, file_entry: dict) -> dict:
+    """Merge one exported file's entry into ``folder/card.json`` and re-render CARD.md."""
+    card_path = folder / "card.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    card.update(family)
+    files = [f for f in card.get("files", []) if f["file"] != file_entry["file"]]
+    files.append(file_entry)
+    card["files"] = sorted(files, key=lambda f: f["file"])
+    card["updated_utc"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    (folder / "CARD.md").write_text(render_markdown(card))
+    return card
+
+
+def render_markdown(card: dict) -> str:
+    lines = [f"# Model card: {card['name']}", "", card.get("summary", ""), "",
+             f"- kind: {card['kind']}", f"- architecture: {card.get('architecture', '')}",
+             f"- output: {card.get('output', '')}", "", "## Training data and licences", ""]
+    for item in card.get("training_data", []):
+        lines.append(f"- {item['what']} — licence: {item['licence']}; source: {item['source']}")
+    lines += ["", "## Files", "",
+              "| file | format | precision | bytes | sha256 | input | parity (min / mean cosine vs PyTorch) "
+              "| latency p50 1 thread | 2 threads |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for f in card.get("files", []):
+        par = f.get("parity", {})
+        lat = f.get("latency", {})
+        lines.append(
+            f"| {f['file']} | {f['format']} | {f['precision']} | {f['bytes']:,} | `{f['sha256'][:16]}…` "
+            f"| {f.get('input', '')} | {par.get('min_cosine', float('nan')):.6f} / {par.get('mean_cosine', float('nan')):.6f} "
+            f"| {lat.get('threads_1', {}).get('p50_ms', '-')} ms | {lat.get('threads_2', {}).get('p50_ms', '-')} ms |"
+        )
+    lines += ["", "Full sha256 values, parity details and the images they were measured on are in `card.json`.", ""]
+    for f in card.get("files", []):
+        lines += [f"### {f['file']}", "", f"- produced by: `{f['command']}`",
+                  f"- parity images: {f.get('parity', {}).get('images', '')}",
+                  f"- latency measured on: {f.get('machine', '')}", ""]
+    if card.get("metrics"):
+        lines += ["## Metrics", ""] + [f"- {m}" for m in card["metrics"]] + [""]
+    if card.get("limitations"):
+        lines += ["## Limitations", ""] + [f"- {m}" for m in card["limitations"]] + [""]
+    return "\n".join(lines)

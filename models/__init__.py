@@ -1,0 +1,1 @@
+"""Shipped models (see each folder's CARD.md). Data only: ``placekit.models`` finds them."""

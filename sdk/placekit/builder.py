@@ -1,0 +1,126 @@
+"""MapBuilder: images + locations -> one map file."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from .calibration import calibrate
+from .decision import Calibration
+from .engine import open_engine
+from .errors import BuildError, LocationError, PlacekitError
+from .features import GlobalExtractor
+from .geo import LocalFrame
+from .imageio import Frame
+from .index import PlaceIndex, SearchParams, auto_recipe
+from .models import resolve_model
+from .options import BuildOptions
+from .placemap import PlaceMap
+from .places import PlaceTable
+from .types import Location
+
+MIN_IMAGES = 2
+CALIBRATION_TOP_K = 5
+
+
+class MapBuilder:
+    """Collects (image, location) pairs, then writes a map.
+
+    Descriptors are extracted in ``add`` (the image is not kept), so memory grows with the
+    number of places, not with image sizes. ``build`` trains the index on the collected
+    descriptors, calibrates the decision thresholds on them and writes the file atomically.
+    """
+
+    def __init__(self, options: BuildOptions = BuildOptions()):
+        if not isinstance(options, BuildOptions):
+            raise BuildError(f"options must be BuildOptions, got {type(options).__name__}")
+        self.options = options
+        self._model_path = resolve_model(options.model)
+        engine = open_engine(self._model_path, backend=options.backend, threads=options.threads)
+        self.extractor = GlobalExtractor(engine)
+        self._descriptors: list[np.ndarray] = []
+        self._locations: list[Location] = []
+        self._names: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def add(self, image: Frame, location: Location, name: Optional[str] = None) -> None:
+        """Add one map image (array or path) taken at ``location``. Raises on bad input and
+        leaves the builder unchanged."""
+        if not isinstance(location, Location):
+            raise LocationError(f"location must be a placekit.Location, got {type(location).__name__}")
+        if self._locations and location.is_wgs84 != self._locations[0].is_wgs84:
+            raise LocationError("all map locations must be WGS84 (lat/lon) or all local (x/y), not mixed")
+        if name is None:
+            name = Path(image).name if isinstance(image, (str, os.PathLike)) else f"image_{len(self):06d}"
+        if name in self._names:
+            raise BuildError(f"duplicate image name {name!r}")
+        descriptor = self.extractor.describe(image)
+        self._descriptors.append(descriptor)
+        self._locations.append(location)
+        self._names.append(name)
+
+    def add_many(self, items: Iterable[tuple[Frame, Location, Optional[str]]], progress: bool = False) -> None:
+        """Add (image, location, name) triples, with an optional progress bar."""
+        items = list(items)
+        if progress:
+            from tqdm import tqdm
+            items = tqdm(items, desc="extracting", unit="img")
+        for image, location, name in items:
+            self.add(image, location, name)
+
+    def build(self, path: str | os.PathLike, user: Optional[dict] = None) -> dict:
+        """Train, calibrate and write the map to ``path``; returns ``map info`` of the result."""
+        n = len(self)
+        if n < MIN_IMAGES:
+            raise BuildError(f"a map needs at least {MIN_IMAGES} images, got {n}")
+        x = np.stack(self._descriptors)
+        frame, xyz = _to_metric(self._locations)
+        opts = self.options
+        recipe = auto_recipe(n, x.shape[1]) if opts.recipe == "auto" else opts.recipe
+        try:
+            index = PlaceIndex(recipe, x.shape[1], SearchParams(nprobe=opts.nprobe, rerank=opts.rerank))
+            index.train(x, seed=opts.seed)
+            ids = np.arange(n, dtype=np.int64)
+            index.add(x, ids)
+        except PlacekitError as exc:
+            raise BuildError(f"cannot build index {recipe!r} from {n} images: {exc}") from exc
+        cal: Calibration = calibrate(index, x, ids, xyz, opts.match_radius_m, opts.target_precision,
+                                     top_k=CALIBRATION_TOP_K, seed=opts.seed)
+        rotation = np.array([loc.rotation or (np.nan,) * 4 for loc in self._locations], np.float32)
+        intrinsics = np.array([loc.intrinsics or (np.nan,) * 4 for loc in self._locations], np.float32)
+        engine = self.extractor.engine
+        placemap = PlaceMap(
+            model={"name": engine.info.name, "file": self._model_path.name, "sha256": engine.sha256,
+                   "info": engine.info.to_metadata()},
+            descriptor={"kind": opts.descriptor, "dim": int(x.shape[1])},
+            index=index,
+            places=PlaceTable.create(ids, xyz, self._names, rotation, intrinsics),
+            frame=frame,
+            calibration=cal,
+            user=dict(user or {}),
+            model_bytes=self._model_path.read_bytes() if opts.embed_model else None,
+        )
+        placemap.save(path)
+        loaded = PlaceMap.load(path)
+        try:
+            return loaded.info()
+        finally:
+            loaded.close()
+
+
+def _to_metric(locations: list[Location]) -> tuple[LocalFrame | None, np.ndarray]:
+    """Locations -> (frame, (N, 3) metres). WGS84 maps get an ENU frame at their mean."""
+    if locations[0].is_wgs84:
+        lat = np.array([loc.lat for loc in locations])
+        lon = np.array([loc.lon for loc in locations])
+        alt = np.array([loc.alt or 0.0 for loc in locations])
+        if np.ptp(lon) > 180.0:
+            raise LocationError("map locations straddle the antimeridian; split the map")
+        frame = LocalFrame(float(lat.mean()), float(lon.mean()), float(alt.mean()))
+        return frame, frame.to_local(lat, lon, alt)
+    xyz = np.array([[loc.x, loc.y, loc.z or 0.0] for loc in locations], dtype=np.float64)
+    return None, xyz

@@ -1,0 +1,117 @@
+"""Calibrate a map's decision thresholds on its own images.
+
+For each map image (up to ``max_queries`` of them) two searches are simulated:
+
+* leave-one-out: the image itself removed; its best match is *correct* when within
+  ``match_radius_m`` of it. Correct matches give positive scores, wrong ones negatives.
+* place-out: every image within ``match_radius_m`` removed, simulating a query from a place the
+  map does not cover; its best score is an impostor (negative) score.
+
+``unknown_threshold`` is the lowest score at which the share of positives among all answers
+at or above it reaches ``target_precision`` (in-map and out-of-map queries weighted equally).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .decision import Calibration, fuse
+from .index import PlaceIndex
+
+DEFAULT_MARGIN = 0.02
+MIN_MARGIN, MAX_MARGIN = 0.005, 0.1
+
+
+def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, positions: np.ndarray,
+              radius: float, target_precision: float, top_k: int = 5, temperature: float = 0.02,
+              max_queries: int = 2000, seed: int = 0) -> Calibration:
+    """descriptors (N, d) raw, ids (N,), positions (N, 3) of the places stored in ``index``."""
+    n = len(ids)
+    rng = np.random.default_rng(seed)
+    queries = np.arange(n) if n <= max_queries else np.sort(rng.choice(n, max_queries, replace=False))
+    row_of = {int(i): r for r, i in enumerate(ids)}
+    positives, wrong, impostors, errors, near_tie_gaps = [], [], [], [], []
+    for q in queries:
+        near = np.linalg.norm(positions - positions[q], axis=1) <= radius
+        found, scores = index.search(descriptors[q], k=top_k + int(near.sum()) + 1)
+        rows = np.array([row_of[int(i)] for i in found], dtype=np.int64)
+        keep = rows != q
+        rows, scores = rows[keep], scores[keep]
+        if len(rows) == 0:
+            continue
+        outside = ~near[rows]
+        if outside.any():
+            impostors.append(float(scores[outside][0]))
+        rows, scores = rows[:top_k], scores[:top_k]
+        correct = near[rows]
+        if correct[0]:
+            positives.append(float(scores[0]))
+            fused, _, _ = fuse(scores, positions[rows], radius, temperature)
+            errors.append(float(np.linalg.norm(fused - positions[q])))
+        else:
+            wrong.append(float(scores[0]))
+            if correct.any():
+                near_tie_gaps.append(float(scores[0] - scores[correct][0]))
+    pos, neg = np.array(positives), np.array(wrong + impostors)
+    threshold, how = _threshold(pos, neg, target_precision)
+    slope, intercept = fit_logistic(pos, neg)
+    margin = DEFAULT_MARGIN
+    if len(near_tie_gaps) >= 5:
+        margin = float(np.clip(np.quantile(near_tie_gaps, 0.9), MIN_MARGIN, MAX_MARGIN))
+    base = float(np.quantile(errors, 0.68)) if errors else radius / 2.0
+    accepted_pos = int((pos >= threshold).sum())
+    stats = {
+        "queries": int(len(queries)),
+        "positives": int(len(pos)),
+        "wrong_top1": int(len(wrong)),
+        "impostors": int(len(impostors)),
+        "threshold_rule": how,
+        "precision_at_threshold": _precision(pos, neg, threshold),
+        "recall_at_threshold": float(accepted_pos / len(pos)) if len(pos) else 0.0,
+        "impostor_rejection": float((np.array(impostors) < threshold).mean()) if impostors else None,
+    }
+    return Calibration(
+        unknown_threshold=float(threshold), ambiguity_margin=margin, match_radius_m=float(radius),
+        temperature=temperature, base_uncertainty_m=max(base, 0.1), confidence_slope=slope,
+        confidence_intercept=intercept, target_precision=float(target_precision), stats=stats,
+    )
+
+
+def _precision(pos: np.ndarray, neg: np.ndarray, t: float) -> float | None:
+    a, b = int((pos >= t).sum()), int((neg >= t).sum())
+    return float(a / (a + b)) if a + b else None
+
+
+def _threshold(pos: np.ndarray, neg: np.ndarray, target: float) -> tuple[float, str]:
+    if len(pos) == 0 and len(neg) == 0:
+        return 0.0, "no calibration data"
+    if len(pos) == 0:
+        return float(np.quantile(neg, target)), "no positives: rejects the target share of impostors"
+    if len(neg) == 0:
+        return float(np.quantile(pos, 0.02)), "no negatives: 2nd percentile of positive scores"
+    for t in np.unique(np.concatenate([pos, neg])):
+        p = _precision(pos, neg, t)
+        if p is not None and p >= target and (pos >= t).any():
+            return float(t), "lowest score reaching the target precision"
+    return float(pos.max()), "target precision never reached: best positive score"
+
+
+def fit_logistic(pos: np.ndarray, neg: np.ndarray, iters: int = 50, l2: float = 1e-3) -> tuple[float, float]:
+    """P(correct | score) = sigmoid(slope * score + intercept), fitted by Newton's method with
+    positives and negatives weighted equally (the same prior as the threshold). Returns a flat
+    0.5 when one class is missing."""
+    if len(pos) == 0 or len(neg) == 0:
+        return 0.0, 0.0
+    x = np.concatenate([pos, neg])
+    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    w = np.concatenate([np.full(len(pos), 0.5 / len(pos)), np.full(len(neg), 0.5 / len(neg))])
+    a = np.stack([x, np.ones_like(x)], axis=1)
+    theta = np.zeros(2)
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(a @ theta, -50, 50)))
+        grad = a.T @ (w * (p - y)) + l2 * np.array([theta[0], 0.0])
+        hess = (a * (w * p * (1 - p))[:, None]).T @ a + l2 * np.diag([1.0, 0.0]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(theta[0]), float(theta[1])

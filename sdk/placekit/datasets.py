@@ -1,0 +1,92 @@
+"""Locations CSV files (DESIGN section 7).
+
+Columns: ``name``, then either ``x,y[,z]`` (metres, local frame) or ``lat,lon[,alt]`` (WGS84);
+optionally ``qw,qx,qy,qz`` (world-to-camera rotation) and ``fx,fy,cx,cy`` (pixels). Errors name
+the file and the line.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+from .errors import CSVFormatError, LocationError
+from .types import Location
+
+ROTATION = ("qw", "qx", "qy", "qz")
+INTRINSICS = ("fx", "fy", "cx", "cy")
+
+
+def read_locations_csv(path: str | os.PathLike) -> dict[str, Location]:
+    """Name -> Location, in file order."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CSVFormatError(f"{path}: cannot read ({exc})") from exc
+    rows = list(csv.reader(text.splitlines()))
+    if not rows:
+        raise CSVFormatError(f"{path}: file is empty; expected a header line")
+    header = [h.strip().lower() for h in rows[0]]
+    if "name" not in header:
+        raise CSVFormatError(f"{path}:1: missing column 'name' (got {header})")
+    if {"lat", "lon"} <= set(header):
+        coords = ("lat", "lon", "alt") if "alt" in header else ("lat", "lon")
+    elif {"x", "y"} <= set(header):
+        coords = ("x", "y", "z") if "z" in header else ("x", "y")
+    else:
+        raise CSVFormatError(f"{path}:1: need columns x,y[,z] or lat,lon[,alt]; got {header}")
+    groups = [g for g in (ROTATION, INTRINSICS) if g[0] in header]
+    for group in groups:
+        missing = [c for c in group if c not in header]
+        if missing:
+            raise CSVFormatError(f"{path}:1: columns {missing} missing from group {group}")
+    col = {h: i for i, h in enumerate(header)}
+    out: dict[str, Location] = {}
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise CSVFormatError(f"{path}:{lineno}: expected {len(header)} fields, got {len(row)}")
+        name = row[col["name"]].strip()
+        if not name:
+            raise CSVFormatError(f"{path}:{lineno}: empty image name")
+        if name in out:
+            raise CSVFormatError(f"{path}:{lineno}: duplicate image name {name!r}")
+        values = {c: _number(path, lineno, c, row[col[c]]) for c in coords}
+        kwargs = dict(values)
+        for group, key in ((ROTATION, "rotation"), (INTRINSICS, "intrinsics")):
+            if group in groups:
+                kwargs[key] = tuple(_number(path, lineno, c, row[col[c]]) for c in group)
+        try:
+            out[name] = Location(**kwargs)
+        except LocationError as exc:
+            raise CSVFormatError(f"{path}:{lineno}: {exc}") from exc
+    if not out:
+        raise CSVFormatError(f"{path}: no data rows")
+    return out
+
+
+def _number(path: Path, lineno: int, column: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise CSVFormatError(f"{path}:{lineno}: column {column!r} is not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise CSVFormatError(f"{path}:{lineno}: column {column!r} is not finite: {text!r}")
+    return value
+
+
+def write_locations_csv(path: str | os.PathLike, locations: dict[str, Location]) -> None:
+    """Inverse of ``read_locations_csv`` for WGS84 or local locations (one kind per file)."""
+    kinds = {loc.is_wgs84 for loc in locations.values()}
+    if len(kinds) != 1:
+        raise LocationError("a CSV holds either WGS84 or local locations, not both")
+    wgs = kinds.pop()
+    cols = ["lat", "lon", "alt"] if wgs else ["x", "y", "z"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", *cols])
+        for name, loc in locations.items():
+            w.writerow([name, *[getattr(loc, c) if getattr(loc, c) is not None else 0.0 for c in cols]])

@@ -1,0 +1,89 @@
+"""From retrieved places to an answer: fuse positions, decide localized / ambiguous / unknown.
+
+Thresholds come from ``Calibration`` (fitted at map build by ``placekit.calibration``).
+Shapes: ``scores`` (k,) best first, ``positions`` (k, 3) metres in the map's local frame.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Decision thresholds of one map.
+
+    unknown_threshold: top score below which the answer is ``unknown``.
+    ambiguity_margin: ``ambiguous`` when a place farther than 2 x match_radius_m scores within
+    this margin of the best. temperature: softmax temperature of the position fusion weights.
+    base_uncertainty_m: 68th percentile of fused-position errors on the map's own images.
+    confidence_slope / confidence_intercept: logistic model of P(top match correct | score),
+    fitted on the same calibration samples.
+    """
+
+    unknown_threshold: float = 0.0
+    ambiguity_margin: float = 0.02
+    match_radius_m: float = 25.0
+    temperature: float = 0.02
+    base_uncertainty_m: float = 5.0
+    confidence_slope: float = 0.0
+    confidence_intercept: float = 0.0
+    target_precision: float = 0.9
+    stats: dict = field(default_factory=dict)
+
+    def confidence(self, score: float) -> float:
+        z = self.confidence_slope * score + self.confidence_intercept
+        return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: str
+    position: np.ndarray | None   # (3,)
+    uncertainty_m: float | None
+    confidence: float
+
+
+def fuse(scores: np.ndarray, positions: np.ndarray, radius: float, temperature: float,
+         floor: float = -np.inf) -> tuple[np.ndarray, float, np.ndarray]:
+    """Similarity-weighted mean of the positions within ``radius`` of the best match whose score
+    is >= floor. Returns (position (3,), weighted spread in metres, used mask (k,))."""
+    dist = np.linalg.norm(positions - positions[0], axis=1)
+    used = (dist <= radius) & (scores >= floor)
+    used[0] = True
+    w = np.exp((scores[used] - scores[0]) / temperature)
+    w /= w.sum()
+    pos = w @ positions[used]
+    spread = float(np.sqrt(w @ ((positions[used] - pos) ** 2).sum(1)))
+    return pos, spread, used
+
+
+def conflict_gap(scores: np.ndarray, positions: np.ndarray, radius: float, floor: float) -> float | None:
+    """Score lead of the best match over the best match farther than 2 x radius (None if none)."""
+    far = (np.linalg.norm(positions - positions[0], axis=1) > 2.0 * radius) & (scores >= floor)
+    return float(scores[0] - scores[far].max()) if far.any() else None
+
+
+def decide(scores: np.ndarray, positions: np.ndarray, cal: Calibration) -> Decision:
+    if len(scores) == 0:
+        return Decision("unknown", None, None, 0.0)
+    best = float(scores[0])
+    confidence = cal.confidence(best)
+    if best < cal.unknown_threshold:
+        return Decision("unknown", None, None, confidence)
+    pos, spread, _ = fuse(scores, positions, cal.match_radius_m, cal.temperature, cal.unknown_threshold)
+    uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
+    gap = conflict_gap(scores, positions, cal.match_radius_m, cal.unknown_threshold)
+    if gap is not None and gap < cal.ambiguity_margin:
+        far = np.linalg.norm(positions - positions[0], axis=1)
+        rivals = far[scores >= best - cal.ambiguity_margin]
+        return Decision("ambiguous", pos, max(uncertainty, float(rivals.max())), 0.5 * confidence)
+    return Decision("localized", pos, uncertainty, confidence)

@@ -1,0 +1,61 @@
+"""Exception types. Every error placekit raises derives from ``PlacekitError`` and from the
+built-in exception a caller would catch for the same problem."""
+from __future__ import annotations
+
+__all__ = ["PlacekitError", "MapFormatError", "ModelMismatchError", "ModelNotFoundError", "ModelFormatError", "BackendUnavailableError", "InvalidImageError", "ImageReadError", "LocationError", "CSVFormatError", "OptionsError", "PlaceIndexError", "BuildError", "ClosedError"]
+
+
+class PlacekitError(Exception):
+    """Base class of every placekit error."""
+
+
+class MapFormatError(PlacekitError, ValueError):
+    """A map file is truncated, tampered with, from an unsupported version, or inconsistent."""
+
+
+class ModelMismatchError(MapFormatError):
+    """A map was built with another model than the one it is being opened with."""
+
+
+class ModelNotFoundError(PlacekitError, FileNotFoundError):
+    """A model name or file could not be found."""
+
+
+class ModelFormatError(PlacekitError, ValueError):
+    """A model file is unreadable or lacks the metadata placekit needs."""
+
+
+class BackendUnavailableError(PlacekitError, ImportError):
+    """The requested inference backend (ONNX Runtime, LiteRT) is not installed or usable."""
+
+
+class InvalidImageError(PlacekitError, ValueError):
+    """A frame has the wrong dtype, shape or channel count, is empty, or holds NaN / inf."""
+
+
+class ImageReadError(PlacekitError, OSError):
+    """An image file is missing, unreadable or corrupt."""
+
+
+class LocationError(PlacekitError, ValueError):
+    """A location is missing, non-finite or out of range."""
+
+
+class CSVFormatError(PlacekitError, ValueError):
+    """A locations CSV has missing columns, bad values or duplicate names; names the line."""
+
+
+class OptionsError(PlacekitError, ValueError):
+    """An options dataclass got an unknown field or an invalid value."""
+
+
+class PlaceIndexError(PlacekitError, ValueError):
+    """An index operation got inconsistent input (wrong dimension, unknown id, untrained index)."""
+
+
+class BuildError(PlacekitError, RuntimeError):
+    """A map could not be built from the given images and locations."""
+
+
+class ClosedError(PlacekitError, RuntimeError):
+    """The Localizer was closed."""

@@ -1,0 +1,134 @@
+"""Localizer: open a map, then ``localize(frame)`` -> ``Localization``."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .decision import decide
+from .engine import open_engine
+from .errors import ClosedError, ModelMismatchError, ModelNotFoundError
+from .features import GlobalExtractor
+from .imageio import Frame, to_bgr
+from .models import find_model_by_sha256, resolve_model
+from .options import LocalizerOptions
+from .placemap import PlaceMap
+from .types import Localization, Match
+
+
+class Localizer:
+    """Answers where a frame was taken, from one map file.
+
+    ``localize`` never raises for "no match" (the status says so); it raises typed errors for
+    bad frames. It is safe to call from several threads on one Localizer.
+    """
+
+    def __init__(self, placemap: PlaceMap, extractor: GlobalExtractor, options: LocalizerOptions):
+        self.map = placemap
+        self.extractor = extractor
+        self.options = options
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, options: LocalizerOptions = LocalizerOptions()) -> "Localizer":
+        """Open a map file; finds its model (embedded, ``options.model``, or shipped by sha256)."""
+        placemap = PlaceMap.load(path, verify=options.verify_map)
+        try:
+            engine = _open_model(placemap, options, str(path))
+            return cls(placemap, GlobalExtractor(engine), options)
+        except BaseException:
+            placemap.close()
+            raise
+
+    # ------------------------------------------------------------------ the action
+    def localize(self, frame: Frame) -> Localization:
+        """Where was ``frame`` taken? frame: (H, W, 3) uint8 BGR, (H, W) grey, or a path."""
+        if self._closed:
+            raise ClosedError("this Localizer is closed")
+        t0 = time.perf_counter()
+        bgr = to_bgr(frame)
+        t1 = time.perf_counter()
+        descriptor = self.extractor.describe_bgr(bgr)
+        t2 = time.perf_counter()
+        opts = self.options
+        ids, scores = self.map.index.search(descriptor, k=opts.top_k, nprobe=opts.nprobe, rerank=opts.rerank)
+        t3 = time.perf_counter()
+        rows = self.map.places.rows(ids)
+        positions = np.asarray(self.map.places.xyz[rows])
+        decision = decide(scores, positions, self.map.calibration)
+        matches = tuple(
+            Match(int(i), self.map.places.name(r), float(s), loc)
+            for i, r, s, loc in zip(ids, rows, scores, self.map.location_of(rows))
+        )
+        location = self.map.to_location(decision.position) if decision.position is not None else None
+        t4 = time.perf_counter()
+        timings = {"decode": t1 - t0, "extract": t2 - t1, "search": t3 - t2, "decide": t4 - t3, "total": t4 - t0}
+        return Localization(
+            status=decision.status, location=location, uncertainty_m=decision.uncertainty_m,
+            confidence=decision.confidence, matches=matches,
+            timings_ms={k: v * 1000.0 for k, v in timings.items()},
+        )
+
+    # ------------------------------------------------------------------ info / lifetime
+    def info(self) -> dict:
+        out = self.map.info()
+        engine = self.extractor.engine
+        out["runtime"] = {"backend": engine.backend, "threads": self.options.threads,
+                          "providers": list(getattr(engine, "providers", []))}
+        return out
+
+    def close(self) -> None:
+        with self._close_lock:
+            if not self._closed:
+                self._closed = True
+                self.map.close()
+
+    def __enter__(self) -> "Localizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _open_model(placemap: PlaceMap, options: LocalizerOptions, source: str):
+    want = placemap.model["sha256"]
+    kwargs = dict(backend=options.backend, threads=options.threads,
+                  providers=options.providers or None, delegates=options.delegates or None)
+    if options.model:
+        engine = open_engine(resolve_model(options.model), **kwargs)
+    elif placemap.model_bytes is not None:
+        engine = open_engine(bytes(placemap.model_bytes), **kwargs)
+    else:
+        path = find_model_by_sha256(want)
+        if path is None:
+            try:
+                path = resolve_model(placemap.model["name"])
+            except ModelNotFoundError:
+                raise ModelNotFoundError(
+                    f"{source} was built with model {placemap.model['name']!r} (sha256 {want[:12]}...), "
+                    "which is not installed; pass LocalizerOptions(model=PATH) or rebuild with embed_model=True"
+                ) from None
+        engine = open_engine(path, **kwargs)
+    if engine.sha256 != want and not _same_model_other_format(placemap, engine):
+        raise ModelMismatchError(
+            f"{source} was built with model {placemap.model['name']!r} (sha256 {want[:12]}...) but the model "
+            f"given is {engine.info.name!r} (sha256 {engine.sha256[:12]}...): descriptors would not be comparable"
+        )
+    if engine.info.output_dim != int(placemap.descriptor["dim"]):
+        raise ModelMismatchError(
+            f"{source} holds {placemap.descriptor['dim']}-D descriptors; model {engine.info.name!r} gives "
+            f"{engine.info.output_dim}-D"
+        )
+    return engine
+
+
+def _same_model_other_format(placemap: PlaceMap, engine) -> bool:
+    """A map built with one export of a model may run on another export (LiteRT, int8) of the
+    same checkpoint: same name and checkpoint sha256 in the metadata."""
+    info = placemap.model.get("info", {})
+    ckpt = info.get("placekit.checkpoint_sha256")
+    return bool(ckpt) and ckpt == engine.info.checkpoint_sha256 and info.get("placekit.name") == engine.info.name

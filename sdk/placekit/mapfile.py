@@ -1,0 +1,261 @@
+"""The map file: one uncompressed ZIP archive whose members can be memory-mapped.
+
+Layout (format version 1)::
+
+    manifest.json        format/reader versions, writer library version, model, descriptor,
+                         coordinate frame, index recipe + search defaults, calibration,
+                         {member: {sha256, size}} for every other member, user metadata
+    *.npy                arrays (NumPy format, never pickled objects), data 64-byte aligned
+    *.bin                raw byte blobs (UTF-8 place names, an embedded model)
+
+Writes are atomic: a temporary file in the target folder, fsync, then ``os.replace``; a
+failed write leaves no partial file. Reads check the structure (ZIP directory, member list,
+sizes, NumPy headers) always, and every member's sha256 unless ``verify=False``. Every
+problem raises ``MapFormatError`` naming the file and what was expected.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import mmap
+import os
+import struct
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MapFormatError
+
+FORMAT_NAME = "placekit-map"
+FORMAT_VERSION = 1
+MIN_READER_VERSION = 1
+MANIFEST = "manifest.json"
+ALIGN = 64
+_PAD_EXTRA_ID = 0x6B70  # "pk": padding block in the local header's extra field
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+_ZIP64_LOCAL_EXTRA = 20
+_MAX_MANIFEST_BYTES = 64 << 20
+
+
+@dataclass
+class MapContents:
+    """What a map file holds: the manifest dict, arrays and byte blobs by member name."""
+
+    manifest: dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    blobs: dict[str, bytes | memoryview] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- writing
+def write_map(path: str | os.PathLike, contents: MapContents) -> None:
+    """Atomically write ``contents`` to ``path``; the manifest gets the member table."""
+    path = Path(path)
+    if path.exists() and path.is_dir():
+        raise MapFormatError(f"cannot write map to {path}: it is a directory")
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            members = _write_members(fh, contents)
+            fh.flush()
+            os.fsync(fh.fileno())
+        del members
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _write_members(fh, contents: MapContents) -> dict:
+    table: dict[str, dict] = {}
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in contents.arrays.items():
+            array = np.ascontiguousarray(array)
+            if array.dtype.hasobject:
+                raise MapFormatError(f"member {name}: object arrays cannot be stored")
+            header = io.BytesIO()
+            np.lib.format.write_array_header_2_0(header, np.lib.format.header_data_from_array_1_0(array))
+            chunks = [header.getvalue(), memoryview(array.reshape(-1).view(np.uint8))]
+            table[name] = _write_member(zf, fh, name, chunks)
+        for name, blob in contents.blobs.items():
+            table[name] = _write_member(zf, fh, name, [memoryview(blob)])
+        manifest = dict(contents.manifest)
+        manifest["members"] = table
+        manifest["manifest_sha256"] = manifest_digest(manifest)
+        data = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+        zf.writestr(zipfile.ZipInfo(MANIFEST, date_time=(2020, 1, 1, 0, 0, 0)), data)
+    return table
+
+
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON without its own ``manifest_sha256`` field."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _write_member(zf: zipfile.ZipFile, fh, name: str, chunks: list) -> dict:
+    size = sum(len(c) for c in chunks)
+    zip64 = size > 0x7FFFFFFF
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    offset = fh.tell()
+    fixed = _LOCAL_HEADER.size + len(name.encode("utf-8")) + (_ZIP64_LOCAL_EXTRA if zip64 else 0)
+    pad = (-(offset + fixed)) % ALIGN
+    if 0 < pad < 4:
+        pad += ALIGN
+    if pad:
+        info.extra = struct.pack("<HH", _PAD_EXTRA_ID, pad - 4) + b"\0" * (pad - 4)
+    digest = hashlib.sha256()
+    with zf.open(info, "w", force_zip64=zip64) as out:
+        for chunk in chunks:
+            for start in range(0, len(chunk), 1 << 24):
+                piece = chunk[start:start + (1 << 24)]
+                digest.update(piece)
+                out.write(piece)
+    return {"sha256": digest.hexdigest(), "size": size}
+
+
+# --------------------------------------------------------------------------- reading
+class MapReader:
+    """An open map file. ``arrays`` are read-only views into a memory map of the file."""
+
+    def __init__(self, path: str | os.PathLike, verify: bool = True):
+        self.path = Path(path)
+        self._fh = None
+        self._mm = None
+        try:
+            self._open(verify)
+        except MapFormatError:
+            self.close()
+            raise
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, ValueError,
+                KeyError, UnicodeDecodeError, OverflowError) as exc:
+            self.close()
+            raise MapFormatError(f"{self.path}: not a valid placekit map ({type(exc).__name__}: {exc})") from exc
+
+    def _fail(self, what: str) -> MapFormatError:
+        return MapFormatError(f"{self.path}: {what}")
+
+    def _open(self, verify: bool) -> None:
+        if not self.path.is_file():
+            raise MapFormatError(f"{self.path}: map file does not exist")
+        self._fh = open(self.path, "rb")
+        size = os.fstat(self._fh.fileno()).st_size
+        if size == 0:
+            raise self._fail("file is empty")
+        self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        zf = zipfile.ZipFile(self._fh)
+        with zf:
+            infos = {i.filename: i for i in zf.infolist()}
+            if MANIFEST not in infos:
+                raise self._fail("no manifest.json member: not a placekit map")
+            self.manifest = self._read_manifest(infos[MANIFEST], size)
+            declared = self.manifest["members"]
+            actual = set(infos) - {MANIFEST}
+            if set(declared) != actual:
+                missing, extra = sorted(set(declared) - actual), sorted(actual - set(declared))
+                raise self._fail(f"members do not match the manifest (missing {missing}, unexpected {extra})")
+            self._spans = {name: self._member_span(infos[name], size) for name in actual}
+        for name, (start, length) in self._spans.items():
+            if declared[name].get("size") != length:
+                raise self._fail(f"member {name} has {length} bytes, manifest says {declared[name].get('size')}")
+            if verify and hashlib.sha256(self._mm[start:start + length]).hexdigest() != declared[name].get("sha256"):
+                raise self._fail(f"member {name} fails its sha256 check: the file is corrupt or was modified")
+        self.arrays = {n: self._array(n) for n in self._spans if n.endswith(".npy")}
+
+    def _member_span(self, info: zipfile.ZipInfo, size: int) -> tuple[int, int]:
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise self._fail(f"member {info.filename} is compressed; maps must be stored uncompressed")
+        if info.flag_bits & 0x1:
+            raise self._fail(f"member {info.filename} is encrypted")
+        off = info.header_offset
+        if off + _LOCAL_HEADER.size > size:
+            raise self._fail(f"member {info.filename}: header beyond end of file (truncated)")
+        fields = _LOCAL_HEADER.unpack(self._mm[off:off + _LOCAL_HEADER.size])
+        if fields[0] != b"PK\x03\x04":
+            raise self._fail(f"member {info.filename}: bad local header signature")
+        start = off + _LOCAL_HEADER.size + fields[-2] + fields[-1]
+        if start + info.file_size > size:
+            raise self._fail(f"member {info.filename} runs past the end of the file (truncated)")
+        return start, info.file_size
+
+    def _read_manifest(self, info: zipfile.ZipInfo, size: int) -> dict:
+        if info.file_size > _MAX_MANIFEST_BYTES:
+            raise self._fail("manifest.json is implausibly large")
+        start, length = self._member_span(info, size)
+        try:
+            manifest = json.loads(bytes(self._mm[start:start + length]).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise self._fail(f"manifest.json is not valid JSON ({exc})") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            raise self._fail("manifest.json does not describe a placekit map")
+        version, needs = manifest.get("format_version"), manifest.get("min_reader_version")
+        if not isinstance(version, int) or not isinstance(needs, int):
+            raise self._fail("manifest.json lacks integer format_version / min_reader_version")
+        if needs > FORMAT_VERSION:
+            raise self._fail(
+                f"map format {version} needs a reader of format >= {needs}; this placekit reads "
+                f"format {FORMAT_VERSION} (written by placekit {manifest.get('library_version', '?')}): upgrade placekit"
+            )
+        if manifest.get("manifest_sha256") != manifest_digest(manifest):
+            raise self._fail("manifest.json fails its sha256 check: the file is corrupt or was modified")
+        if not isinstance(manifest.get("members"), dict) or not all(
+            isinstance(v, dict) for v in manifest["members"].values()
+        ):
+            raise self._fail("manifest.json has no valid member table")
+        return manifest
+
+    def _array(self, name: str) -> np.ndarray:
+        start, length = self._spans[name]
+        head = io.BytesIO(self._mm[start:start + min(length, 65536)])
+        try:
+            major, _ = np.lib.format.read_magic(head)
+            reader = {1: np.lib.format.read_array_header_1_0, 2: np.lib.format.read_array_header_2_0}
+            if major not in reader:
+                raise self._fail(f"member {name}: unsupported .npy version {major}")
+            shape, fortran, dtype = reader[major](head)
+        except ValueError as exc:
+            raise self._fail(f"member {name}: bad .npy header ({exc})") from exc
+        if dtype.hasobject:
+            raise self._fail(f"member {name} holds Python objects; refusing to unpickle")
+        if fortran:
+            raise self._fail(f"member {name} is Fortran-ordered; expected C order")
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        data_start = head.tell()
+        if data_start + nbytes != length:
+            raise self._fail(f"member {name}: array of shape {shape} {dtype} does not fit its {length} bytes")
+        return np.ndarray(shape, dtype=dtype, buffer=self._mm, offset=start + data_start)
+
+    def blob(self, name: str) -> memoryview:
+        """Bytes of a non-array member (a read-only view into the memory map)."""
+        if name not in self._spans:
+            raise self._fail(f"member {name} is missing")
+        start, length = self._spans[name]
+        return memoryview(self._mm)[start:start + length]
+
+    def array(self, name: str) -> np.ndarray:
+        if name not in self.arrays:
+            raise self._fail(f"array member {name} is missing")
+        return self.arrays[name]
+
+    def close(self) -> None:
+        """Release the file. Arrays handed out keep the mapping alive until they are freed."""
+        self.arrays = {}
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:
+                pass  # views still alive; the mapping closes when they are collected
+            self._mm = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

@@ -1,0 +1,110 @@
+"""Options: frozen, typed dataclasses. ``from_dict`` rejects unknown fields; presets cover the
+common trade-offs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Optional, TypeVar
+
+from .errors import OptionsError
+
+T = TypeVar("T")
+BACKENDS = ("auto", "onnx", "litert")
+DESCRIPTORS = ("gem",)
+
+
+def _from_dict(cls: type[T], values: dict[str, Any]) -> T:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise OptionsError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+    return cls(**values)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise OptionsError(message)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How ``MapBuilder`` builds a map.
+
+    descriptor: global descriptor kind (``gem``). model: shipped model name or a model path.
+    recipe: index recipe (see ``placekit.index``) or ``auto``. match_radius_m: two images
+    within this distance show the same place (calibration, fusion). target_precision: the
+    precision the ``localized`` decision is calibrated to on the map's own images.
+    embed_model: store the model inside the map (one-file deployment).
+    """
+
+    descriptor: str = "gem"
+    model: str = "default"
+    recipe: str = "auto"
+    match_radius_m: float = 25.0
+    target_precision: float = 0.9
+    embed_model: bool = False
+    nprobe: int = 16
+    rerank: int = 64
+    backend: str = "auto"
+    threads: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
+        _check(self.match_radius_m > 0, "match_radius_m must be > 0")
+        _check(0.0 < self.target_precision < 1.0, "target_precision must be in (0, 1)")
+        _check(self.nprobe >= 1 and self.rerank >= 0, "nprobe must be >= 1 and rerank >= 0")
+        _check(self.backend in BACKENDS, f"backend must be one of {BACKENDS}")
+        _check(self.threads >= 0, "threads must be >= 0")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "BuildOptions":
+        return _from_dict(cls, values)
+
+
+@dataclass(frozen=True)
+class LocalizerOptions:
+    """How ``Localizer`` runs.
+
+    backend: ``auto`` (from the model file), ``onnx`` or ``litert``. threads: inference
+    threads (0 = backend default). providers: ONNX Runtime execution providers in priority
+    order. delegates: LiteRT delegate libraries. model: a model path or name to use instead of
+    the one the map names (its sha256 must match). top_k: matches returned and fused.
+    nprobe / rerank: override the map's search defaults. verify_map: check every member's
+    sha256 at open.
+    """
+
+    backend: str = "auto"
+    threads: int = 0
+    providers: tuple[str, ...] = ()
+    delegates: tuple[str, ...] = ()
+    model: Optional[str] = None
+    top_k: int = 5
+    nprobe: Optional[int] = None
+    rerank: Optional[int] = None
+    verify_map: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        _check(self.threads >= 0, "threads must be >= 0")
+        _check(1 <= self.top_k <= 100, "top_k must be within 1..100")
+        _check(self.nprobe is None or self.nprobe >= 1, "nprobe must be >= 1")
+        _check(self.rerank is None or self.rerank >= 0, "rerank must be >= 0")
+        object.__setattr__(self, "providers", tuple(self.providers))
+        object.__setattr__(self, "delegates", tuple(self.delegates))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "LocalizerOptions":
+        return _from_dict(cls, values)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "LocalizerOptions":
+        """``fast`` (fewer probes, short re-rank), ``balanced`` (the map's defaults) or
+        ``accurate`` (more probes, long re-rank, more matches fused)."""
+        presets = {
+            "fast": cls(top_k=3, nprobe=8, rerank=16),
+            "balanced": cls(),
+            "accurate": cls(top_k=10, nprobe=64, rerank=256),
+        }
+        if name not in presets:
+            raise OptionsError(f"unknown preset {name!r}; choose from {sorted(presets)}")
+        return replace(presets[name], **overrides)

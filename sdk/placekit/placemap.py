@@ -1,0 +1,147 @@
+"""A map in memory: index + places + frame + calibration + model reference, and its
+translation to and from the map file (``placekit.mapfile``).
+
+Manifest sections (format 1): ``model`` {name, sha256, embedded, info}, ``descriptor``
+{kind, dim}, ``frame`` ({kind: wgs84, origin} or {kind: local}), ``index`` (recipe, dims,
+search defaults, graph scalars), ``calibration`` (decision thresholds), ``places`` {count},
+``user`` (free metadata), plus the versions and member table of ``placekit.mapfile``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+from .decision import Calibration
+from .errors import MapFormatError
+from .geo import LocalFrame
+from .index import PlaceIndex
+from .index_io import index_from_members, index_to_members
+from .mapfile import FORMAT_NAME, FORMAT_VERSION, MIN_READER_VERSION, MapContents, MapReader, write_map
+from .places import PlaceTable
+from .types import Location
+
+MODEL_MEMBER = "model/model.bin"
+
+
+@dataclass
+class PlaceMap:
+    model: dict
+    descriptor: dict
+    index: PlaceIndex
+    places: PlaceTable
+    frame: LocalFrame | None
+    calibration: Calibration
+    user: dict = field(default_factory=dict)
+    model_bytes: bytes | memoryview | None = None
+    manifest: dict = field(default_factory=dict)
+    reader: MapReader | None = None
+
+    # ------------------------------------------------------------------ I/O
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically to ``path``."""
+        section, arrays = index_to_members(self.index)
+        place_arrays, blobs = self.places.to_arrays()
+        arrays.update(place_arrays)
+        model = dict(self.model, embedded=self.model_bytes is not None)
+        if self.model_bytes is not None:
+            blobs[MODEL_MEMBER] = bytes(self.model_bytes)
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "min_reader_version": MIN_READER_VERSION,
+            "library_version": __version__,
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "model": model,
+            "descriptor": self.descriptor,
+            "frame": self.frame.to_dict() if self.frame else {"kind": "local"},
+            "index": section,
+            "calibration": self.calibration.to_dict(),
+            "places": {"count": len(self.places)},
+            "user": self.user,
+        }
+        write_map(path, MapContents(manifest, arrays, blobs))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, verify: bool = True) -> "PlaceMap":
+        reader = MapReader(path, verify=verify)
+        try:
+            return cls._from_reader(reader)
+        except MapFormatError:
+            reader.close()
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            reader.close()
+            raise MapFormatError(f"{path}: invalid map contents ({type(exc).__name__}: {exc})") from exc
+
+    @classmethod
+    def _from_reader(cls, reader: MapReader) -> "PlaceMap":
+        m = reader.manifest
+        source = str(reader.path)
+        index = index_from_members(m["index"], reader.arrays, source)
+        a = reader.arrays
+        places = PlaceTable(a["places/ids.npy"], a["places/xyz.npy"], reader.blob("places/names.bin"),
+                            a["places/name_offsets.npy"], a["places/rotation.npy"], a["places/intrinsics.npy"])
+        places.validate(source)
+        if len(places) != len(index._lists.ids) or not np.array_equal(np.sort(index._lists.ids), places.ids):
+            raise MapFormatError(f"{source}: index and places table list different places")
+        frame_d = m["frame"]
+        if frame_d["kind"] == "wgs84":
+            o = frame_d["origin"]
+            frame = LocalFrame(float(o["lat"]), float(o["lon"]), float(o.get("alt", 0.0)))
+        elif frame_d["kind"] == "local":
+            frame = None
+        else:
+            raise MapFormatError(f"{source}: unknown coordinate frame {frame_d['kind']!r}")
+        model = dict(m["model"])
+        if not isinstance(model.get("sha256"), str) or not isinstance(model.get("name"), str):
+            raise MapFormatError(f"{source}: the manifest's model section lacks name / sha256")
+        model_bytes = reader.blob(MODEL_MEMBER) if model.get("embedded") else None
+        descriptor = dict(m["descriptor"])
+        if int(descriptor["dim"]) != index.dim_in:
+            raise MapFormatError(f"{source}: descriptor dim {descriptor['dim']} != index input dim {index.dim_in}")
+        return cls(model, descriptor, index, places, frame, Calibration.from_dict(m["calibration"]),
+                   dict(m.get("user", {})), model_bytes, m, reader)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+    # ------------------------------------------------------------------ places
+    def location_of(self, rows: np.ndarray) -> list[Location]:
+        return [self.to_location(self.places.xyz[r]) for r in rows]
+
+    def to_location(self, xyz: np.ndarray) -> Location:
+        """Map-frame metres -> a Location in the map's frame (WGS84 or local)."""
+        if self.frame is None:
+            return Location(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]))
+        lat, lon, alt = self.frame.to_wgs84(np.asarray(xyz, float))
+        return Location(lat=float(lat), lon=float(lon), alt=float(alt))
+
+    def info(self) -> dict:
+        """A JSON-friendly summary (``placekit map info``)."""
+        m = self.manifest
+        size = Path(self.reader.path).stat().st_size if self.reader else None
+        xyz = np.asarray(self.places.xyz)
+        extent = (xyz.max(0) - xyz.min(0)).tolist() if len(xyz) else [0.0, 0.0, 0.0]
+        return {
+            "path": str(self.reader.path) if self.reader else None,
+            "format_version": m.get("format_version"),
+            "library_version": m.get("library_version"),
+            "created_utc": m.get("created_utc"),
+            "places": self.index.ntotal,
+            "descriptor": self.descriptor,
+            "model": {k: self.model.get(k) for k in ("name", "sha256", "embedded")},
+            "frame": m.get("frame"),
+            "extent_m": [round(v, 2) for v in extent],
+            "index": {"recipe": str(self.index.recipe), "dim": self.index.dim,
+                      "search": m.get("index", {}).get("search")},
+            "calibration": self.calibration.to_dict(),
+            "file_bytes": size,
+            "bytes_per_place": round(size / max(self.index.ntotal, 1), 1) if size else None,
+            "user": self.user,
+        }

@@ -1,0 +1,75 @@
+"""The places table of a map: id, name, position (local metres), optional camera data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import MapFormatError
+
+
+@dataclass(frozen=True)
+class PlaceTable:
+    """Rows sorted by id. ids (N,) int64; xyz (N, 3) float64 metres in the map frame;
+    names as UTF-8 bytes ``name_blob`` cut by ``name_offsets`` (N + 1,) int64; rotation (N, 4)
+    and intrinsics (N, 4) float32, NaN where unknown."""
+
+    ids: np.ndarray
+    xyz: np.ndarray
+    name_blob: bytes | memoryview
+    name_offsets: np.ndarray
+    rotation: np.ndarray
+    intrinsics: np.ndarray
+
+    @classmethod
+    def create(cls, ids, xyz, names, rotation=None, intrinsics=None) -> "PlaceTable":
+        ids = np.asarray(ids, np.int64)
+        order = np.argsort(ids, kind="stable")
+        encoded = [n.encode("utf-8") for n in names]
+        offsets = np.zeros(len(encoded) + 1, np.int64)
+        offsets[1:] = np.cumsum([len(e) for e in encoded])
+        blob = b"".join(encoded)
+        n = len(ids)
+        rot = np.full((n, 4), np.nan, np.float32) if rotation is None else np.asarray(rotation, np.float32)
+        intr = np.full((n, 4), np.nan, np.float32) if intrinsics is None else np.asarray(intrinsics, np.float32)
+        table = cls(ids, np.asarray(xyz, np.float64), blob, offsets, rot, intr)
+        return table.take(order)
+
+    def take(self, rows: np.ndarray) -> "PlaceTable":
+        names = [self.name(r) for r in rows]
+        encoded = [n.encode("utf-8") for n in names]
+        offsets = np.zeros(len(rows) + 1, np.int64)
+        offsets[1:] = np.cumsum([len(e) for e in encoded])
+        return PlaceTable(self.ids[rows], self.xyz[rows], b"".join(encoded), offsets,
+                          self.rotation[rows], self.intrinsics[rows])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Row of each id; MapFormatError if an id is not in the table."""
+        rows = np.searchsorted(self.ids, ids)
+        rows = np.minimum(rows, len(self.ids) - 1)
+        if len(self.ids) == 0 or not np.array_equal(self.ids[rows], ids):
+            raise MapFormatError("the index refers to places missing from the places table")
+        return rows
+
+    def name(self, row: int) -> str:
+        a, b = int(self.name_offsets[row]), int(self.name_offsets[row + 1])
+        return bytes(self.name_blob[a:b]).decode("utf-8", errors="replace")
+
+    def validate(self, source: str) -> None:
+        n = len(self.ids)
+        ok = (self.xyz.shape == (n, 3) and self.rotation.shape == (n, 4) and self.intrinsics.shape == (n, 4)
+              and self.name_offsets.shape == (n + 1,) and (n == 0 or (
+                  self.name_offsets[0] == 0 and self.name_offsets[-1] == len(self.name_blob)
+                  and np.all(np.diff(self.name_offsets) >= 0) and np.all(np.diff(self.ids) > 0)))
+              and np.isfinite(self.xyz).all())
+        if not ok:
+            raise MapFormatError(f"{source}: the places table is inconsistent")
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, bytes]]:
+        arrays = {"places/ids.npy": self.ids, "places/xyz.npy": self.xyz,
+                  "places/name_offsets.npy": self.name_offsets,
+                  "places/rotation.npy": self.rotation, "places/intrinsics.npy": self.intrinsics}
+        return arrays, {"places/names.bin": bytes(self.name_blob)}

@@ -1,0 +1,187 @@
+"""Vector compression: PCA-whitening, k-means, product quantization (+ OPQ rotation), ADC.
+
+All functions are vectorised over vectors; loops run only over sub-quantizers or iterations.
+Shapes: N vectors of dimension d in, D after projection, M sub-quantizers of ``dsub = D / M``
+dimensions with ``ksub <= 256`` centroids each; codes are ``(N, M)`` uint8.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import PlaceIndexError
+
+CHUNK = 65536
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows of ``x`` (N, d) scaled to unit length (all-zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def squared_distances(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(N, d), (K, d) -> (N, K) squared L2 distances through one matrix product."""
+    d = (x * x).sum(1)[:, None] - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]
+    return np.maximum(d, 0.0, out=d)
+
+
+def assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of the nearest centroid for each row of x, in chunks to bound memory. (N,) int64."""
+    out = np.empty(len(x), np.int64)
+    for s in range(0, len(x), CHUNK):
+        out[s:s + CHUNK] = squared_distances(x[s:s + CHUNK], centroids).argmin(1)
+    return out
+
+
+def kmeans(x: np.ndarray, k: int, iters: int = 20, seed: int = 0) -> np.ndarray:
+    """Lloyd's k-means with random-sample initialisation; empty clusters are re-seeded by
+    splitting the largest one. (N, d) float32 -> (k, d) float32 centroids."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n = len(x)
+    if n < k:
+        raise PlaceIndexError(f"k-means needs at least k={k} training vectors, got {n}")
+    rng = np.random.default_rng(seed)
+    centroids = x[rng.choice(n, k, replace=False)].copy()
+    for _ in range(iters):
+        labels = assign(x, centroids)
+        counts = np.bincount(labels, minlength=k).astype(np.float32)
+        sums = _cluster_sums(x, labels, k)
+        nonempty = counts > 0
+        centroids[nonempty] = sums[nonempty] / counts[nonempty, None]
+        for empty in np.flatnonzero(~nonempty):
+            big = int(np.argmax(counts))
+            noise = rng.normal(scale=1e-4, size=x.shape[1]).astype(np.float32)
+            centroids[empty] = centroids[big] + noise
+            centroids[big] -= noise
+            counts[big] /= 2
+            counts[empty] = counts[big]
+    return centroids
+
+
+def _cluster_sums(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(k, d) sum of the rows of x in each cluster (sort + reduceat, no Python loop)."""
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    sums = np.zeros((k, x.shape[1]), np.float32)
+    sums[sorted_labels[starts]] = np.add.reduceat(x[order], starts, axis=0)
+    return sums
+
+
+@dataclass
+class PCAWhitening:
+    """x -> L2-normalise(((x - mean) @ projection)); ``projection`` (d, D) folds the whitening."""
+
+    mean: np.ndarray
+    projection: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, dim: int, shrinkage: float | None = None, whiten: bool = True) -> "PCAWhitening":
+        """Fit on (N, d) vectors. Eigenvalues are shrunk toward their mean by ``shrinkage``
+        (0 = full whitening, 1 = plain PCA rotation up to a scale) before inverting. By default
+        ``shrinkage = clip(D / N, 0.1, 0.6)``: the fewer samples per output dimension, the less
+        the small (noisy) eigenvalues are trusted."""
+        x = np.asarray(x, dtype=np.float64)
+        n, d = x.shape
+        if n < 2:
+            raise PlaceIndexError("PCA-whitening needs at least 2 training vectors")
+        dim = min(dim, d, n - 1)
+        if shrinkage is None:
+            shrinkage = float(np.clip(dim / n, 0.1, 0.6))
+        mean = x.mean(0)
+        xc = x - mean
+        cov = xc.T @ xc / (n - 1)
+        eigvals, eigvecs = np.linalg.eigh(cov)
+        order = np.argsort(eigvals)[::-1][:dim]
+        eigvals, eigvecs = np.maximum(eigvals[order], 0.0), eigvecs[:, order]
+        if whiten:
+            shrunk = (1.0 - shrinkage) * eigvals + shrinkage * eigvals.mean()
+            eigvecs = eigvecs / np.sqrt(np.maximum(shrunk, 1e-12))[None, :]
+        return cls(mean.astype(np.float32), eigvecs.astype(np.float32))
+
+    @property
+    def dim(self) -> int:
+        return int(self.projection.shape[1])
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """(N, d) -> (N, D) unit-norm."""
+        return l2_normalize((np.asarray(x, np.float32) - self.mean) @ self.projection)
+
+
+@dataclass
+class ProductQuantizer:
+    """M sub-quantizers; ``codebooks`` is (M, ksub, dsub) float32."""
+
+    codebooks: np.ndarray
+
+    @property
+    def m(self) -> int:
+        return int(self.codebooks.shape[0])
+
+    @property
+    def ksub(self) -> int:
+        return int(self.codebooks.shape[1])
+
+    @property
+    def dsub(self) -> int:
+        return int(self.codebooks.shape[2])
+
+    @classmethod
+    def fit(cls, x: np.ndarray, m: int, ksub: int = 256, iters: int = 20, seed: int = 0) -> "ProductQuantizer":
+        n, d = x.shape
+        if d % m:
+            raise PlaceIndexError(f"PQ needs the dimension ({d}) to be a multiple of M ({m})")
+        ksub = min(ksub, 256, n)
+        dsub = d // m
+        books = np.stack([
+            kmeans(x[:, i * dsub:(i + 1) * dsub], ksub, iters=iters, seed=seed + i) for i in range(m)
+        ])
+        return cls(books.astype(np.float32))
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) -> (N, M) uint8 codes."""
+        x = np.asarray(x, np.float32)
+        codes = np.empty((len(x), self.m), np.uint8)
+        for i in range(self.m):
+            codes[:, i] = assign(x[:, i * self.dsub:(i + 1) * self.dsub], self.codebooks[i])
+        return codes
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """(N, M) uint8 -> (N, D) float32 reconstructions."""
+        parts = self.codebooks[np.arange(self.m)[None, :], codes.astype(np.int64)]
+        return parts.reshape(len(codes), self.m * self.dsub)
+
+    def distance_tables(self, q: np.ndarray) -> np.ndarray:
+        """ADC lookup tables: (P, D) queries -> (P, M, ksub) squared distances per sub-space."""
+        q = np.asarray(q, np.float32).reshape(len(q), self.m, self.dsub)
+        cross = np.einsum("pmd,mkd->pmk", q, self.codebooks)
+        return (q * q).sum(2)[:, :, None] - 2.0 * cross + (self.codebooks ** 2).sum(2)[None]
+
+
+def fit_opq(x: np.ndarray, m: int, iters: int = 8, pq_iters: int = 6, seed: int = 0) -> np.ndarray:
+    """Non-parametric OPQ (Ge et al.): alternate PQ training and an orthogonal Procrustes
+    update. (N, D) -> (D, D) rotation R applied as ``x @ R``."""
+    x = np.asarray(x, np.float32)
+    d = x.shape[1]
+    rotation = np.eye(d, dtype=np.float32)
+    for it in range(iters):
+        rotated = x @ rotation
+        pq = ProductQuantizer.fit(rotated, m, iters=pq_iters, seed=seed + it)
+        recon = pq.decode(pq.encode(rotated))
+        u, _, vt = np.linalg.svd(x.T.astype(np.float64) @ recon.astype(np.float64))
+        rotation = (u @ vt).astype(np.float32)
+    return rotation
+
+
+def adc_scan(tables: np.ndarray, codes: np.ndarray, table_of_row: np.ndarray) -> np.ndarray:
+    """Approximate squared distances of coded rows.
+
+    tables (P, M, ksub) float32; codes (n, M) uint8; table_of_row (n,) which table each row
+    uses (its probed list). Returns (n,) float32.
+    """
+    p, m, ksub = tables.shape
+    flat = tables.reshape(-1)
+    base = table_of_row.astype(np.int64)[:, None] * (m * ksub) + (np.arange(m) * ksub)[None, :]
+    return flat[base + codes].sum(1, dtype=np.float32)

@@ -1,0 +1,122 @@
+"""Public value types: locations in, localization results out. All frozen dataclasses."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Optional
+
+from .errors import LocationError
+
+Status = Literal["localized", "ambiguous", "unknown"]
+
+
+def _finite(name: str, value: float | None) -> None:
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+        raise LocationError(f"{name} must be a finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an image was taken: WGS84 (``lat``, ``lon`` degrees, optional ``alt`` metres) or a
+    local metric frame (``x``, ``y``, optional ``z``). Optional ``rotation`` (qw, qx, qy, qz,
+    world-to-camera) and ``intrinsics`` (fx, fy, cx, cy in pixels) describe a posed camera."""
+
+    lat: Optional[float] = None
+    lon: Optional[float] = None
+    alt: Optional[float] = None
+    x: Optional[float] = None
+    y: Optional[float] = None
+    z: Optional[float] = None
+    rotation: Optional[tuple[float, float, float, float]] = None
+    intrinsics: Optional[tuple[float, float, float, float]] = None
+
+    def __post_init__(self) -> None:
+        for name in ("lat", "lon", "alt", "x", "y", "z"):
+            _finite(name, getattr(self, name))
+        geo = self.lat is not None or self.lon is not None
+        local = self.x is not None or self.y is not None
+        if geo == local:
+            raise LocationError("a Location needs either lat/lon (WGS84) or x/y (local), not both or neither")
+        if geo:
+            if self.lat is None or self.lon is None:
+                raise LocationError("a WGS84 Location needs both lat and lon")
+            if not -90.0 <= self.lat <= 90.0:
+                raise LocationError(f"lat must be within [-90, 90], got {self.lat}")
+            if not -180.0 <= self.lon <= 180.0:
+                raise LocationError(f"lon must be within [-180, 180], got {self.lon}")
+            if self.z is not None:
+                raise LocationError("use alt, not z, with lat/lon")
+        elif self.x is None or self.y is None:
+            raise LocationError("a local Location needs both x and y")
+        for name, n in (("rotation", 4), ("intrinsics", 4)):
+            value = getattr(self, name)
+            if value is not None:
+                if len(value) != n:
+                    raise LocationError(f"{name} needs {n} numbers, got {len(value)}")
+                for v in value:
+                    _finite(name, v)
+        if self.rotation is not None and not math.isclose(sum(v * v for v in self.rotation), 1.0, rel_tol=1e-2):
+            raise LocationError("rotation must be a unit quaternion (qw, qx, qy, qz)")
+        if self.intrinsics is not None and (self.intrinsics[0] <= 0 or self.intrinsics[1] <= 0):
+            raise LocationError("focal lengths fx, fy must be positive")
+
+    @property
+    def is_wgs84(self) -> bool:
+        return self.lat is not None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Match:
+    """One retrieved map place: its id, image name, similarity score and location."""
+
+    place_id: int
+    name: str
+    score: float
+    location: Location
+
+    def to_dict(self) -> dict:
+        return {"place_id": self.place_id, "name": self.name, "score": round(self.score, 6),
+                "location": self.location.to_dict()}
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Camera pose in the map frame: world-to-camera ``rotation`` (qw, qx, qy, qz),
+    ``translation`` (t in x_cam = R x_world + t) and camera ``center`` in the map frame."""
+
+    rotation: tuple[float, float, float, float]
+    translation: tuple[float, float, float]
+    center: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Localization:
+    """The answer of ``Localizer.localize``.
+
+    status: ``localized`` (a confident answer), ``ambiguous`` (similar places far apart),
+    ``unknown`` (no map place looks like the frame). ``location`` is None for unknown.
+    ``uncertainty_m``: 1-sigma radius of the position estimate. ``confidence`` in [0, 1]:
+    the calibrated share of correct answers at this score. ``timings_ms``: per stage.
+    """
+
+    status: Status
+    location: Optional[Location]
+    uncertainty_m: Optional[float]
+    confidence: float
+    matches: tuple[Match, ...] = ()
+    pose: Optional[Pose] = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "location": self.location.to_dict() if self.location else None,
+            "uncertainty_m": None if self.uncertainty_m is None else round(self.uncertainty_m, 3),
+            "confidence": round(self.confidence, 4),
+            "matches": [m.to_dict() for m in self.matches],
+            "pose": asdict(self.pose) if self.pose else None,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
