@@ -95,7 +95,7 @@ class MapBuilder:
         engine = self.extractor.engine
         placemap = PlaceMap(
             model={"name": engine.info.name, "file": self._model_path.name, "sha256": engine.sha256,
-                   "info": engine.info.to_metadata()},
+                   "path_hint": str(self._model_path.resolve()), "info": engine.info.to_metadata()},
             descriptor={"kind": opts.descriptor, "dim": int(x.shape[1])},
             index=index,
             places=PlaceTable.create(ids, xyz, self._names, rotation, intrinsics),

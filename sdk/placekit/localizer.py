@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .decision import decide
-from .engine import open_engine
+from .engine import open_engine, sha256_file
 from .errors import ClosedError, ModelMismatchError, ModelNotFoundError
 from .features import GlobalExtractor
 from .imageio import Frame, to_bgr
@@ -103,7 +103,7 @@ def _open_model(placemap: PlaceMap, options: LocalizerOptions, source: str):
     elif placemap.model_bytes is not None:
         engine = open_engine(bytes(placemap.model_bytes), **kwargs)
     else:
-        path = find_model_by_sha256(want)
+        path = find_model_by_sha256(want) or _model_beside(placemap, source, want)
         if path is None:
             try:
                 path = resolve_model(placemap.model["name"])
@@ -124,6 +124,19 @@ def _open_model(placemap: PlaceMap, options: LocalizerOptions, source: str):
             f"{engine.info.output_dim}-D"
         )
     return engine
+
+
+def _model_beside(placemap: PlaceMap, source: str, sha256: str) -> Path | None:
+    """The model file next to the map, or where it was at build time, if its sha256 matches."""
+    candidates = []
+    if placemap.model.get("file"):
+        candidates.append(Path(source).parent / Path(str(placemap.model["file"])).name)
+    if placemap.model.get("path_hint"):
+        candidates.append(Path(str(placemap.model["path_hint"])))
+    for path in candidates:
+        if path.is_file() and sha256_file(path) == sha256:
+            return path
+    return None
 
 
 def _same_model_other_format(placemap: PlaceMap, engine) -> bool:

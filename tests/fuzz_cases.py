@@ -1,0 +1,29 @@
+"""Mutations of a map file's bytes for the fuzz test and benchmarks/fuzz_mapfile.py."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def mutate(data: bytes, rng: np.random.Generator) -> bytes:
+    """One random corruption: flipped bytes, truncation, a removed / duplicated / zeroed span,
+    or garbage appended."""
+    buf = bytearray(data)
+    kind = int(rng.integers(0, 6))
+    n = len(buf)
+    if kind == 0:
+        for pos in rng.integers(0, n, int(rng.integers(1, 8))):
+            buf[pos] ^= int(rng.integers(1, 256))
+    elif kind == 1:
+        buf = buf[:int(rng.integers(0, n))]
+    elif kind == 2:
+        a = int(rng.integers(0, n))
+        del buf[a:a + int(rng.integers(1, 256))]
+    elif kind == 3:
+        a = int(rng.integers(0, n))
+        buf[a:a] = buf[a:a + int(rng.integers(1, 256))]
+    elif kind == 4:
+        a = int(rng.integers(0, n))
+        buf[a:a + int(rng.integers(1, 64))] = bytes(64)[:min(64, n - a)]
+    else:
+        buf += rng.integers(0, 256, int(rng.integers(1, 512)), dtype=np.uint8).tobytes()
+    return bytes(buf)

@@ -1,0 +1,139 @@
+"""PlaceIndex: recipes, recall against exact search, updates, edge cases, concurrency."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from placekit.errors import PlaceIndexError
+from placekit.index import PlaceIndex, Recipe, SearchParams, auto_recipe
+from placekit.quantize import l2_normalize
+
+
+def clustered(n, d=64, clusters=100, seed=0, noise=0.35):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d))
+    return (centres[rng.integers(0, clusters, n)] + noise * rng.normal(size=(n, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize("text", ["Flat", "PCAW32,Flat", "PCA16,Flat", "IVF64_HNSW16,PQ8",
+                                  "PCAW32,OPQ,IVF64_HNSW32,PQ8,Refine"])
+def test_recipe_round_trip(text):
+    assert str(Recipe.parse(text)) == text
+
+
+@pytest.mark.parametrize("text", ["", "PQ8", "IVF64", "Flat,PQ8", "HNSW", "PCAW,Flat", "IVF64,PQ8,Bogus"])
+def test_bad_recipes(text):
+    with pytest.raises(PlaceIndexError):
+        Recipe.parse(text)
+
+
+def test_auto_recipe_scales_with_size():
+    assert auto_recipe(10, 1280) == "Flat"
+    assert auto_recipe(500, 1280) == "PCAW256,Flat"
+    assert auto_recipe(50, 1280) == "PCAW49,Flat"
+    assert auto_recipe(1_000_000, 1280).startswith("PCAW256,OPQ,IVF4096_HNSW32,PQ32")
+
+
+def exact_top1(base, queries):
+    b, q = l2_normalize(base), l2_normalize(queries)
+    return np.argmax(q @ b.T, axis=1)
+
+
+@pytest.mark.parametrize("recipe, min_recall", [
+    ("Flat", 1.0), ("IVF64_HNSW16,PQ16,Refine", 0.95), ("OPQ,IVF64_HNSW16,PQ16", 0.6),
+])
+def test_recall_against_exact_search(recipe, min_recall):
+    base = clustered(6000)
+    queries = base[:200] + 0.1 * np.random.default_rng(9).normal(size=(200, 64)).astype(np.float32)
+    index = PlaceIndex(recipe, 64, SearchParams(nprobe=8, rerank=32))
+    index.train(base)
+    index.add(base, np.arange(len(base)) + 1000)
+    truth = exact_top1(base, queries) + 1000
+    found = np.array([index.search(q, k=1)[0][0] for q in queries])
+    assert (found == truth).mean() >= min_recall
+
+
+def test_pca_whitened_flat_finds_itself():
+    base = clustered(2000)
+    index = PlaceIndex("PCAW32,Flat", 64)
+    index.train(base)
+    index.add(base, np.arange(2000))
+    ids, scores = index.search(base[17], k=3)
+    assert ids[0] == 17 and scores[0] == pytest.approx(1.0, abs=2e-3) and np.all(np.diff(scores) <= 0)
+
+
+def test_k_larger_than_map_and_empty_map():
+    base = clustered(300)
+    index = PlaceIndex("IVF16_HNSW16,PQ8", 64)
+    index.train(base)
+    ids, scores = index.search(base[0], k=5)
+    assert len(ids) == 0 and len(scores) == 0
+    index.add(base[:3], np.array([5, 6, 7]))
+    ids, _ = index.search(base[0], k=50, nprobe=16)
+    assert sorted(ids.tolist()) == [5, 6, 7]
+
+
+def test_add_remove_compact_without_retraining():
+    base = clustered(3000)
+    index = PlaceIndex("IVF32_HNSW16,PQ8,Refine", 64)
+    index.train(base)
+    index.add(base[:2000], np.arange(2000))
+    codebooks = index.pq.codebooks.copy()
+    index.add(base[2000:], np.arange(2000, 3000))
+    assert index.ntotal == 3000 and np.array_equal(index.pq.codebooks, codebooks)
+    assert index.search(base[2500], k=1, nprobe=32)[0][0] == 2500
+    assert index.remove(np.array([2500, 2500, 99999])) == 1
+    assert 2500 not in index.search(base[2500], k=10, nprobe=32)[0]
+    assert index.ntotal == 2999
+    index.compact()
+    assert index.ntotal == 2999 and len(index.ids) == 2999 and 2500 not in index.ids
+    assert index.search(base[10], k=1, nprobe=32)[0][0] == 10
+
+
+def test_bad_updates_are_rejected():
+    base = clustered(300)
+    index = PlaceIndex("Flat", 64)
+    with pytest.raises(PlaceIndexError, match="not trained"):
+        index.add(base, np.arange(300))
+    index.train(base)
+    index.add(base[:10], np.arange(10))
+    with pytest.raises(PlaceIndexError, match="already"):
+        index.add(base[:1], np.array([3]))
+    with pytest.raises(PlaceIndexError, match="unique"):
+        index.add(base[:2], np.array([50, 50]))
+    with pytest.raises(PlaceIndexError, match="shape"):
+        index.add(base[:2, :10], np.array([60, 61]))
+    with pytest.raises(PlaceIndexError, match="finite"):
+        index.search(np.full(64, np.nan, np.float32))
+    with pytest.raises(PlaceIndexError):
+        PlaceIndex("IVF16_HNSW16,PQ7", 64).train(base)
+    with pytest.raises(PlaceIndexError, match="training vectors"):
+        PlaceIndex("PCAW256,Flat", 512).train(np.random.rand(100, 512).astype(np.float32))
+
+
+def test_concurrent_search_while_adding():
+    base = clustered(4000)
+    index = PlaceIndex("IVF32_HNSW16,PQ8,Refine", 64)
+    index.train(base)
+    index.add(base[:1000], np.arange(1000))
+    errors = []
+
+    def searcher():
+        try:
+            for i in range(300):
+                ids, _ = index.search(base[i % 1000], k=3, nprobe=32)
+                assert len(ids) == 3
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for s in range(1000, 4000, 500):
+        index.add(base[s:s + 500], np.arange(s, s + 500))
+    index.remove(np.arange(0, 100))
+    for t in threads:
+        t.join()
+    assert not errors and index.ntotal == 3900

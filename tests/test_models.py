@@ -1,0 +1,22 @@
+"""The shipped-model registry."""
+import pytest
+
+import placekit as pk
+from placekit.models import DEFAULT_MODEL, resolve_model
+
+
+def test_shipped_default_model_is_listed_with_a_card():
+    entries = {e.name: e for e in pk.list_models()}
+    if DEFAULT_MODEL not in entries:
+        pytest.skip("shipped model files are not installed in this environment")
+    e = entries[DEFAULT_MODEL]
+    assert e.kind == "global" and e.format == "onnx" and e.precision == "fp32"
+    assert e.card.is_file() and e.path.is_file()
+    assert resolve_model("gem-imagenet") == e.path == resolve_model("default")
+
+
+def test_unknown_model_names_the_available_ones():
+    with pytest.raises(pk.ModelNotFoundError, match="available"):
+        resolve_model("no-such-model")
+    with pytest.raises(pk.ModelNotFoundError):
+        resolve_model("/no/such/model.onnx")

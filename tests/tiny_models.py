@@ -1,0 +1,72 @@
+"""Tiny ONNX models built with the onnx helper API, so tests never need the shipped model.
+
+``thumbnail_model``: fixed 64x64 RGB input -> Conv(3->8, k=8, s=8) -> flatten -> 512-D. A
+fixed random projection of a colour thumbnail: crude, but it tells the demo street apart.
+``pooled_model``: any-size input -> Conv(3->16, k=3) -> Relu -> GlobalAveragePool -> 16-D.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from placekit.modelinfo import ModelInfo
+
+
+def _save(graph: onnx.GraphProto, info: ModelInfo, path: Path) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="placekit-tests")
+    model.ir_version = 8
+    for k, v in info.to_metadata().items():
+        e = model.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def thumbnail_model(path: Path, seed: int = 0, name: str = "tiny-thumb") -> Path:
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(8, 3, 8, 8)).astype(np.float32) / 8.0
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w"], ["c"], kernel_shape=[8, 8], strides=[8, 8]),
+         helper.make_node("Flatten", ["c"], ["descriptor"], axis=1)],
+        "thumb",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 64, 64])],
+        [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, ["batch", 512])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    info = ModelInfo(name=name, kind="global", output_dim=512, fixed_size=(64, 64), color="RGB",
+                     mean=(127.0, 127.0, 127.0), std=(64.0, 64.0, 64.0), checkpoint_sha256=f"seed{seed}")
+    return _save(graph, info, path)
+
+
+def pooled_model(path: Path, seed: int = 0, output_dim_in_metadata: int = 16) -> Path:
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(16, 3, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+         helper.make_node("Flatten", ["g"], ["descriptor"], axis=1)],
+        "pooled",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
+        [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, ["batch", 16])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    info = ModelInfo(name="tiny-pooled", kind="global", output_dim=output_dim_in_metadata, input_size=96,
+                     size_multiple=32, color="BGR", mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0))
+    return _save(graph, info, path)
+
+
+def model_without_metadata(path: Path) -> Path:
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["image"], ["descriptor"], axis=1)], "bare",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 4, 4])],
+        [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, ["batch", 48])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
