@@ -65,6 +65,7 @@ def write_map(path: str | os.PathLike, contents: MapContents) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         del members
+        os.chmod(tmp_name, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
         os.replace(tmp_name, path)
     except BaseException:
         try:

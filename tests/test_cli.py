@@ -1,0 +1,98 @@
+"""The CLI in a subprocess, as a user runs it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, check=True):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "sdk"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "placekit.cli", *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.mark.parametrize("cmd", [[], ["map"], ["map", "build"], ["map", "info"], ["localize"], ["models"], ["demo"]])
+def test_help_everywhere(cmd):
+    proc = run(*cmd, "--help")
+    assert "usage: placekit" in proc.stdout
+
+
+def test_build_info_localize(tmp_path, street, tiny_model):
+    out = tmp_path / "s.pkmap"
+    proc = run("map", "build", street / "database", "--locations", street / "database.csv", "-o", out,
+               "--model", tiny_model, "--radius", "10", "-q")
+    assert "40 places" in proc.stdout and out.is_file()
+    info = run("map", "info", out).stdout
+    assert "places       40" in info and "tiny-thumb" in info
+    js = json.loads(run("map", "info", out, "--json").stdout)
+    assert js["places"] == 40 and js["frame"]["kind"] == "wgs84"
+    images = sorted((street / "queries").iterdir())[:3]
+    lines = run("localize", out, *images, "--json").stdout.strip().splitlines()
+    assert len(lines) == 3
+    for line, image in zip(lines, images):
+        obj = json.loads(line)
+        assert {"status", "location", "uncertainty_m", "confidence", "matches", "timings_ms"} <= set(obj)
+        assert obj["image"] == str(image)
+    text = run("localize", out, images[0]).stdout
+    assert str(images[0]) in text and "ms)" in text
+
+
+def test_bad_inputs_give_exit_1_and_no_map(tmp_path, street, tiny_model):
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("name,lat,lon\nd0000.jpg,55.7,13.19\nd0001.jpg,north,13.19\n")
+    out = tmp_path / "never.pkmap"
+    proc = run("map", "build", street / "database", "--locations", bad_csv, "-o", out, "--model", tiny_model,
+               check=False)
+    assert proc.returncode == 1 and "bad.csv:3" in proc.stderr and not out.exists()
+    missing = tmp_path / "missing.csv"
+    missing.write_text("name,lat,lon\nd0000.jpg,55.7,13.19\nnope.jpg,55.7,13.19\n")
+    proc = run("map", "build", street / "database", "--locations", missing, "-o", out, "--model", tiny_model,
+               check=False)
+    assert proc.returncode == 1 and "missing.csv:3" in proc.stderr and not out.exists()
+    assert list(tmp_path.glob("*.tmp")) == [] and list(tmp_path.glob(".*")) == []
+    (tmp_path / "junk.pkmap").write_bytes(b"junk")
+    proc = run("map", "info", tmp_path / "junk.pkmap", check=False)
+    assert proc.returncode == 1 and "junk.pkmap" in proc.stderr
+    proc = run("map", "build", street / "database", "--locations", street / "database.csv", "-o", out,
+               "--model", "no-such-model", check=False)
+    assert proc.returncode == 1 and "no model named" in proc.stderr
+
+
+def test_localize_reports_bad_images_and_continues(tmp_path, street_map, street):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8broken")
+    proc = run("localize", street_map, tmp_path / "broken.jpg", street / "queries" / "q0001.jpg", "--json",
+               check=False)
+    lines = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert proc.returncode == 1 and lines[0]["error"] == "ImageReadError" and "status" in lines[1]
+
+
+def test_build_from_exif_gps(tmp_path, street, tiny_model):
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    for i, src in enumerate(sorted((street / "database").iterdir())[:12]):
+        im = Image.open(src)
+        exif = im.getexif()
+        gps = exif.get_ifd(0x8825)
+        lon_seconds = 30.0 + 0.4 * i
+        gps.update({1: "N", 2: (55.0, 42.0, 17.0), 3: "E", 4: (13.0, 11.0, lon_seconds)})
+        im.save(folder / f"IMG_{i:04d}.jpg", exif=exif)
+    out = tmp_path / "exif.pkmap"
+    proc = run("map", "build", folder, "--locations", "exif", "-o", out, "--model", tiny_model, "--json", "-q")
+    info = json.loads(proc.stdout)
+    assert info["places"] == 12 and info["frame"]["origin"]["lat"] == pytest.approx(55 + 42 / 60 + 17 / 3600)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(folder / "no_gps.jpg")
+    proc = run("map", "build", folder, "--locations", "exif", "-o", tmp_path / "x.pkmap", "--model", tiny_model,
+               check=False)
+    assert proc.returncode == 1 and "no_gps.jpg has no EXIF GPS" in proc.stderr
