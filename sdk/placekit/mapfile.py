@@ -169,9 +169,25 @@ class MapReader:
         for name, (start, length) in self._spans.items():
             if declared[name].get("size") != length:
                 raise self._fail(f"member {name} has {length} bytes, manifest says {declared[name].get('size')}")
-            if verify and hashlib.sha256(self._mm[start:start + length]).hexdigest() != declared[name].get("sha256"):
+            if verify and self._sha256(start, length) != declared[name].get("sha256"):
                 raise self._fail(f"member {name} fails its sha256 check: the file is corrupt or was modified")
         self.arrays = {n: self._array(n) for n in self._spans if n.endswith(".npy")}
+
+    def _sha256(self, start: int, length: int) -> str:
+        """Hash a byte range with plain reads, not through the memory map, so that verifying a
+        large map does not make all of it resident in this process."""
+        digest = hashlib.sha256()
+        self._fh.seek(start)
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        remaining = length
+        while remaining:
+            n = self._fh.readinto(view[:min(remaining, len(buf))])
+            if not n:
+                raise self._fail("file ended while verifying a member (truncated)")
+            digest.update(view[:n])
+            remaining -= n
+        return digest.hexdigest()
 
     def _member_span(self, info: zipfile.ZipInfo, size: int) -> tuple[int, int]:
         if info.compress_type != zipfile.ZIP_STORED:
