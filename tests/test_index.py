@@ -18,7 +18,7 @@ def clustered(n, d=64, clusters=100, seed=0, noise=0.35):
 
 
 @pytest.mark.parametrize("text", ["Flat", "PCAW32,Flat", "PCA16,Flat", "IVF64_HNSW16,PQ8",
-                                  "PCAW32,OPQ,IVF64_HNSW32,PQ8,Refine"])
+                                  "PCAW32,OPQ,IVF64_HNSW64,PQ8,Refine"])
 def test_recipe_round_trip(text):
     assert str(Recipe.parse(text)) == text
 
@@ -33,7 +33,7 @@ def test_auto_recipe_scales_with_size():
     assert auto_recipe(10, 1280) == "Flat"
     assert auto_recipe(500, 1280) == "PCAW256,Flat"
     assert auto_recipe(50, 1280) == "PCAW49,Flat"
-    assert auto_recipe(1_000_000, 1280).startswith("PCAW256,OPQ,IVF4096_HNSW32,PQ32")
+    assert auto_recipe(1_000_000, 1280).startswith("PCAW256,OPQ,IVF4096_HNSW64,PQ32")
 
 
 def exact_top1(base, queries):

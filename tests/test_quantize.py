@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from placekit.quantize import PCAWhitening, ProductQuantizer, adc_scan, fit_opq, kmeans, l2_normalize
+from placekit.quantize import PCAWhitening, ProductQuantizer, adc_inner_products, fit_opq, kmeans, l2_normalize
 
 
 def _correlated(n=4000, d=32, seed=0):
@@ -37,17 +37,21 @@ def test_kmeans_beats_random_centroids():
     assert err(c) < 0.8 * err(rnd)
 
 
-def test_adc_equals_distance_to_reconstruction():
+def test_adc_equals_inner_product_with_reconstruction():
     x = l2_normalize(_correlated())
     pq = ProductQuantizer.fit(x, 8, seed=0)
     codes = pq.encode(x[:100])
-    q = x[200:203]
-    tables = pq.distance_tables(q)
     recon = pq.decode(codes)
-    for i in range(3):
-        adc = adc_scan(tables, codes, np.full(100, i))
-        exact = ((recon - q[i]) ** 2).sum(1)
-        assert np.allclose(adc, exact, atol=1e-4)
+    for q in x[200:203]:
+        assert np.allclose(adc_inner_products(pq.inner_product_table(q), codes), recon @ q, atol=1e-5)
+
+
+def test_adc_with_fewer_than_256_centroids():
+    x = l2_normalize(_correlated(100, 16))
+    pq = ProductQuantizer.fit(x, 4, seed=0)  # ksub = min(256, n) = 100
+    codes = pq.encode(x)
+    assert pq.ksub == 100
+    assert np.allclose(adc_inner_products(pq.inner_product_table(x[0]), codes), pq.decode(codes) @ x[0], atol=1e-5)
 
 
 def test_pq_reconstruction_error_is_small_and_opq_helps():

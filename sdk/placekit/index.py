@@ -5,16 +5,17 @@ An index is described by a recipe string, comma-separated, in pipeline order:
 
     ``PCAW256``        PCA-whitening to 256 dims (``PCA256``: rotation only, no whitening)
     ``OPQ``            learned rotation before product quantization
-    ``IVF1024_HNSW32`` 1024 inverted lists; centroids searched with an hnswlib graph (M=32)
+    ``IVF1024_HNSW64`` 1024 inverted lists; centroids searched with an hnswlib graph (M=64;
+                       the default: smaller M leaves centroids of clustered data unreachable)
     ``PQ32``           32 one-byte sub-quantizer codes per vector
     ``Refine``         keep fp16 vectors for exact re-ranking of a shortlist
     ``Flat``           exact search over fp16 vectors (replaces IVF/PQ/Refine; tiny maps)
 
-e.g. ``PCAW256,OPQ,IVF1024_HNSW32,PQ32,Refine`` or ``PCAW256,Flat``. ``auto`` picks one from
+e.g. ``PCAW256,OPQ,IVF1024_HNSW64,PQ32,Refine`` or ``PCAW256,Flat``. ``auto`` picks one from
 the number of training vectors (``auto_recipe``).
 
-Scores are cosine similarities of the projected, L2-normalised vectors (approximated from PQ
-distances as ``1 - d^2 / 2`` when no re-ranking runs). Searches are lock-free and thread-safe:
+Scores are cosine similarities of the projected, L2-normalised vectors (approximated by the
+inner product with the PQ reconstruction when no re-ranking runs). Searches are lock-free and thread-safe:
 ``add``/``remove``/``compact`` build new arrays and swap them in under a writer lock.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .errors import PlaceIndexError
-from .quantize import PCAWhitening, ProductQuantizer, adc_scan, assign, fit_opq, kmeans, l2_normalize
+from .quantize import PCAWhitening, ProductQuantizer, adc_inner_products, assign, fit_opq, kmeans, l2_normalize
 
 _TOKEN_PATTERNS = {
     "pca": re.compile(r"^PCA(W?)(\d+)$"),
@@ -47,7 +48,7 @@ class Recipe:
     whiten: bool = True
     opq: bool = False
     nlist: int = 0
-    hnsw_m: int = 32
+    hnsw_m: int = 64
     pq_m: int = 0
     refine: bool = False
 
@@ -68,7 +69,7 @@ class Recipe:
             elif token == "OPQ":
                 fields["opq"] = True
             elif (m := _TOKEN_PATTERNS["ivf"].match(token)):
-                fields.update(nlist=int(m.group(1)), hnsw_m=int(m.group(2) or 32))
+                fields.update(nlist=int(m.group(1)), hnsw_m=int(m.group(2) or 64))
             elif (m := _TOKEN_PATTERNS["pq"].match(token)):
                 fields["pq_m"] = int(m.group(1))
             elif token == "Refine":
@@ -117,7 +118,7 @@ def auto_recipe(n: int, dim: int) -> str:
         return f"PCAW{out},Flat"
     nlist = 2 ** int(round(math.log2(4 * math.sqrt(n))))
     pq_m = 32 if out % 32 == 0 else next(m for m in (16, 8, 4, 2, 1) if out % m == 0)
-    return f"PCAW{out},OPQ,IVF{nlist}_HNSW32,PQ{pq_m},Refine"
+    return f"PCAW{out},OPQ,IVF{nlist}_HNSW64,PQ{pq_m},Refine"
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,8 @@ class SearchParams:
 
     k: int = 10
     nprobe: int = 16
-    rerank: int = 64
-    ef: int = 64
+    rerank: int = 128
+    ef: int = 128
 
     def validated(self) -> "SearchParams":
         for name in ("k", "nprobe", "ef"):
@@ -160,7 +161,8 @@ class PlaceIndex:
         self.params = params.validated()
         self.pca: PCAWhitening | None = None
         self.rotation: np.ndarray | None = None
-        self.centroids: np.ndarray | None = None
+        self.centroids: np.ndarray | None = None        # (nlist, D); read by train/add only
+        self.centroid_sqnorms: np.ndarray | None = None  # (nlist,); search uses these instead
         self.pq: ProductQuantizer | None = None
         self._graph = None
         self._write_lock = threading.Lock()
@@ -213,6 +215,7 @@ class PlaceIndex:
                 z = z @ self.rotation
             coarse_sample = _sample(z, MAX_TRAIN_COARSE_PER_LIST * r.nlist, rng)
             self.centroids = kmeans(coarse_sample, r.nlist, iters=12, seed=seed)
+            self.centroid_sqnorms = (self.centroids ** 2).sum(1)
             self.set_graph(build_graph(self.centroids, r.hnsw_m))
             pq_sample = _sample(z, MAX_TRAIN_PQ, rng)
             residuals = pq_sample - self.centroids[self._coarse_exact(pq_sample)]
@@ -326,26 +329,32 @@ class PlaceIndex:
         return lists.ids[rows], scores[rows].astype(np.float32)
 
     def _search_ivf(self, z, k, lists, nprobe, rerank):
+        """Inner-product ADC on residual codes: score(x) ~ <z, c_list> + <z, r_hat>, one lookup
+        table per query (vectors are unit norm, so ranking by inner product is ranking by
+        distance up to the PQ error, which the exact re-ranking removes)."""
         nprobe = min(nprobe, self.recipe.nlist)
-        probed = self._graph.knn_query(z, k=nprobe)[0][0].astype(np.int64)
+        labels, sq_dist = self._graph.knn_query(z, k=nprobe)
+        probed = labels[0].astype(np.int64)
+        # <z, c> from the graph's squared L2 distance: |z - c|^2 = |z|^2 + |c|^2 - 2 <z, c>, |z| = 1
+        centroid_ip = (1.0 + self.centroid_sqnorms[probed] - sq_dist[0]) * 0.5
         starts, ends = lists.offsets[probed], lists.offsets[probed + 1]
         sizes = ends - starts
         if sizes.sum() == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         rows = _ranges(starts, sizes)
-        tables = self.pq.distance_tables(z[None, :] - self.centroids[probed])
-        dist = adc_scan(tables, lists.codes[rows], np.repeat(np.arange(len(probed)), sizes))
+        scores = adc_inner_products(self.pq.inner_product_table(z), lists.codes[rows])
+        scores += np.repeat(centroid_ip.astype(np.float32), sizes)
         if lists.deleted is not None:
-            dist[lists.deleted[rows]] = np.inf
+            scores[lists.deleted[rows]] = -np.inf
         shortlist = max(k, rerank) if (self.recipe.refine and rerank) else k
-        best = _top_k(dist, shortlist)
-        best = best[np.isfinite(dist[best])]
+        best = _top_k(-scores, shortlist)
+        best = best[np.isfinite(scores[best])]
         rows = rows[best]
         if self.recipe.refine and rerank:
-            scores = lists.vectors[rows].astype(np.float32) @ z
-            order = np.argsort(-scores, kind="stable")[:k]
-            return lists.ids[rows[order]], scores[order]
-        return lists.ids[rows[:k]], (1.0 - dist[best[:k]] / 2.0).astype(np.float32)
+            exact = lists.vectors[rows].astype(np.float32) @ z
+            order = np.argsort(-exact, kind="stable")[:k]
+            return lists.ids[rows[order]].astype(np.int64), exact[order]
+        return lists.ids[rows[:k]].astype(np.int64), scores[best[:k]].astype(np.float32)
 
     # ----------------------------------------------------------------- helpers
     def _check(self, x: np.ndarray) -> np.ndarray:
@@ -381,7 +390,7 @@ def build_graph(centroids: np.ndarray, m: int):
     import hnswlib
 
     graph = hnswlib.Index(space="l2", dim=centroids.shape[1])
-    graph.init_index(max_elements=len(centroids), M=m, ef_construction=200, random_seed=0)
+    graph.init_index(max_elements=len(centroids), M=m, ef_construction=400, random_seed=0)
     graph.set_num_threads(1)
     graph.add_items(centroids, np.arange(len(centroids)))
     return graph

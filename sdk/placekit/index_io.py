@@ -28,6 +28,7 @@ def index_to_members(index: PlaceIndex) -> tuple[dict, dict[str, np.ndarray]]:
         arrays["index/rotation.npy"] = index.rotation
     if index.centroids is not None:
         arrays["index/centroids.npy"] = index.centroids
+        arrays["index/centroid_sqnorms.npy"] = index.centroid_sqnorms
         arrays["index/pq_codebooks.npy"] = index.pq.codebooks
     section = {
         "recipe": str(index.recipe), "dim_in": index.dim_in, "dim": index.dim,
@@ -58,6 +59,8 @@ def index_from_members(section: dict, arrays: dict[str, np.ndarray], source: str
             codes = None
         else:
             index.centroids = arrays["index/centroids.npy"]
+            index.centroid_sqnorms = arrays["index/centroid_sqnorms.npy"]
+            _expect(index.centroid_sqnorms.shape == (r.nlist,), "centroid_sqnorms")
             index.pq = ProductQuantizer(arrays["index/pq_codebooks.npy"])
             codes = arrays["index/codes.npy"]
             _expect(index.centroids.shape == (r.nlist, index.dim), "centroids")

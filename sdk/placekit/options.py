@@ -43,7 +43,7 @@ class BuildOptions:
     target_precision: float = 0.9
     embed_model: bool = False
     nprobe: int = 16
-    rerank: int = 64
+    rerank: int = 128
     backend: str = "auto"
     threads: int = 0
     seed: int = 0
