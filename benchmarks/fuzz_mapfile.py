@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import placekit as pk  # noqa: E402
-from fuzz_cases import mutate  # noqa: E402
-from placekit.placemap import PlaceMap  # noqa: E402
+from fuzz_cases import mutate, open_and_search  # noqa: E402
 
 
 def main() -> None:
@@ -40,9 +39,7 @@ def main() -> None:
         for i in range(args.cases):
             path.write_bytes(mutate(data, rng))
             try:
-                m = PlaceMap.load(path)
-                m.index.search(np.ones(m.index.dim_in, np.float32), k=3)
-                m.close()
+                open_and_search(path)
                 outcomes["opened (mutation in ZIP slack or timestamps)"] += 1
             except pk.MapFormatError:
                 outcomes["MapFormatError"] += 1

@@ -27,3 +27,16 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
     else:
         buf += rng.integers(0, 256, int(rng.integers(1, 512)), dtype=np.uint8).tobytes()
     return bytes(buf)
+
+
+def open_and_search(path) -> None:
+    """Open a (possibly corrupt) map and run one search; raises what the library raises."""
+    import numpy as np
+
+    from placekit.placemap import PlaceMap
+
+    m = PlaceMap.load(path)
+    try:
+        m.index.search(np.ones(m.index.dim_in, np.float32), k=3)
+    finally:
+        m.close()

@@ -141,7 +141,7 @@ def test_map_built_with_another_model_is_refused(street_map, tmp_path):
 def test_fuzzed_maps_only_raise_map_format_error(street_map, tmp_path):
     """Random mutations of a valid map: only MapFormatError may escape (the benchmark
     benchmarks/fuzz_mapfile.py runs thousands of cases)."""
-    from fuzz_cases import mutate
+    from fuzz_cases import mutate, open_and_search
 
     data = street_map.read_bytes()
     shutil.copy(street_map.with_suffix(".pkmap"), tmp_path / "ok.pkmap")
@@ -151,9 +151,7 @@ def test_fuzzed_maps_only_raise_map_format_error(street_map, tmp_path):
         path = tmp_path / f"fz{i % 4}.pkmap"
         path.write_bytes(mutate(data, rng))
         try:
-            m = PlaceMap.load(path)
-            m.index.search(np.ones(m.index.dim_in, np.float32), k=3)
-            m.close()
+            open_and_search(path)
             outcomes["ok"] += 1
         except pk.MapFormatError:
             outcomes["MapFormatError"] += 1

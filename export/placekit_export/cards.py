@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from placekit.engine import sha256_file  # noqa: F401  (re-exported for the export CLI)
 
 
 def measure_latency(path: Path, example: np.ndarray, threads: int, repeats: int = 30) -> dict:

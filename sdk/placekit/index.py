@@ -25,6 +25,7 @@ import re
 import threading
 from dataclasses import dataclass, replace
 
+import hnswlib
 import numpy as np
 
 from .errors import PlaceIndexError
@@ -385,10 +386,8 @@ class PlaceIndex:
         graph.set_ef(max(self.params.ef, self.params.nprobe))
 
 
-def build_graph(centroids: np.ndarray, m: int):
+def build_graph(centroids: np.ndarray, m: int) -> hnswlib.Index:
     """hnswlib L2 graph over the coarse centroids, labelled 0..nlist-1."""
-    import hnswlib
-
     graph = hnswlib.Index(space="l2", dim=centroids.shape[1])
     graph.init_index(max_elements=len(centroids), M=m, ef_construction=400, random_seed=0)
     graph.set_num_threads(1)

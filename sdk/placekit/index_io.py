@@ -3,6 +3,7 @@
 never pickled) and rebuilt from the centroids if that state cannot be restored."""
 from __future__ import annotations
 
+import hnswlib
 import numpy as np
 
 from .errors import MapFormatError
@@ -91,12 +92,10 @@ def _expect(ok: bool, what: str) -> None:
 
 
 def _restore_graph(state: dict | None, arrays: dict[str, np.ndarray], centroids: np.ndarray, m: int):
-    import hnswlib
-
     if state is not None and all(f"index/graph_{k}.npy" in arrays for k in _GRAPH_ARRAYS):
         full = dict(state)
         for key in _GRAPH_ARRAYS:
-            full[key] = np.array(arrays[f"index/graph_{key}.npy"])
+            full[key] = arrays[f"index/graph_{key}.npy"]  # hnswlib copies it into its own memory
         ok = (full.get("dim") == centroids.shape[1] and full.get("cur_element_count") == len(centroids)
               and len(full["data_level0"]) == full.get("cur_element_count", -1) * full.get("size_data_per_element", -1))
         if ok:

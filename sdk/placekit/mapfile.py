@@ -139,7 +139,7 @@ class MapReader:
             self.close()
             raise
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, ValueError,
-                KeyError, UnicodeDecodeError, OverflowError) as exc:
+                KeyError, UnicodeDecodeError, OverflowError, NotImplementedError) as exc:
             self.close()
             raise MapFormatError(f"{self.path}: not a valid placekit map ({type(exc).__name__}: {exc})") from exc
 
@@ -258,6 +258,30 @@ class MapReader:
             raise self._fail(f"member {name} is missing")
         start, length = self._spans[name]
         return memoryview(self._mm)[start:start + length]
+
+    def member_names(self) -> list[str]:
+        return list(self._spans)
+
+    def release(self, *names: str) -> None:
+        """Drop the pages of these members from this process's resident set (they stay in the
+        page cache and fault back in when read). Used after open-time validation so that
+        checking a large member does not leave all of it resident."""
+        self._advise("MADV_DONTNEED", names)
+
+    def expect_random_access(self, *names: str) -> None:
+        """No read-ahead for these members: a search reads a few scattered rows of them."""
+        self._advise("MADV_RANDOM", names)
+
+    def _advise(self, advice_name: str, names) -> None:
+        advice = getattr(mmap, advice_name, None)
+        if advice is None or self._mm is None:
+            return
+        for name in names:
+            if name in self._spans:
+                start, length = self._spans[name]
+                aligned = start - start % mmap.PAGESIZE
+                if length:
+                    self._mm.madvise(advice, aligned, length + start - aligned)
 
     def array(self, name: str) -> np.ndarray:
         if name not in self.arrays:

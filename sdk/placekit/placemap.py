@@ -101,6 +101,10 @@ class PlaceMap:
         if not isinstance(model.get("sha256"), str) or not isinstance(model.get("name"), str):
             raise MapFormatError(f"{source}: the manifest's model section lacks name / sha256")
         model_bytes = reader.blob(MODEL_MEMBER) if model.get("embedded") else None
+        # Validation and the graph copy read members once; searches fault in only what they read.
+        reader.release(*reader.member_names())
+        reader.expect_random_access("index/vectors.npy", "index/ids.npy", *[n for n in reader.arrays
+                                                                           if n.startswith("places/")])
         descriptor = dict(m["descriptor"])
         if int(descriptor["dim"]) != index.dim_in:
             raise MapFormatError(f"{source}: descriptor dim {descriptor['dim']} != index input dim {index.dim_in}")
