@@ -6,7 +6,7 @@ from placekit.models import DEFAULT_MODEL, list_models
 
 
 def test_demo_with_shipped_model(tmp_path):
-    if DEFAULT_MODEL not in {e.name for e in list_models()}:
+    if DEFAULT_MODEL + ".onnx" not in {e.name for e in list_models()}:
         pytest.skip("shipped model not installed")
     s = run_demo(tmp_path, quiet=True)
     assert s["held_out_queries"] == 20 and s["foreign_queries"] == 8

@@ -7,9 +7,9 @@ from placekit.models import DEFAULT_MODEL, resolve_model
 
 def test_shipped_default_model_is_listed_with_a_card():
     entries = {e.name: e for e in pk.list_models()}
-    if DEFAULT_MODEL not in entries:
+    if DEFAULT_MODEL + ".onnx" not in entries:
         pytest.skip("shipped model files are not installed in this environment")
-    e = entries[DEFAULT_MODEL]
+    e = entries[DEFAULT_MODEL + ".onnx"]
     assert e.kind == "global" and e.format == "onnx" and e.precision == "fp32"
     assert e.card.is_file() and e.path.is_file()
     assert resolve_model("gem-imagenet") == e.path == resolve_model("default")
@@ -20,3 +20,12 @@ def test_unknown_model_names_the_available_ones():
         resolve_model("no-such-model")
     with pytest.raises(pk.ModelNotFoundError):
         resolve_model("/no/such/model.onnx")
+    with pytest.raises(pk.ModelNotFoundError):
+        resolve_model("no-such-model.tflite")
+
+
+def test_every_listed_model_has_a_unique_name_and_a_card():
+    entries = pk.list_models()
+    assert len({e.name for e in entries}) == len(entries)
+    for e in entries:
+        assert e.card.is_file() and len(e.sha256) == 64 and e.precision in ("fp32", "fp16", "int8")

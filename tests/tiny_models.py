@@ -70,3 +70,19 @@ def model_without_metadata(path: Path) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def patch_model(path: Path, seed: int = 0) -> Path:
+    """Local model: (batch, 1, 32, 32) patches -> flatten -> fixed random projection -> 16-D."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(1024, 16)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["patch"], ["f"], axis=1), helper.make_node("MatMul", ["f", "w"], ["descriptor"])],
+        "patch",
+        [helper.make_tensor_value_info("patch", TensorProto.FLOAT, ["batch", 1, 32, 32])],
+        [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, ["batch", 16])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    info = ModelInfo(name="tiny-patch", kind="local", output_dim=16, fixed_size=(32, 32), color="GRAY",
+                     mean=(0.0,), std=(255.0,), patch_extent=7.5)
+    return _save(graph, info, path)

