@@ -25,7 +25,8 @@ MAX_CALIBRATION_IMAGES = 64
 
 
 def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: Path,
-                 calibration: Path | None = None, input_size: int = 480, card: bool = True) -> dict:
+                 calibration: Path | None = None, input_size: int = 480, card: bool = True,
+                 bias_correction: bool = True) -> dict:
     """Export, check parity, write the card entry; returns that entry. The output file is
     removed again when the parity check fails."""
     from placekit.engine import sha256_file
@@ -50,10 +51,15 @@ def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: P
     parity_inputs = spec.to_inputs(held_out)
     calib_inputs = spec.to_traced_inputs([read_image(p) for p in calib_paths]) if calib_paths else []
     out.parent.mkdir(parents=True, exist_ok=True)
+    net = spec.net
+    if precision == "int8" and bias_correction:
+        from .bias_correction import bias_correct
+
+        net = bias_correct(spec.net, calib_inputs)
     if fmt == "onnx":
-        _export_onnx(spec, precision, out, calib_inputs)
+        _export_onnx(spec, net, precision, out, calib_inputs)
     else:
-        _export_tflite(spec, precision, out, calib_inputs)
+        _export_tflite(spec, net, precision, out, calib_inputs)
     try:
         parity = check_parity(spec.net, out, parity_inputs, precision)
     except ParityError:
@@ -67,35 +73,36 @@ def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: P
         "calibration": (f"{len(calib_paths)} images from {calibration} (sha256 of the file list recorded)"
                         if calib_paths else None),
         "calibration_files_sha256": sorted(calib_hashes) if calib_paths else [],
+        "bias_correction": bool(precision == "int8" and bias_correction),
         "latency": {f"threads_{t}": measure_latency(out, example, t) for t in (1, 2)},
         "latency_input_shape": list(example.shape),
         "machine": f"{platform.machine()} ({_cpu_name()})",
-        "command": _command(network, checkpoint, fmt, precision, out, calibration, input_size),
+        "command": _command(network, checkpoint, fmt, precision, out, calibration, input_size, bias_correction),
     }
     if card:
         update_card(out.parent, spec.card, entry)
     return entry
 
 
-def _export_onnx(spec, precision: str, out: Path, calib_inputs) -> None:
+def _export_onnx(spec, net, precision: str, out: Path, calib_inputs) -> None:
     from .onnx_export import export_onnx
     from .onnx_quantize import convert_onnx_fp16, quantize_onnx_int8
 
     if precision == "fp32":
-        export_onnx(spec.net, spec.info, out, tuple(spec.example.shape))
+        export_onnx(net, spec.info, out, tuple(spec.example.shape))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(spec.net, spec.info, Path(tmp) / "fp32.onnx", tuple(spec.example.shape))
+        fp32 = export_onnx(net, spec.info, Path(tmp) / "fp32.onnx", tuple(spec.example.shape))
         if precision == "int8":
             quantize_onnx_int8(fp32, out, calib_inputs)
         else:
             convert_onnx_fp16(fp32, out)
 
 
-def _export_tflite(spec, precision: str, out: Path, calib_inputs) -> None:
+def _export_tflite(spec, net, precision: str, out: Path, calib_inputs) -> None:
     from .tflite_export import add_tflite_metadata, convert_tflite, quantize_tflite, write_atomic
 
-    model = convert_tflite(spec.net, spec.example)
+    model = convert_tflite(net, spec.example)
     if precision != "fp32":
         model = quantize_tflite(model, precision, calib_inputs)
     write_atomic(out, add_tflite_metadata(model, spec.info.to_metadata()))
@@ -107,12 +114,14 @@ def _input_text(info) -> str:
     return f"RGB, long side {info.input_size} px, H and W multiples of {info.size_multiple}"
 
 
-def _command(network, checkpoint, fmt, precision, out, calibration, input_size) -> str:
+def _command(network, checkpoint, fmt, precision, out, calibration, input_size, bias_correction=True) -> str:
     parts = ["placekit-export", network, "--checkpoint", checkpoint, "--format", fmt, "--precision", precision]
     if network == "gem":
         parts += ["--input-size", str(input_size)]
     if calibration is not None:
         parts += ["--calibration", str(calibration)]
+    if precision == "int8" and not bias_correction:
+        parts += ["--no-bias-correction"]
     return " ".join(shlex.quote(p) for p in parts + ["-o", str(out)])
 
 
@@ -136,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration", type=Path, default=None, help="folder of calibration images (int8)")
     p.add_argument("--input-size", type=int, default=480, help="GeM: long side in pixels (default 480)")
     p.add_argument("--no-card", action="store_true", help="do not write card.json / CARD.md")
+    p.add_argument("--no-bias-correction", action="store_true",
+                   help="int8: skip folding BatchNorm and correcting biases for weight rounding")
     p.add_argument("-o", "--output", required=True, type=Path)
     args = p.parse_args(argv)
     entry = export_model(args.network, args.checkpoint, args.format, args.precision, args.output,
-                         args.calibration, args.input_size, card=not args.no_card)
+                         args.calibration, args.input_size, card=not args.no_card,
+                         bias_correction=not args.no_bias_correction)
     par = entry["parity"]
     print(f"wrote {args.output} ({entry['bytes']:,} bytes); parity on {par['n_items']} held-out items: "
           f"min cosine {par['min_cosine']:.5f}, mean {par['mean_cosine']:.5f}, top-1 agreement {par['top1_agreement']:.3f}")

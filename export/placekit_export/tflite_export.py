@@ -40,6 +40,8 @@ def _input_name(model: bytes) -> str:
 def quantize_tflite(model: bytes, precision: str, calibration: list[np.ndarray] | None = None) -> bytes:
     """int8: static int8 weights and activations (min/max calibrated on ``calibration``, each
     a model input of the traced shape). fp16: weights stored as float16."""
+    if precision == "int8" and not calibration:
+        raise ValueError("int8 export needs calibration inputs")
     from ai_edge_quantizer import quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import TFLOperationName
@@ -49,8 +51,6 @@ def quantize_tflite(model: bytes, precision: str, calibration: list[np.ndarray] 
         src.write_bytes(model)
         qt = quantizer.Quantizer(str(src))
         if precision == "int8":
-            if not calibration:
-                raise ValueError("int8 export needs calibration inputs")
             qt.load_quantization_recipe(recipe.static_wi8_ai8())
             name = _input_name(model)
             result = qt.quantize(qt.calibrate({SIGNATURE: [{name: x} for x in calibration]}, num_threads=1))

@@ -24,6 +24,7 @@ class Engine(Protocol):
     info: ModelInfo
     sha256: str
     backend: str
+    fixed_batch: int | None  # the only batch size the model takes, or None when any works
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """(B, ...) float32 input -> (B, D) float32 output."""
@@ -116,6 +117,8 @@ class OnnxEngine:
         self.sha256 = sha256_bytes(data)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        first = self.session.get_inputs()[0].shape[0]
+        self.fixed_batch = first if isinstance(first, int) and first > 0 else None
         self.threads = threads
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -171,13 +174,20 @@ class LiteRTEngine:
         self._lock = threading.Lock()
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
+        # Converted graphs may bake the batch into reshapes; image sizes resize fine.
+        self.fixed_batch = int(self._input["shape"][0])
+        self._source = source
 
     def run(self, x: np.ndarray) -> np.ndarray:
         with self._lock:
             inp = self._input
             if tuple(inp["shape"]) != x.shape:
-                self.interpreter.resize_tensor_input(inp["index"], list(x.shape))
-                self.interpreter.allocate_tensors()
+                try:
+                    self.interpreter.resize_tensor_input(inp["index"], list(x.shape))
+                    self.interpreter.allocate_tensors()
+                except (RuntimeError, ValueError) as exc:
+                    raise ModelFormatError(f"{self._source}: LiteRT cannot run this model on input shape "
+                                           f"{x.shape}: {exc}") from exc
                 self._input = inp = self.interpreter.get_input_details()[0]
                 self._output = self.interpreter.get_output_details()[0]
             self.interpreter.set_tensor(inp["index"], _quantize(x, inp))

@@ -44,8 +44,8 @@ class GlobalExtractor:
 class LocalDescriber:
     """Wraps a ``local`` (patch) model engine: grey patches -> (N, D) unit descriptors.
 
-    Patches go through the engine in batches of ``batch`` (the last one padded, so an engine
-    with a fixed batch shape such as LiteRT is resized once); ``describe_keypoints`` cuts them
+    Patches go through the engine in batches of ``batch``, or of the engine's fixed batch when
+    it has one (converted TFLite models do), the last one padded; ``describe_keypoints`` cuts them
     with the runtime's patch cutter at the extent the model was trained with."""
 
     def __init__(self, engine: Engine, batch: int = 512):
@@ -72,7 +72,7 @@ class LocalDescriber:
             return np.zeros((0, self.dim), np.float32)
         x = (patches.astype(np.float32) - self.info.mean[0]) * (1.0 / self.info.std[0])
         x = x[:, None] if self.info.layout == "NCHW" else x[..., None]
-        batch = min(self.batch, n) if n < self.batch else self.batch
+        batch = self.engine.fixed_batch or min(self.batch, n)
         pad = (-n) % batch
         if pad:
             x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
