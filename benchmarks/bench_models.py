@@ -2,7 +2,10 @@
 threads (GeM at 320, 480 and 640 px long side; HardNet as patches per second at batch 512),
 beside the peer ``shared/data/baselines/coral/mobilenet_v2_1.0_224_quant.tflite`` in the same
 run; FLOPs per frame (counted from the ONNX graph: 2 x multiply-adds of Conv / Gemm / MatMul)
-and the share of this machine's measured peak (float32 matrix product in NumPy); sizes on disk.
+and the share of this machine's measured float32 peak (best 2048^2 matrix product of NumPy and ONNX
+Runtime; int8 kernels can exceed it); sizes on disk.
+HardNet is timed through ``LocalDescriber`` on 512 uint8 patches (engines with a fixed batch,
+such as the converted TFLite files, run it in several batches).
 
     python benchmarks/bench_models.py --out benchmarks/results/models.json
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from placekit.engine import open_engine
+from placekit.features import LocalDescriber
 from placekit.modelinfo import ModelInfo
 from placekit.models import list_models
 from placekit.preprocess import preprocess, target_size
@@ -32,19 +36,30 @@ FRAME_HW = (768, 1024)  # a 4:3 camera frame
 PATCH_BATCH = 512
 
 PEAK = r"""
-import time, numpy as np
-a = np.random.rand(2048, 2048).astype(np.float32); b = np.random.rand(2048, 2048).astype(np.float32)
-a @ b
-best = 0.0
-for _ in range(5):
-    t = time.perf_counter(); a @ b; best = max(best, 2 * 2048 ** 3 / (time.perf_counter() - t))
-print(best)
+import sys, time, numpy as np, onnx, onnxruntime as ort
+from onnx import TensorProto, helper
+threads, n = int(sys.argv[1]), 2048
+a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)
+def best(call):
+    call(); out = 0.0
+    for _ in range(5):
+        t = time.perf_counter(); call(); out = max(out, 2 * n ** 3 / (time.perf_counter() - t))
+    return out
+graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+                          [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "ab"],
+                          [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]); model.ir_version = 8
+opts = ort.SessionOptions(); opts.intra_op_num_threads = threads
+sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+print(max(best(lambda: a @ b), best(lambda: sess.run(None, {"a": a, "b": b}))))
 """
 
 
 def peak_flops(threads: int) -> float:
+    """Best float32 matrix-product rate of NumPy (BLAS) and ONNX Runtime (MLAS) on 2048^2."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    return float(subprocess.run([sys.executable, "-c", PEAK], capture_output=True, text=True, env=env, check=True).stdout)
+    return float(subprocess.run([sys.executable, "-c", PEAK, str(threads)], capture_output=True, text=True, env=env,
+                                check=True).stdout)
 
 
 def onnx_flops(path: Path, shape: tuple[int, ...]) -> float:
@@ -76,15 +91,19 @@ def onnx_flops(path: Path, shape: tuple[int, ...]) -> float:
     return float(total)
 
 
-def time_runs(engine, x: np.ndarray, repeats: int) -> dict:
+def time_calls(call, repeats: int) -> dict:
     for _ in range(3):
-        engine.run(x)
+        call()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        engine.run(x)
+        call()
         times.append((time.perf_counter() - t) * 1000.0)
     return {"p50_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
+
+
+def time_runs(engine, x: np.ndarray, repeats: int) -> dict:
+    return time_calls(lambda: engine.run(x), repeats)
 
 
 def main() -> None:
@@ -114,9 +133,11 @@ def main() -> None:
                                  "share_of_peak": (flops / (r["p50_ms"] / 1000)) / peaks[threads] if flops else None,
                                  "default_size": size == info.input_size})
             else:
-                x = rng.random((PATCH_BATCH, 1, *info.fixed_size), dtype=np.float32)
+                patches = rng.integers(0, 255, (PATCH_BATCH, *info.fixed_size), dtype=np.uint8)
+                x = np.zeros((PATCH_BATCH, 1, *info.fixed_size), np.float32)
                 flops = onnx_flops(onnx_fp32[e.family], x.shape) if e.family in onnx_fp32 else None
-                r = time_runs(engine, x, max(5, args.repeats // 3))
+                describer = LocalDescriber(engine)
+                r = time_calls(lambda: describer.describe_patches(patches), max(5, args.repeats // 3))
                 rows.append({"model": e.name, "kind": "local", "format": e.format, "precision": e.precision,
                              "threads": threads, "input": list(x.shape), **r,
                              "patches_per_s": PATCH_BATCH / (r["p50_ms"] / 1000),

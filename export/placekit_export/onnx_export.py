@@ -57,7 +57,12 @@ def _simplify(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 class ParityError(RuntimeError):
-    """An exported model disagrees with its PyTorch source beyond the tolerance."""
+    """An exported model disagrees with its PyTorch source beyond the tolerance. ``result``
+    holds the measured figures."""
+
+    def __init__(self, message: str, result: dict | None = None):
+        super().__init__(message)
+        self.result = result or {}
 
 
 # Thresholds per precision: fp32 exact up to float rounding; fp16 close; int8 (DESIGN section 5)
@@ -100,5 +105,5 @@ def check_parity(net: torch.nn.Module, path: str | os.PathLike, inputs: list[np.
               "top1_agreement": agreement, "thresholds": PARITY[precision]}
     missed = [f"{k} {result[k]:.4f} < {v}" for k, v in PARITY[precision].items() if result[k] < v]
     if missed:
-        raise ParityError(f"{path}: {precision} export fails parity with PyTorch: " + ", ".join(missed))
+        raise ParityError(f"{path}: {precision} export fails parity with PyTorch: " + ", ".join(missed), result)
     return result

@@ -1,0 +1,50 @@
+"""int8 parity of the GeM exports, with and without bias correction, recorded even when the
+export gate rejects them (rejected files are deleted by the exporter and never shipped).
+
+    python benchmarks/int8_parity.py --calibration CALIB_DIR --out benchmarks/results/int8_parity.json
+
+CALIB_DIR used for RESULTS.md: the 62 photos of shared/data/pool (the parity images are
+Strecha photos, so the two sets are disjoint).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from placekit_export.cli import export_model
+from placekit_export.onnx_export import ParityError
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--calibration", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in ("onnx", "tflite"):
+            for bc in (False, True):
+                out = Path(tmp) / f"gem-imagenet-int8.{fmt}"
+                try:
+                    entry = export_model("gem", "imagenet", fmt, "int8", out, args.calibration, card=False,
+                                         bias_correction=bc)
+                    result, accepted = entry["parity"], True
+                except ParityError as exc:
+                    result, accepted = exc.result, False
+                rows.append({"format": fmt, "bias_correction": bc, "accepted": accepted,
+                             **{k: result.get(k) for k in ("n_items", "min_cosine", "mean_cosine", "top1_agreement")}})
+                print(rows[-1], flush=True)
+    result = {"model": "gem-imagenet", "rows": rows, "date": time.strftime("%Y-%m-%d"),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": "python " + " ".join(sys.argv)}
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
