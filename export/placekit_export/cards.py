@@ -47,21 +47,25 @@ def render_markdown(card: dict) -> str:
              f"- output: {card.get('output', '')}", "", "## Training data and licences", ""]
     for item in card.get("training_data", []):
         lines.append(f"- {item['what']} — licence: {item['licence']}; source: {item['source']}")
+    if card.get("training_command"):
+        lines += ["", f"Training command (seeded; its log sits beside the checkpoint): `{card['training_command']}`"]
     lines += ["", "## Files", "",
               "| file | format | precision | bytes | sha256 | input | parity (min / mean cosine vs PyTorch) "
-              "| latency p50 1 thread | 2 threads |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| latency p50 1 thread | 2 threads | latency input |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for f in card.get("files", []):
         par = f.get("parity", {})
         lat = f.get("latency", {})
         lines.append(
             f"| {f['file']} | {f['format']} | {f['precision']} | {f['bytes']:,} | `{f['sha256'][:16]}…` "
             f"| {f.get('input', '')} | {par.get('min_cosine', float('nan')):.6f} / {par.get('mean_cosine', float('nan')):.6f} "
-            f"| {lat.get('threads_1', {}).get('p50_ms', '-')} ms | {lat.get('threads_2', {}).get('p50_ms', '-')} ms |"
+            f"| {lat.get('threads_1', {}).get('p50_ms', '-')} ms | {lat.get('threads_2', {}).get('p50_ms', '-')} ms "
+            f"| {'x'.join(str(v) for v in f.get('latency_input_shape', []))} |"
         )
     lines += ["", "Full sha256 values, parity details and the images they were measured on are in `card.json`.", ""]
     for f in card.get("files", []):
         lines += [f"### {f['file']}", "", f"- produced by: `{f['command']}`",
+                  f"- calibration: {f.get('calibration') or 'none (not quantized)'}",
                   f"- parity images: {f.get('parity', {}).get('images', '')}",
                   f"- latency measured on: {f.get('machine', '')}", ""]
     if card.get("metrics"):

@@ -70,7 +70,7 @@ def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: P
     entry = {
         "file": out.name, "format": fmt, "precision": precision, "bytes": out.stat().st_size,
         "sha256": sha256_file(out), "input": _input_text(spec.info), "parity": parity,
-        "calibration": (f"{len(calib_paths)} images from {calibration} (sha256 of the file list recorded)"
+        "calibration": (f"{len(calib_paths)} images from {calibration} (their sha256 are in card.json)"
                         if calib_paths else None),
         "calibration_files_sha256": sorted(calib_hashes) if calib_paths else [],
         "bias_correction": bool(precision == "int8" and bias_correction),

@@ -126,7 +126,9 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
         "training_command": f"placekit-train hardnet -o {checkpoint} --steps "
                             f"{torch.load(path, map_location='cpu', weights_only=True)['config']['steps']}",
         "metrics": metrics,
-        "limitations": ["Trained on a few thousand outdoor facade pairs only; no KITTI, no HPatches in training."],
+        "limitations": ["Trained on about 52k pairs from three outdoor facade scenes and 62 warped photos; no KITTI "
+                        "and no HPatches in training. The training issue trains it on SfM tracks at scale.",
+                        "int8 TFLite: one of 6,464 held-out patches has cosine 0.23 to PyTorch (mean 0.996)."],
     }
 
     def to_inputs(ims: list[np.ndarray]) -> list[np.ndarray]:
