@@ -11,10 +11,8 @@ time (training + adding, all cores). Results: JSON (--out) and a Markdown table 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from provenance import save  # noqa: E402
 from synthetic import dataset  # noqa: E402
 
 from placekit.index import PlaceIndex, SearchParams  # noqa: E402
@@ -159,11 +158,7 @@ def main() -> None:
     for n in args.sizes:
         rows += run_size(n, args.queries, set(args.methods))
         print(markdown([r for r in rows if r["n"] == n]), flush=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "command": "python " + " ".join(sys.argv), "results": rows}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(meta, indent=1))
+    save(args.out, {"results": rows})
 
 
 if __name__ == "__main__":

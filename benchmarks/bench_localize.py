@@ -10,9 +10,6 @@ BGR arrays (decoding a JPEG is not part of ``localize``; it is reported separate
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +22,9 @@ import placekit as pk
 from placekit.datasets import read_locations_csv
 from placekit.demo import write_dataset
 from placekit.models import DEFAULT_MODEL
+
+sys.path.insert(0, str(Path(__file__).parent))
+from provenance import save  # noqa: E402
 
 
 def main() -> None:
@@ -61,12 +61,7 @@ def main() -> None:
                     k: {"p50_ms": float(np.percentile(v, 50)), "p99_ms": float(np.percentile(v, 99))}
                     for k, v in stages.items()}})
                 print(size, threads, {k: round(v["p50_ms"], 2) for k, v in rows[-1]["stages"].items()}, flush=True)
-    result = {"model": args.model, "map_places": 60, "jpeg_decode_640x480_ms": decode_ms, "runs": rows,
-              "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "command": "python " + " ".join(sys.argv)}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+    save(args.out, {"model": args.model, "map_places": 60, "jpeg_decode_640x480_ms": decode_ms, "runs": rows})
 
 
 if __name__ == "__main__":

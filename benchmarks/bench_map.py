@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from provenance import save  # noqa: E402
 
 PROBE = r"""
 import json, sys, time
@@ -91,8 +91,7 @@ def main() -> None:
         qpath = Path(tmp) / "q.npy"
         np.save(qpath, clustered(1000, 1280, seed=2))
         runs = {v: [probe(path, v, qpath) for _ in range(args.repeats)] for v in (False, True)}
-    result = {"places": args.places, **info, "date": time.strftime("%Y-%m-%d"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": "python " + " ".join(sys.argv)}
+    result = {"places": args.places, **info}
     for verify, rs in runs.items():
         key = "verified" if verify else "unverified"
         delta = lambda a, b, f: (rs[0][b][f] - rs[0][a][f])  # noqa: E731
@@ -105,10 +104,7 @@ def main() -> None:
             "file_backed_growth_after_1000_queries_bytes": delta("before", "after_queries", "RssFile"),
             "search_p50_ms": float(np.median([r["search_p50_ms"] for r in rs])),
         }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(save(args.out, result), indent=1))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,7 @@ such as the converted TFLite files, run it in several batches).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -27,9 +25,12 @@ from placekit.engine import open_engine
 from placekit.features import LocalDescriber
 from placekit.modelinfo import ModelInfo
 from placekit.models import list_models
-from placekit.preprocess import preprocess, target_size
+from placekit.preprocess import preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from provenance import save  # noqa: E402
+
 CORAL = ROOT.parent / "shared" / "data" / "baselines" / "coral" / "mobilenet_v2_1.0_224_quant.tflite"
 GEM_SIZES = (320, 480, 640)
 FRAME_HW = (768, 1024)  # a 4:3 camera frame
@@ -156,12 +157,8 @@ def main() -> None:
                          "gflops_per_frame": 0.6, "gflops_note": "published: 300M multiply-adds",
                          "share_of_peak": (0.6e9 / (r["p50_ms"] / 1000)) / peaks[threads]})
     sizes = [{"model": e.name, "bytes": e.path.stat().st_size} for e in entries]
-    result = {"peak_gflops": {str(t): v / 1e9 for t, v in peaks.items()}, "frame": list(FRAME_HW), "rows": rows,
-              "sizes": sizes, "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "command": "python " + " ".join(sys.argv)}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+    save(args.out, {"peak_gflops": {str(t): v / 1e9 for t, v in peaks.items()}, "frame": list(FRAME_HW), "rows": rows,
+                    "sizes": sizes})
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -19,9 +17,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).parent))
 
 import placekit as pk  # noqa: E402
 from fuzz_cases import mutate, open_and_search  # noqa: E402
+from provenance import save  # noqa: E402
 
 
 def main() -> None:
@@ -48,13 +48,9 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - this is what the fuzzer looks for
                 outcomes[type(exc).__name__] += 1
                 escaped.append(f"case {i}: {type(exc).__name__}: {exc}")
-    result = {"cases": args.cases, "seed": args.seed, "source": str(source.relative_to(ROOT)),
-              "outcomes": dict(outcomes), "escaped": escaped[:20], "seconds": time.perf_counter() - t,
-              "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "command": "python " + " ".join(sys.argv)}
+    result = save(args.out, {"cases": args.cases, "seed": args.seed, "source": str(source.relative_to(ROOT)),
+                             "outcomes": dict(outcomes), "escaped": escaped[:20], "seconds": time.perf_counter() - t})
     print(json.dumps(result, indent=1))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1))
     sys.exit(1 if escaped else 0)
 
 

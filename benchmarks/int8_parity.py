@@ -9,16 +9,15 @@ Strecha photos, so the two sets are disjoint).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from placekit_export.cli import export_model
 from placekit_export.onnx_export import ParityError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from provenance import save  # noqa: E402
 
 
 def main() -> None:
@@ -40,10 +39,7 @@ def main() -> None:
                 rows.append({"format": fmt, "bias_correction": bc, "accepted": accepted,
                              **{k: result.get(k) for k in ("n_items", "min_cosine", "mean_cosine", "top1_agreement")}})
                 print(rows[-1], flush=True)
-    result = {"model": "gem-imagenet", "rows": rows, "date": time.strftime("%Y-%m-%d"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": "python " + " ".join(sys.argv)}
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=1))
+    save(args.out, {"model": "gem-imagenet", "rows": rows})
 
 
 if __name__ == "__main__":

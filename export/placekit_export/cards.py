@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from placekit.engine import sha256_file  # noqa: F401  (re-exported for the export CLI)
 
 
 def measure_latency(path: Path, example: np.ndarray, threads: int, repeats: int = 30) -> dict:

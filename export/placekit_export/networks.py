@@ -14,7 +14,7 @@ from placekit.modelinfo import ModelInfo
 from placekit.patches import EXTENT, PATCH_SIZE, cut_patches, keypoints_array
 from placekit.preprocess import preprocess
 
-from .cards import sha256_file
+from placekit.engine import sha256_file
 
 PATCH_BATCH = 64
 GEM_TRACE_HW = (352, 480)
