@@ -117,14 +117,19 @@ class PlaceMap:
 
     # ------------------------------------------------------------------ places
     def location_of(self, rows: np.ndarray) -> list[Location]:
-        return [self.to_location(self.places.xyz[r]) for r in rows]
+        """Locations of place rows, converted in one vectorised call."""
+        return self.to_locations(np.asarray(self.places.xyz[rows], float).reshape(-1, 3))
 
     def to_location(self, xyz: np.ndarray) -> Location:
-        """Map-frame metres -> a Location in the map's frame (WGS84 or local)."""
+        """Map-frame metres (3,) -> a Location in the map's frame (WGS84 or local)."""
+        return self.to_locations(np.asarray(xyz, float).reshape(1, 3))[0]
+
+    def to_locations(self, xyz: np.ndarray) -> list[Location]:
+        """(N, 3) map-frame metres -> Locations in the map's frame (WGS84 or local)."""
         if self.frame is None:
-            return Location(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]))
-        lat, lon, alt = self.frame.to_wgs84(np.asarray(xyz, float))
-        return Location(lat=float(lat), lon=float(lon), alt=float(alt))
+            return [Location(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
+        lat, lon, alt = self.frame.to_wgs84(xyz)
+        return [Location(lat=float(a), lon=float(b), alt=float(c)) for a, b, c in zip(lat, lon, alt)]
 
     def info(self) -> dict:
         """A JSON-friendly summary (``placekit map info``)."""
