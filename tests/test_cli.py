@@ -23,7 +23,8 @@ def run(*args, check=True):
     return proc
 
 
-@pytest.mark.parametrize("cmd", [[], ["map"], ["map", "build"], ["map", "info"], ["localize"], ["models"], ["demo"]])
+@pytest.mark.parametrize("cmd", [[], ["map"], ["map", "build"], ["map", "info"], ["localize"], ["models"], ["demo"],
+                                 ["eval"]])
 def test_help_everywhere(cmd):
     proc = run(*cmd, "--help")
     assert "usage: placekit" in proc.stdout
@@ -96,3 +97,11 @@ def test_build_from_exif_gps(tmp_path, street, tiny_model):
     proc = run("map", "build", folder, "--locations", "exif", "-o", tmp_path / "x.pkmap", "--model", tiny_model,
                check=False)
     assert proc.returncode == 1 and "no_gps.jpg has no EXIF GPS" in proc.stderr
+
+
+def test_eval_command_writes_the_report(tmp_path, street, tiny_model):
+    out = tmp_path / "report.json"
+    proc = run("eval", street, "--model", tiny_model, "--threshold", "10", "--json", out, "-q")
+    assert "recall@1" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["n_queries"] == 12 and "recall_at_10" in report

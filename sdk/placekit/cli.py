@@ -3,6 +3,7 @@
     placekit map build DIR --locations CSV|exif -o MAP [--model NAME]
     placekit map info MAP [--json]
     placekit localize MAP IMAGE [IMAGE...] [--json]
+    placekit eval DATASET [--model NAME] [--descriptor gem] [--threshold M] [--json OUT]
     placekit models [--json]
     placekit demo
 
@@ -130,6 +131,25 @@ def _result_text(r: dict) -> str:
             f"best {best} ({r['timings_ms']['total']:.1f} ms)")
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate, load_dataset
+
+    report = evaluate(load_dataset(args.dataset), model=args.model, descriptor=args.descriptor,
+                      threshold_m=args.threshold, threads=args.threads, workdir=args.keep_map, progress=not args.quiet)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    fmt = lambda v, unit="": "-" if v is None else f"{v:.3f}{unit}"  # noqa: E731
+    shares = report["status_shares"]
+    print(f"{report['n_queries']} queries against {report['n_database']} map images (correct within {args.threshold} m)\n"
+          f"recall@1 {fmt(report['recall_at_1'])}  @5 {fmt(report['recall_at_5'])}  @10 {fmt(report['recall_at_10'])}\n"
+          f"position error median {fmt(report['median_position_error_m'], ' m')}, p90 {fmt(report['p90_position_error_m'], ' m')}\n"
+          f"decisions: localized {shares['localized']:.2f}, ambiguous {shares['ambiguous']:.2f}, unknown "
+          f"{shares['unknown']:.2f}; precision of localized {fmt(report['localized_precision'])}\n"
+          f"latency p50 {fmt(report['latency_ms_p50'], ' ms')}, p99 {fmt(report['latency_ms_p99'], ' ms')}; "
+          f"map {report['map_bytes_per_place']:.0f} bytes per place")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from .models import list_models
 
@@ -184,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--backend", default="auto", choices=["auto", "onnx", "litert"])
     lo.add_argument("--model", default=None, help="model path/name to use instead of the map's")
     lo.set_defaults(func=_localize)
+
+    ev = sub.add_parser("eval", help="build a map from DATASET/database, localize DATASET/queries, report metrics")
+    ev.add_argument("dataset", help="folder with database/, queries/ and their CSVs (or @east@north@ file names)")
+    ev.add_argument("--model", default="default", help="model name (see 'placekit models') or path")
+    ev.add_argument("--descriptor", default="gem", choices=["gem"])
+    ev.add_argument("--threshold", type=float, default=25.0, help="correct within this many metres (default 25)")
+    ev.add_argument("--json", default=None, metavar="OUT", help="write the full report as JSON")
+    ev.add_argument("--threads", type=int, default=0)
+    ev.add_argument("--keep-map", default=None, metavar="DIR", help="keep the built map in DIR")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(func=_eval)
 
     mo = sub.add_parser("models", help="list shipped models")
     mo.add_argument("--json", action="store_true")

@@ -1,0 +1,52 @@
+"""placekit eval on generated datasets (DESIGN section 7 and the VPR @east@north@ layout)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+import placekit as pk
+from placekit.evaluation import evaluate, load_dataset
+
+KEYS = {"recall_at_1", "recall_at_5", "recall_at_10", "median_position_error_m", "p90_position_error_m",
+        "median_rotation_error_deg", "localized_precision", "latency_ms_p50", "latency_ms_p99",
+        "map_bytes_per_place", "n_queries", "n_database"}
+
+
+def test_eval_report_on_a_design_layout_dataset(street, tiny_model):
+    report = evaluate(load_dataset(street), model=str(tiny_model), threshold_m=10.0)
+    assert KEYS <= set(report)
+    assert report["n_database"] == 40 and report["n_queries"] == 12  # foreign views have no truth row
+    assert 0 <= report["recall_at_1"] <= report["recall_at_5"] <= report["recall_at_10"] <= 1
+    assert report["recall_at_10"] > 0.5
+    assert report["median_rotation_error_deg"] is None
+    assert abs(sum(report["status_shares"].values()) - 1) < 1e-9
+    assert report["latency_ms_p50"] > 0 and report["map_bytes_per_place"] > 0
+    json.dumps(report)
+
+
+def test_vpr_layout_positions_come_from_file_names(tmp_path, street, tiny_model):
+    for split in ("database", "queries"):
+        (tmp_path / split).mkdir()
+    for i in range(20):
+        shutil.copy(street / "database" / f"d{i:04d}.jpg", tmp_path / "database" / f"@{500000 + 5 * i}@6170000@.jpg")
+    for i in (3, 11):
+        shutil.copy(street / "database" / f"d{i:04d}.jpg", tmp_path / "queries" / f"@{500000 + 5 * i + 1}@6170000@q.jpg")
+    ds = load_dataset(tmp_path)
+    assert ds.database[0][1] == pk.Location(x=500000.0, y=6170000.0)
+    report = evaluate(ds, model=str(tiny_model), threshold_m=5.0)
+    assert report["recall_at_1"] == 1.0 and report["median_position_error_m"] < 5.0
+
+
+def test_bad_dataset_folders(tmp_path):
+    (tmp_path / "database").mkdir()
+    (tmp_path / "queries").mkdir()
+    with pytest.raises(pk.CSVFormatError, match="no database images"):
+        load_dataset(tmp_path)
+    (tmp_path / "database" / "plain.jpg").write_bytes(b"x")
+    with pytest.raises(pk.CSVFormatError, match="@east@north@"):
+        load_dataset(tmp_path)
+    (tmp_path / "database.csv").write_text("name,x,y\nmissing.jpg,1,2\n")
+    with pytest.raises(pk.CSVFormatError, match="not in"):
+        load_dataset(tmp_path)
