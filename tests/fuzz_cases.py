@@ -40,3 +40,28 @@ def open_and_search(path) -> None:
         m.index.search(np.ones(m.index.dim_in, np.float32), k=3)
     finally:
         m.close()
+
+
+def run_cases(data: bytes, cases: int, rng: np.random.Generator, workdir) -> tuple[dict, list[str]]:
+    """Write ``cases`` mutations of ``data`` under ``workdir`` and open each. Returns outcome
+    counts ("opened", "MapFormatError" or the name of any other exception) and descriptions of
+    the cases where another exception escaped."""
+    from pathlib import Path
+
+    from placekit.errors import MapFormatError
+
+    outcomes: dict[str, int] = {}
+    escaped: list[str] = []
+    path = Path(workdir) / "fuzz.pkmap"
+    for i in range(cases):
+        path.write_bytes(mutate(data, rng))
+        try:
+            open_and_search(path)
+            key = "opened"
+        except MapFormatError:
+            key = "MapFormatError"
+        except Exception as exc:  # noqa: BLE001 - this is what the fuzzer looks for
+            key = type(exc).__name__
+            escaped.append(f"case {i}: {key}: {exc}")
+        outcomes[key] = outcomes.get(key, 0) + 1
+    return outcomes, escaped
