@@ -167,8 +167,7 @@ class PlaceIndex:
         self.pq: ProductQuantizer | None = None
         self._graph = None
         self._write_lock = threading.Lock()
-        self._lists = _Lists(np.zeros(2 if self.recipe.flat else 1, np.int64), np.zeros(0, np.int64),
-                             None, None, None)
+        self._lists = self._empty_lists()
         self.is_trained = False
 
     # ----------------------------------------------------------------- properties
@@ -221,8 +220,7 @@ class PlaceIndex:
             pq_sample = _sample(z, MAX_TRAIN_PQ, rng)
             residuals = pq_sample - self.centroids[self._coarse_exact(pq_sample)]
             self.pq = ProductQuantizer.fit(residuals, r.pq_m, seed=seed)
-        self._lists = _Lists(np.zeros(r.nlist + 1 if not r.flat else 2, np.int64), np.zeros(0, np.int64),
-                             None, None, None)
+        self._lists = self._empty_lists()
         self.is_trained = True
 
     # ----------------------------------------------------------------- updates
@@ -365,6 +363,10 @@ class PlaceIndex:
         if not np.issubdtype(x.dtype, np.floating) or not np.isfinite(x).all():
             raise PlaceIndexError("vectors must be finite floats")
         return x.astype(np.float32, copy=False)
+
+    def _empty_lists(self) -> _Lists:
+        n_offsets = 2 if self.recipe.flat else self.recipe.nlist + 1
+        return _Lists(np.zeros(n_offsets, np.int64), np.zeros(0, np.int64), None, None, None)
 
     def _require_trained(self) -> None:
         if not self.is_trained:
