@@ -1,6 +1,13 @@
-"""Lay out ``shared/data`` as evaluation datasets and run ``placekit eval`` on each.
+"""Lay out ``shared/data`` as evaluation datasets; run ``placekit eval`` and the peers on each.
 
-    python benchmarks/real_data_suite.py --out benchmarks/results/real_data.json
+    python benchmarks/real_data_suite.py --out benchmarks/results/real_data.json \
+        --plots benchmarks/results/plots
+
+For every dataset, in one run: placekit's configurations through ``evaluate`` (the code behind
+``placekit eval``: the shipped GeM through ONNX Runtime and through LiteRT), then the peers of
+``peers.py`` (RootSIFT + VLAD, ORB bag of words, 1280-D float GeM, the Coral MobileNetV2), all
+scored by ``placekit.evaluation.recall_curve`` on the same splits. Latency is per query on this
+machine (placekit: ``localize`` total; peers: describe + exhaustive search), one query at a time.
 
 * strecha: entry-P10, fountain-P11, Herz-Jesus-P25 (P8 shows the same church as P25 in another
   frame, so it is left out), scenes 1 km apart; map = even views, queries = odd; 5 m threshold.
@@ -10,7 +17,8 @@
   ``_frame_``; only some names carry a ``cNNN`` id): in each of the 9 areas with two or more
   clips, the frames of its last clip are queries; every other clip is in the map (every 3rd
   frame), single-clip areas included as distractors. Each area is a point 1 km from the others,
-  so "correct within 25 m" means "same area".
+  so "correct within 25 m" means "same area". The clip is written as the ``group`` column, so
+  map calibration judges frames only against other clips.
 
 Exits with a message, not an error, when ``shared/data`` is absent.
 """
@@ -37,12 +45,14 @@ KEEP = ("recall_at_1", "recall_at_5", "recall_at_10", "median_position_error_m",
         "n_queries", "n_database", "threshold_m")
 
 
-def _write(root: Path, split: str, rows: list[tuple[Path, str, tuple[float, float, float]]]) -> None:
+def _write(root: Path, split: str, rows: list[tuple]) -> None:
+    """rows: (source image, name, (x, y, z)[, group])."""
     (root / split).mkdir(parents=True, exist_ok=True)
-    lines = ["name,x,y,z"]
-    for src, name, (x, y, z) in rows:
+    grouped = any(len(r) > 3 for r in rows)
+    lines = ["name,x,y,z" + (",group" if grouped else "")]
+    for src, name, (x, y, z), *group in rows:
         (root / split / name).symlink_to(src.resolve())
-        lines.append(f"{name},{x},{y},{z}")
+        lines.append(f"{name},{x},{y},{z}" + (f",{group[0]}" if grouped else ""))
     (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
 
 
@@ -80,31 +90,82 @@ def ie_tower(root: Path, stride: int = 3) -> float:
         for clip in clips:
             split = "queries" if len(clips) > 1 and clip == clips[-1] else "database"
             for img in sorted(by_area[area][clip])[::stride]:
-                parts[split].append((img, f"{area}_{img.name}", (1000.0 * k, 0.0, 0.0)))
+                parts[split].append((img, f"{area}_{img.name}", (1000.0 * k, 0.0, 0.0), clip))
     for split, rows_ in parts.items():
         _write(root, split, rows_)
     return 25.0
 
 
+PLACEKIT_CONFIGS = (("placekit GeM (ImageNet) fp32, ONNX Runtime, PCA-whitened 256-D", "default", "onnx"),
+                    ("placekit GeM (ImageNet) fp32, LiteRT", "gem-imagenet-fp32.tflite", "litert"))
+
+
+def make_peers(threads: int) -> list:
+    import peers
+    out = [peers.RootSiftVlad(), peers.OrbBow(), peers.FloatGem(threads)]
+    coral = DATA / "baselines" / "coral" / "mobilenet_v2_1.0_224_quant.tflite"
+    if coral.is_file():
+        out.append(peers.CoralMobileNet(coral, threads))
+    from placekit.imageio import read_image
+    pool = [read_image(p) for p in sorted(DATA.glob("pool/*/*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    for peer in out:
+        peer.fit(pool)
+    return out
+
+
+def peer_rows(dataset, threshold: float, peer_list: list) -> list[dict]:
+    import peers
+    from placekit.evaluation import _common_frame, _metric, recall_curve
+
+    frame = _common_frame(dataset)
+    db_xyz = _metric([s.location for s in dataset.database], frame)
+    q_xyz = _metric([s.location for s in dataset.queries], frame)
+    rows = []
+    for peer in peer_list:
+        run = peers.run_peer(peer, [s.path for s in dataset.database], [s.path for s in dataset.queries])
+        curve = recall_curve(run["ranked"], q_xyz, db_xyz, threshold, 10)
+        rows.append({"method": peer.name, "peer": True, "recall_at_1": float(curve[0]), "recall_at_5": float(curve[4]),
+                     "recall_at_10": float(curve[9]), "latency_ms_p50": run["latency_ms_p50"],
+                     "latency_ms_p99": run["latency_ms_p99"], "bytes_per_place": run["bytes_per_place"]})
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="default")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--plots", type=Path, default=None, help="write each dataset's plots into PLOTS/NAME")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-peers", action="store_true")
     args = p.parse_args()
     if not DATA.is_dir():
         print(f"real-data suite skipped: {DATA} is not present")
         return
-    reports = {}
+    peer_list = [] if args.no_peers else make_peers(args.threads)
+    reports, tables = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, layout in (("strecha", strecha), ("kitti-seq1", lambda r: kitti(r, "seq1")),
                              ("kitti-seq2", lambda r: kitti(r, "seq2")), ("ie-tower", ie_tower)):
             root = Path(tmp) / name
             threshold = layout(root)
-            report = evaluate(load_dataset(root), model=args.model, threshold_m=threshold)
-            reports[name] = {k: report[k] for k in KEEP}
-            print(name, {k: (round(v, 3) if isinstance(v, float) else v) for k, v in reports[name].items()
-                         if k in ("recall_at_1", "recall_at_5", "median_position_error_m", "n_queries")}, flush=True)
-    save(args.out, {"model": args.model, "datasets": reports})
+            dataset = load_dataset(root)
+            table = []
+            for i, (label, model, backend) in enumerate(PLACEKIT_CONFIGS):
+                plots = args.plots / name if (args.plots and i == 0) else None
+                report = evaluate(dataset, model=model, threshold_m=threshold, threads=args.threads,
+                                  backend=backend, plots_dir=plots)
+                if i == 0:
+                    reports[name] = {k: report[k] for k in KEEP}
+                    if plots:
+                        reports[name]["plots"] = [str(Path(f).relative_to(args.plots.parent)) for f in report["plots"]]
+                table.append({"method": label, "peer": False, **{k: report[k] for k in (
+                    "recall_at_1", "recall_at_5", "recall_at_10", "latency_ms_p50", "latency_ms_p99")},
+                    "bytes_per_place": report["map_bytes_per_place"]})
+            table += peer_rows(dataset, threshold, peer_list)
+            tables[name] = table
+            for row in table:
+                print(f"{name:<11} {row['method'][:60]:<60} r@1 {row['recall_at_1']:.3f} r@5 {row['recall_at_5']:.3f} "
+                      f"{row['latency_ms_p50']:.1f} ms {row['bytes_per_place']:.0f} B", flush=True)
+    save(args.out, {"model": "default", "threads": args.threads, "datasets": reports, "peers": tables})
 
 
 if __name__ == "__main__":

@@ -50,3 +50,32 @@ def test_bad_dataset_folders(tmp_path):
     (tmp_path / "database.csv").write_text("name,x,y\nmissing.jpg,1,2\n")
     with pytest.raises(pk.CSVFormatError, match="not in"):
         load_dataset(tmp_path)
+
+
+def test_eval_writes_plots(tmp_path, street, tiny_model):
+    pytest.importorskip("matplotlib", reason="plots need the 'plots' extra")
+    report = evaluate(load_dataset(street), model=str(tiny_model), threshold_m=10.0, plots_dir=tmp_path / "plots")
+    names = sorted(p.rsplit("/", 1)[-1] for p in report["plots"])
+    assert names == ["latency_by_stage.png", "matches.png", "position_error_cdf.png", "recall_at_n.png"]
+    for p in report["plots"]:
+        data = open(p, "rb").read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    curve = report["recall_at_n"]
+    assert len(curve) == 10 and all(a <= b for a, b in zip(curve, curve[1:]))
+    assert curve[0] == report["recall_at_1"] and curve[9] == report["recall_at_10"]
+
+
+def test_group_column_reaches_the_map(tmp_path, street, tiny_model):
+    shutil.copytree(street, tmp_path / "ds")
+    csv_path = tmp_path / "ds" / "database.csv"
+    lines = csv_path.read_text().splitlines()
+    lines = [lines[0] + ",group"] + [f"{line},clip{i % 2}" for i, line in enumerate(lines[1:])]
+    csv_path.write_text("\n".join(lines) + "\n")
+    ds = load_dataset(tmp_path / "ds")
+    assert {s.group for s in ds.database} == {"clip0", "clip1"} and ds.queries[0].group is None
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    evaluate(ds, model=str(tiny_model), threshold_m=10.0, workdir=keep)
+    with pk.Localizer.open(keep / "eval.pkmap", pk.LocalizerOptions(model=str(tiny_model))) as loc:
+        assert loc.info()["calibration"]["stats"]["groups"] in ("other groups only",) or \
+            loc.info()["calibration"]["stats"]["groups"].startswith("fell back")

@@ -43,34 +43,64 @@ class MapBuilder:
         self._descriptors: list[np.ndarray] = []
         self._locations: list[Location] = []
         self._names: list[str] = []
+        self._groups: list[str] = []
+        self._name_set: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._names)
 
-    def add(self, image: Frame, location: Location, name: Optional[str] = None) -> None:
+    def add(self, image: Frame, location: Location, name: Optional[str] = None, group: Optional[str] = None) -> None:
         """Add one map image (array or path) taken at ``location``. Raises on bad input and
-        leaves the builder unchanged."""
+        leaves the builder unchanged.
+
+        group: the capture session the image belongs to (a video clip, a drive, a survey day).
+        Calibration then judges each image only against images of other groups, as a later
+        visit would be; without groups, neighbouring frames of one video look like revisits
+        and make the thresholds too strict."""
+        if name is None:
+            name = Path(image).name if isinstance(image, (str, os.PathLike)) else f"image_{len(self):06d}"
+        self._check_new(location, name)
+        self._append(self.extractor.describe(image), location, name, group)
+
+    def add_descriptor(self, descriptor: np.ndarray, location: Location, name: str,
+                       group: Optional[str] = None) -> None:
+        """Add a place from a descriptor computed elsewhere with this builder's model:
+        (D,) finite floats, D = the model's output dimension (it is L2-normalised here)."""
+        self._check_new(location, name)
+        d = np.asarray(descriptor)
+        if d.shape != (self.extractor.dim,) or not np.issubdtype(d.dtype, np.floating) or not np.isfinite(d).all():
+            raise BuildError(f"descriptor must be ({self.extractor.dim},) finite floats, got {d.shape} {d.dtype}")
+        norm = float(np.linalg.norm(d))
+        if norm == 0.0:
+            raise BuildError("descriptor is all zeros")
+        self._append((d / norm).astype(np.float32), location, name, group)
+
+    def _check_new(self, location: Location, name: str) -> None:
         if not isinstance(location, Location):
             raise LocationError(f"location must be a placekit.Location, got {type(location).__name__}")
         if self._locations and location.is_wgs84 != self._locations[0].is_wgs84:
             raise LocationError("all map locations must be WGS84 (lat/lon) or all local (x/y), not mixed")
-        if name is None:
-            name = Path(image).name if isinstance(image, (str, os.PathLike)) else f"image_{len(self):06d}"
-        if name in self._names:
+        if not isinstance(name, str) or not name:
+            raise BuildError(f"name must be a non-empty string, got {name!r}")
+        if name in self._name_set:
             raise BuildError(f"duplicate image name {name!r}")
-        descriptor = self.extractor.describe(image)
+
+    def _append(self, descriptor: np.ndarray, location: Location, name: str, group: Optional[str]) -> None:
         self._descriptors.append(descriptor)
         self._locations.append(location)
         self._names.append(name)
+        self._name_set.add(name)
+        self._groups.append("" if group is None else str(group))
 
-    def add_many(self, items: Iterable[tuple[Frame, Location, Optional[str]]], progress: bool = False) -> None:
-        """Add (image, location, name) triples, with an optional progress bar."""
+    def add_many(self, items: Iterable[tuple], progress: bool = False) -> None:
+        """Add (image, location, name) or (image, location, name, group) tuples, with an
+        optional progress bar."""
         items = list(items)
         if progress:
             from tqdm import tqdm
             items = tqdm(items, desc="extracting", unit="img")
-        for image, location, name in items:
-            self.add(image, location, name)
+        for item in items:
+            self.add(*item)
 
     def build(self, path: str | os.PathLike, user: Optional[dict] = None) -> dict:
         """Train, calibrate and write the map to ``path``; returns ``map info`` of the result."""
@@ -88,8 +118,11 @@ class MapBuilder:
             index.add(x, ids)
         except PlacekitError as exc:
             raise BuildError(f"cannot build index {recipe!r} from {n} images: {exc}") from exc
+        groups = None
+        if any(self._groups):   # an image without a group is a group of its own
+            groups = np.array([g or f"\0{i}" for i, g in enumerate(self._groups)])
         cal: Calibration = calibrate(index, x, ids, xyz, opts.match_radius_m, opts.target_precision,
-                                     top_k=CALIBRATION_TOP_K, seed=opts.seed)
+                                     top_k=CALIBRATION_TOP_K, seed=opts.seed, groups=groups)
         rotation = np.array([loc.rotation or (np.nan,) * 4 for loc in self._locations], np.float32)
         intrinsics = np.array([loc.intrinsics or (np.nan,) * 4 for loc in self._locations], np.float32)
         engine = self.extractor.engine

@@ -7,6 +7,12 @@ For each map image (up to ``max_queries`` of them) two searches are simulated:
 * place-out: every image within ``match_radius_m`` removed, simulating a query from a place the
   map does not cover; its best score is an impostor (negative) score.
 
+With capture ``groups`` (video clips, drives, survey days), the whole group of the query is
+removed instead of the image alone, so a positive is a match found in another capture of the
+place, as a later visit would be. When fewer than ``MIN_GROUP_POSITIVES`` such positives exist
+(the map is one drive), calibration falls back to leaving out the image alone and says so in
+``stats["groups"]``.
+
 ``unknown_threshold`` is the lowest score at which the share of positives among all answers
 at or above it reaches ``target_precision`` (in-map and out-of-map queries weighted equally).
 """
@@ -19,22 +25,41 @@ from .index import PlaceIndex
 
 DEFAULT_MARGIN = 0.02
 MIN_MARGIN, MAX_MARGIN = 0.005, 0.1
+MIN_GROUP_POSITIVES = 10
 
 
 def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, positions: np.ndarray,
               radius: float, target_precision: float, top_k: int = 5, temperature: float = 0.02,
-              max_queries: int = 2000, seed: int = 0) -> Calibration:
-    """descriptors (N, d) raw, ids (N,), positions (N, 3) of the places stored in ``index``."""
+              max_queries: int = 2000, seed: int = 0, groups: np.ndarray | None = None) -> Calibration:
+    """descriptors (N, d) raw, ids (N,), positions (N, 3) of the places stored in ``index``;
+    groups (N,) capture-group labels or None."""
     n = len(ids)
     rng = np.random.default_rng(seed)
     queries = np.arange(n) if n <= max_queries else np.sort(rng.choice(n, max_queries, replace=False))
+    samples = _simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, groups)
+    group_rule = "none given"
+    if groups is not None:
+        group_rule = "other groups only"
+        if len(samples[0]) < MIN_GROUP_POSITIVES:
+            group_rule = (f"fell back to leave-one-out: only {len(samples[0])} matches across groups "
+                          f"(< {MIN_GROUP_POSITIVES})")
+            samples = _simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, None)
+    positives, wrong, impostors, errors, near_tie_gaps = samples
+    return _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_precision, temperature,
+                len(queries), group_rule)
+
+
+def _simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, groups):
+    """Leave-out searches -> (positive scores, wrong top-1 scores, impostor scores, fused
+    position errors, score gaps of near ties)."""
     row_of = {int(i): r for r, i in enumerate(ids)}
     positives, wrong, impostors, errors, near_tie_gaps = [], [], [], [], []
     for q in queries:
         near = np.linalg.norm(positions - positions[q], axis=1) <= radius
-        found, scores = index.search(descriptors[q], k=top_k + int(near.sum()) + 1)
+        same = groups == groups[q] if groups is not None else np.arange(len(ids)) == q
+        found, scores = index.search(descriptors[q], k=top_k + int((near | same).sum()) + 1)
         rows = np.array([row_of[int(i)] for i in found], dtype=np.int64)
-        keep = rows != q
+        keep = ~same[rows]
         rows, scores = rows[keep], scores[keep]
         if len(rows) == 0:
             continue
@@ -51,6 +76,11 @@ def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, posit
             wrong.append(float(scores[0]))
             if correct.any():
                 near_tie_gaps.append(float(scores[0] - scores[correct][0]))
+    return positives, wrong, impostors, errors, near_tie_gaps
+
+
+def _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_precision, temperature,
+         n_queries, group_rule) -> Calibration:
     pos, neg = np.array(positives), np.array(wrong + impostors)
     threshold, how = _threshold(pos, neg, target_precision)
     slope, intercept = fit_logistic(pos, neg)
@@ -60,7 +90,8 @@ def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, posit
     base = float(np.quantile(errors, 0.68)) if errors else radius / 2.0
     accepted_pos = int((pos >= threshold).sum())
     stats = {
-        "queries": int(len(queries)),
+        "queries": int(n_queries),
+        "groups": group_rule,
         "positives": int(len(pos)),
         "wrong_top1": int(len(wrong)),
         "impostors": int(len(impostors)),

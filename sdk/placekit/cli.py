@@ -3,7 +3,7 @@
     placekit map build DIR --locations CSV|exif -o MAP [--model NAME]
     placekit map info MAP [--json]
     placekit localize MAP IMAGE [IMAGE...] [--json]
-    placekit eval DATASET [--model NAME] [--descriptor gem] [--threshold M] [--json OUT]
+    placekit eval DATASET [--model NAME] [--descriptor gem] [--threshold M] [--json OUT] [--plots DIR]
     placekit models [--json]
     placekit demo
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 def _build(args: argparse.Namespace) -> int:
     from .builder import MapBuilder
-    from .datasets import read_locations_csv
+    from .datasets import read_locations_and_groups
     from .errors import CSVFormatError, ImageReadError
     from .imageio import list_images, read_exif_gps
     from .options import BuildOptions
@@ -36,7 +36,7 @@ def _build(args: argparse.Namespace) -> int:
             lat, lon, alt = gps
             items.append((path, Location(lat=lat, lon=lon, alt=alt), path.name))
     else:
-        locations = read_locations_csv(args.locations)
+        locations = read_locations_and_groups(args.locations)
         present = {p.name for p in images}
         for lineno, name in enumerate(locations, start=2):
             if name not in present and not (folder / name).is_file():
@@ -45,7 +45,7 @@ def _build(args: argparse.Namespace) -> int:
         if unlisted:
             print(f"note: {len(unlisted)} image(s) in {folder} have no row in {args.locations} and are skipped "
                   f"(first: {unlisted[0]})", file=sys.stderr)
-        items = [(folder / name, loc, name) for name, loc in locations.items()]
+        items = [(folder / name, loc, name, group) for name, (loc, group) in locations.items()]
     options = BuildOptions(model=args.model, recipe=args.recipe, match_radius_m=args.radius,
                            embed_model=args.embed_model, threads=args.threads, backend=args.backend)
     builder = MapBuilder(options)
@@ -135,7 +135,8 @@ def _eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, load_dataset
 
     report = evaluate(load_dataset(args.dataset), model=args.model, descriptor=args.descriptor,
-                      threshold_m=args.threshold, threads=args.threads, workdir=args.keep_map, progress=not args.quiet)
+                      threshold_m=args.threshold, threads=args.threads, workdir=args.keep_map, progress=not args.quiet,
+                      top_k=args.top_k, plots_dir=args.plots, backend=args.backend)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     fmt = lambda v, unit="": "-" if v is None else f"{v:.3f}{unit}"  # noqa: E731
@@ -147,6 +148,8 @@ def _eval(args: argparse.Namespace) -> int:
           f"{shares['unknown']:.2f}; precision of localized {fmt(report['localized_precision'])}\n"
           f"latency p50 {fmt(report['latency_ms_p50'], ' ms')}, p99 {fmt(report['latency_ms_p99'], ' ms')}; "
           f"map {report['map_bytes_per_place']:.0f} bytes per place")
+    if report.get("plots"):
+        print("plots: " + ", ".join(report["plots"]))
     return 0
 
 
@@ -213,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", default=None, metavar="OUT", help="write the full report as JSON")
     ev.add_argument("--threads", type=int, default=0)
     ev.add_argument("--keep-map", default=None, metavar="DIR", help="keep the built map in DIR")
+    ev.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots into DIR (needs matplotlib)")
+    ev.add_argument("--top-k", type=int, default=10, help="matches returned per query; recall@N up to N=top-k")
+    ev.add_argument("--backend", default="auto", choices=["auto", "onnx", "litert"])
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_eval)
 

@@ -1,8 +1,9 @@
 """Locations CSV files (DESIGN section 7).
 
 Columns: ``name``, then either ``x,y[,z]`` (metres, local frame) or ``lat,lon[,alt]`` (WGS84);
-optionally ``qw,qx,qy,qz`` (world-to-camera rotation) and ``fx,fy,cx,cy`` (pixels). Errors name
-the file and the line.
+optionally ``qw,qx,qy,qz`` (world-to-camera rotation), ``fx,fy,cx,cy`` (pixels) and ``group``
+(the capture session: a video clip, a drive; used by map calibration). Errors name the file and
+the line.
 """
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ INTRINSICS = ("fx", "fy", "cx", "cy")
 
 def read_locations_csv(path: str | os.PathLike) -> dict[str, Location]:
     """Name -> Location, in file order."""
+    return {name: loc for name, (loc, _) in read_locations_and_groups(path).items()}
+
+
+def read_locations_and_groups(path: str | os.PathLike) -> dict[str, tuple[Location, str | None]]:
+    """Name -> (Location, group or None when the file has no ``group`` column), in file order."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -43,7 +49,7 @@ def read_locations_csv(path: str | os.PathLike) -> dict[str, Location]:
         if missing:
             raise CSVFormatError(f"{path}:1: columns {missing} missing from group {group}")
     col = {h: i for i, h in enumerate(header)}
-    out: dict[str, Location] = {}
+    out: dict[str, tuple[Location, str | None]] = {}
     for lineno, row in enumerate(rows[1:], start=2):
         if not row or all(not c.strip() for c in row):
             continue
@@ -60,9 +66,10 @@ def read_locations_csv(path: str | os.PathLike) -> dict[str, Location]:
             if group in groups:
                 kwargs[key] = tuple(_number(path, lineno, c, row[col[c]]) for c in group)
         try:
-            out[name] = Location(**kwargs)
+            location = Location(**kwargs)
         except LocationError as exc:
             raise CSVFormatError(f"{path}:{lineno}: {exc}") from exc
+        out[name] = (location, row[col["group"]].strip() or None if "group" in col else None)
     if not out:
         raise CSVFormatError(f"{path}: no data rows")
     return out

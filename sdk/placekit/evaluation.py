@@ -15,11 +15,11 @@ import resource
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .datasets import read_locations_csv
+from .datasets import read_locations_and_groups
 from .errors import CSVFormatError
 from .geo import LocalFrame
 from .imageio import list_images
@@ -29,10 +29,18 @@ DEFAULT_THRESHOLD_M = 25.0
 RECALL_AT = (1, 5, 10)
 
 
+class Sample(NamedTuple):
+    """One dataset image: its file, where it was taken and its capture group (or None)."""
+
+    path: Path
+    location: Location
+    group: Optional[str] = None
+
+
 @dataclass(frozen=True)
 class Dataset:
-    database: list[tuple[Path, Location]]
-    queries: list[tuple[Path, Location]]
+    database: list[Sample]
+    queries: list[Sample]
 
 
 def load_dataset(folder: str | os.PathLike) -> Dataset:
@@ -43,16 +51,16 @@ def load_dataset(folder: str | os.PathLike) -> Dataset:
         images = folder / split
         csv_path = folder / f"{split}.csv"
         if csv_path.is_file():
-            locations = read_locations_csv(csv_path)
-            missing = [n for n in locations if not (images / n).is_file()]
+            rows = read_locations_and_groups(csv_path)
+            missing = [n for n in rows if not (images / n).is_file()]
             if missing:
                 raise CSVFormatError(f"{csv_path}: {len(missing)} listed images are not in {images} (first: {missing[0]})")
-            parts[split] = [(images / n, loc) for n, loc in locations.items()]
+            parts[split] = [Sample(images / n, loc, group) for n, (loc, group) in rows.items()]
         else:
-            parts[split] = [(p, _vpr_location(p)) for p in list_images(images)]
+            parts[split] = [Sample(p, _vpr_location(p)) for p in list_images(images)]
         if not parts[split]:
             raise CSVFormatError(f"{folder}: no {split} images")
-    kinds = {loc.is_wgs84 for _, loc in parts["database"] + parts["queries"]}
+    kinds = {s.location.is_wgs84 for s in parts["database"] + parts["queries"]}
     if len(kinds) != 1:
         raise CSVFormatError(f"{folder}: database and queries mix WGS84 and local coordinates")
     return Dataset(parts["database"], parts["queries"])
@@ -77,8 +85,10 @@ def _metric(locations: list[Location], frame: Optional[LocalFrame]) -> np.ndarra
 
 def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "gem",
              threshold_m: float = DEFAULT_THRESHOLD_M, threads: int = 0, workdir: str | os.PathLike | None = None,
-             progress: bool = False) -> dict:
-    """Build, localize, measure. Returns the report dict (keys in the module docstring)."""
+             progress: bool = False, top_k: int = max(RECALL_AT), plots_dir: str | os.PathLike | None = None,
+             backend: str = "auto") -> dict:
+    """Build a map from the database, localize every query, measure. Returns the report dict
+    (keys in the module docstring); with ``plots_dir``, also writes the PNG plots there."""
     from .builder import MapBuilder
     from .localizer import Localizer
     from .options import BuildOptions, LocalizerOptions
@@ -86,59 +96,81 @@ def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "gem",
     with tempfile.TemporaryDirectory() as tmp:
         map_path = Path(workdir or tmp) / "eval.pkmap"
         builder = MapBuilder(BuildOptions(model=model, descriptor=descriptor, match_radius_m=threshold_m,
-                                          threads=threads))
-        builder.add_many(((p, loc, p.name) for p, loc in dataset.database), progress=progress)
+                                          threads=threads, backend=backend))
+        builder.add_many(((s.path, s.location, s.path.name, s.group) for s in dataset.database), progress=progress)
         builder.build(map_path)
         map_bytes = map_path.stat().st_size
-        all_locs = [loc for _, loc in dataset.database + dataset.queries]
-        frame = None
-        if all_locs[0].is_wgs84:
-            frame = LocalFrame(float(np.mean([x.lat for x in all_locs])), float(np.mean([x.lon for x in all_locs])))
-        db_xyz = _metric([loc for _, loc in dataset.database], frame)
-        name_row = {p.name: i for i, (p, _) in enumerate(dataset.database)}
         queries = dataset.queries
         if progress:
             from tqdm import tqdm
             queries = tqdm(queries, desc="localizing", unit="img")
-        results, truth = [], []
-        with Localizer.open(map_path, LocalizerOptions(threads=threads, top_k=max(RECALL_AT))) as localizer:
-            for path, where in queries:
-                results.append(localizer.localize(path))
-                truth.append(where)
-    q_xyz = _metric(truth, frame)
-    return _report(results, q_xyz, db_xyz, name_row, frame, threshold_m, map_bytes, len(dataset.database))
+        options = LocalizerOptions(threads=threads, top_k=top_k, backend=backend)
+        with Localizer.open(map_path, options) as localizer:
+            results = [localizer.localize(s.path) for s in queries]
+    frame = _common_frame(dataset)
+    db_xyz = _metric([s.location for s in dataset.database], frame)
+    q_xyz = _metric([s.location for s in dataset.queries], frame)
+    name_row = {s.path.name: i for i, s in enumerate(dataset.database)}
+    ranked = [np.array([name_row[m.name] for m in r.matches], np.int64) for r in results]
+    errors = [None if r.location is None else float(np.linalg.norm(_metric([r.location], frame)[0] - t))
+              for r, t in zip(results, q_xyz)]
+    report = _report(results, ranked, errors, q_xyz, db_xyz, threshold_m, map_bytes, len(dataset.database))
+    if plots_dir is not None:
+        from .eval_plots import write_plots
+        report["plots"] = write_plots(plots_dir, report, dataset, results, ranked, errors, q_xyz, db_xyz)
+    return report
 
 
-def _report(results, q_xyz, db_xyz, name_row, frame, threshold_m, map_bytes, n_database) -> dict:
+def _common_frame(dataset: Dataset) -> Optional[LocalFrame]:
+    locations = [s.location for s in dataset.database + dataset.queries]
+    if not locations[0].is_wgs84:
+        return None
+    return LocalFrame(float(np.mean([x.lat for x in locations])), float(np.mean([x.lon for x in locations])))
+
+
+def correct_mask(ranked: list[np.ndarray], q_xyz: np.ndarray, db_xyz: np.ndarray, threshold_m: float,
+                 depth: int) -> np.ndarray:
+    """(Q, depth) bool: is the n-th returned database row within ``threshold_m`` of the query.
+    ranked: per query, database rows best first (may be shorter than depth)."""
+    mask = np.zeros((len(ranked), depth), bool)
+    for i, rows in enumerate(ranked):
+        rows = np.asarray(rows[:depth], np.int64)
+        if len(rows):
+            mask[i, :len(rows)] = np.linalg.norm(db_xyz[rows] - q_xyz[i], axis=1) <= threshold_m
+    return mask
+
+
+def recall_curve(ranked: list[np.ndarray], q_xyz: np.ndarray, db_xyz: np.ndarray, threshold_m: float,
+                 depth: int) -> np.ndarray:
+    """(depth,) recall@N for N = 1..depth: share of queries with a correct row in the first N.
+    Every method in the benchmarks (placekit and its peers) is scored by this function."""
+    if not ranked:
+        return np.zeros(depth)
+    return np.cumsum(correct_mask(ranked, q_xyz, db_xyz, threshold_m, depth), axis=1).astype(bool).mean(0)
+
+
+def _report(results, ranked, errors, q_xyz, db_xyz, threshold_m, map_bytes, n_database) -> dict:
     n = len(results)
-    hits = {k: 0 for k in RECALL_AT}
-    errors, statuses, correct_localized = [], [], 0
-    for r, truth in zip(results, q_xyz):
-        rows = [name_row[m.name] for m in r.matches]
-        within = [bool(np.linalg.norm(db_xyz[row] - truth) <= threshold_m) for row in rows]
-        for k in RECALL_AT:
-            hits[k] += any(within[:k])
-        statuses.append(r.status)
-        if r.location is not None:
-            err = float(np.linalg.norm(_metric([r.location], frame)[0] - truth))
-            errors.append(err)
-            if r.status == "localized" and err <= threshold_m:
-                correct_localized += 1
+    depth = max(max(RECALL_AT), max((len(r) for r in ranked), default=0))
+    curve = recall_curve(ranked, q_xyz, db_xyz, threshold_m, depth)
+    statuses = [r.status for r in results]
+    found = [e for e in errors if e is not None]
+    localized = [e for r, e in zip(results, errors) if r.status == "localized"]
     latency = {}
     for stage in results[0].timings_ms if results else ():
         values = [r.timings_ms[stage] for r in results]
         latency[stage] = {"p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99))}
-    n_localized = statuses.count("localized")
     return {
-        "recall_at_1": hits[1] / n, "recall_at_5": hits[5] / n, "recall_at_10": hits[10] / n,
-        "median_position_error_m": float(np.median(errors)) if errors else None,
-        "p90_position_error_m": float(np.percentile(errors, 90)) if errors else None,
+        "recall_at_1": float(curve[0]), "recall_at_5": float(curve[4]), "recall_at_10": float(curve[9]),
+        "median_position_error_m": float(np.median(found)) if found else None,
+        "p90_position_error_m": float(np.percentile(found, 90)) if found else None,
         "median_rotation_error_deg": None,
-        "localized_precision": correct_localized / n_localized if n_localized else None,
+        "localized_precision": float(np.mean(np.array(localized) <= threshold_m)) if localized else None,
         "latency_ms_p50": latency.get("total", {}).get("p50"),
         "latency_ms_p99": latency.get("total", {}).get("p99"),
         "map_bytes_per_place": map_bytes / n_database,
         "n_queries": n, "n_database": n_database,
+        "recall_at_n": [float(v) for v in curve],
         "status_shares": {s: statuses.count(s) / n for s in ("localized", "ambiguous", "unknown")},
         "latency_ms_by_stage": latency,
         "threshold_m": threshold_m,

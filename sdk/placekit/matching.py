@@ -1,0 +1,65 @@
+"""Two-view matching: local descriptors -> tentative matches -> geometrically verified inliers.
+
+Shapes: keypoint positions ``xy`` (N, 2) float32 pixels; descriptors (N, D) float32 unit-norm;
+matches (M, 2) int64 rows into (first image, second image).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+DEFAULT_RATIO = 0.9
+MIN_MATCHES_FOR_MODEL = 8
+
+
+def mutual_matches(desc1: np.ndarray, desc2: np.ndarray, ratio: float = DEFAULT_RATIO) -> np.ndarray:
+    """Mutual nearest neighbours (L2) that also pass Lowe's ratio test in the 1 -> 2 direction."""
+    if len(desc1) < 2 or len(desc2) < 2:
+        return np.zeros((0, 2), np.int64)
+    d1 = np.ascontiguousarray(desc1, np.float32)
+    d2 = np.ascontiguousarray(desc2, np.float32)
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    forward = matcher.knnMatch(d1, d2, k=2)
+    backward = matcher.match(d2, d1)
+    back = np.full(len(d2), -1, np.int64)
+    for m in backward:
+        back[m.queryIdx] = m.trainIdx
+    pairs = [(a.queryIdx, a.trainIdx) for a, b in forward
+             if a.distance < ratio * b.distance and back[a.trainIdx] == a.queryIdx]
+    return np.array(pairs, np.int64).reshape(-1, 2)
+
+
+def verified_inliers(xy1: np.ndarray, xy2: np.ndarray, matches: np.ndarray, model: str = "fundamental",
+                     threshold_px: float = 3.0, confidence: float = 0.999) -> np.ndarray:
+    """(M,) bool inlier mask of ``matches`` under one epipolar geometry (``fundamental``) or
+    one plane (``homography``), fitted by OpenCV's USAC (MAGSAC++). All False when too few."""
+    inliers = np.zeros(len(matches), bool)
+    if len(matches) < MIN_MATCHES_FOR_MODEL:
+        return inliers
+    p1 = np.ascontiguousarray(xy1[matches[:, 0]], np.float32)
+    p2 = np.ascontiguousarray(xy2[matches[:, 1]], np.float32)
+    if model == "fundamental":
+        _, mask = cv2.findFundamentalMat(p1, p2, cv2.USAC_MAGSAC, threshold_px, confidence, 2000)
+    elif model == "homography":
+        _, mask = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, threshold_px, confidence=confidence, maxIters=2000)
+    else:
+        raise ValueError(f"model must be 'fundamental' or 'homography', got {model!r}")
+    if mask is not None:
+        inliers = mask.ravel().astype(bool)
+    return inliers
+
+
+def sift_features(gray: np.ndarray, max_keypoints: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV SIFT on a (H, W) uint8 image -> (xy (N, 2), RootSIFT descriptors (N, 128))."""
+    keypoints, desc = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(gray, None)
+    if desc is None:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+    xy = np.array([k.pt for k in keypoints], np.float32)
+    return xy, root_sift(desc)
+
+
+def root_sift(desc: np.ndarray) -> np.ndarray:
+    """SIFT -> RootSIFT (Arandjelovic & Zisserman): L1-normalise, square root; unit L2 norm."""
+    d = np.asarray(desc, np.float32)
+    d = d / np.maximum(np.abs(d).sum(1, keepdims=True), 1e-12)
+    return np.sqrt(d)
