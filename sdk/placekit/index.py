@@ -319,6 +319,31 @@ class PlaceIndex:
         return self._search_ivf(z, k, lists, nprobe or self.params.nprobe,
                                 self.params.rerank if rerank is None else rerank)
 
+    def search_among(self, query: np.ndarray, ids: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Search restricted to ``ids`` (e.g. the places near a position prior): every listed
+        live vector is scored, exactly when the index keeps vectors (Flat, Refine), else by
+        ADC. Same return as ``search``; ids not in the index are ignored. Cost grows with
+        len(ids), not with the index size."""
+        self._require_trained()
+        k = self.params.k if k is None else int(k)
+        if k < 1:
+            raise PlaceIndexError("k must be >= 1")
+        z = self._transform(self._check(np.asarray(query).reshape(1, -1)))[0]
+        lists = self._lists
+        rows = _rows_of_ids(lists, np.asarray(ids, np.int64).reshape(-1))
+        if lists.deleted is not None:
+            rows = rows[~lists.deleted[rows]]
+        if len(rows) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if lists.vectors is not None:
+            scores = lists.vectors[rows].astype(np.float32) @ z
+        else:
+            which = np.searchsorted(lists.offsets, rows, side="right") - 1
+            centroid_ip = self.centroids[which] @ z
+            scores = adc_inner_products(self.pq.inner_product_table(z), lists.codes[rows]) + centroid_ip
+        best = _top_k(-scores, k)
+        return lists.ids[rows[best]].astype(np.int64), scores[best].astype(np.float32)
+
     def _search_flat(self, z, k, lists):
         scores = lists.vectors.astype(np.float32) @ z
         if lists.deleted is not None:
@@ -414,6 +439,20 @@ def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     total = int(sizes.sum())
     offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
     return np.arange(total, dtype=np.int64) + offsets
+
+
+def _rows_of_ids(lists: _Lists, ids: np.ndarray) -> np.ndarray:
+    """Storage rows of the given ids (those present), through an id-sorted order cached on
+    the snapshot (snapshots are immutable, so the cache never goes stale)."""
+    order = lists.__dict__.get("_id_order")
+    if order is None:
+        order = np.argsort(lists.ids, kind="stable")
+        object.__setattr__(lists, "_id_order", order)
+    if len(order) == 0:
+        return np.zeros(0, np.int64)
+    pos = np.minimum(np.searchsorted(lists.ids[order], ids), len(order) - 1)
+    found = lists.ids[order[pos]] == ids
+    return np.unique(order[pos[found]])
 
 
 def _top_k(values: np.ndarray, k: int) -> np.ndarray:

@@ -5,33 +5,39 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from .decision import decide
 from .engine import open_engine, sha256_file
-from .errors import ClosedError, ModelMismatchError, ModelNotFoundError
+from .errors import BuildError, ClosedError, LocationError, ModelMismatchError, ModelNotFoundError
 from .features import GlobalExtractor
 from .imageio import Frame, to_bgr
 from .models import find_model_by_sha256, resolve_model
 from .options import LocalizerOptions
 from .placemap import PlaceMap
-from .types import Localization, Match
+from .types import Localization, Location, Match, Prior
 
 
 class Localizer:
     """Answers where a frame was taken, from one map file.
 
     ``localize`` never raises for "no match" (the status says so); it raises typed errors for
-    bad frames. It is safe to call from several threads on one Localizer.
+    bad frames. It is safe to call from several threads on one Localizer, also while another
+    thread adds or removes places (``add_place``, ``remove_place``, ``compact``, ``save``).
     """
 
-    def __init__(self, placemap: PlaceMap, extractor: GlobalExtractor, options: LocalizerOptions):
+    def __init__(self, placemap: PlaceMap, extractor: GlobalExtractor, options: LocalizerOptions,
+                 source: str | None = None):
         self.map = placemap
         self.extractor = extractor
         self.options = options
+        self.source = source
         self._closed = False
         self._close_lock = threading.Lock()
+        self._update_lock = threading.Lock()
+        self._next_id = int(placemap.places.ids.max()) + 1 if len(placemap.places) else 0
 
     @classmethod
     def open(cls, path: str | os.PathLike, options: LocalizerOptions = LocalizerOptions()) -> "Localizer":
@@ -39,14 +45,18 @@ class Localizer:
         placemap = PlaceMap.load(path, verify=options.verify_map)
         try:
             engine = _open_model(placemap, options, str(path))
-            return cls(placemap, GlobalExtractor(engine), options)
+            return cls(placemap, GlobalExtractor(engine), options, str(path))
         except BaseException:
             placemap.close()
             raise
 
     # ------------------------------------------------------------------ the action
-    def localize(self, frame: Frame) -> Localization:
-        """Where was ``frame`` taken? frame: (H, W, 3) uint8 BGR, (H, W) grey, or a path."""
+    def localize(self, frame: Frame, prior: Optional[Prior] = None) -> Localization:
+        """Where was ``frame`` taken? frame: (H, W, 3) uint8 BGR, (H, W) grey, or a path.
+        prior: search only the places within ``prior.radius_m`` of ``prior.location``."""
+        return self._localize(frame, prior, self.options.top_k)
+
+    def _localize(self, frame: Frame, prior: Optional[Prior], top_k: int) -> Localization:
         if self._closed:
             raise ClosedError("this Localizer is closed")
         t0 = time.perf_counter()
@@ -54,15 +64,16 @@ class Localizer:
         t1 = time.perf_counter()
         descriptor = self.extractor.describe_bgr(bgr)
         t2 = time.perf_counter()
-        opts = self.options
-        ids, scores = self.map.index.search(descriptor, k=opts.top_k, nprobe=opts.nprobe, rerank=opts.rerank)
+        ids, scores = self._search(descriptor, prior, top_k)
         t3 = time.perf_counter()
-        rows = self.map.places.rows(ids)
-        positions = np.asarray(self.map.places.xyz[rows])
+        places = self.map.places           # read after the search: an added place is in it
+        rows, present = places.rows_present(ids)
+        ids, scores = ids[present], scores[present]
+        positions = np.asarray(places.xyz[rows])
         decision = decide(scores, positions, self.map.calibration)
         matches = tuple(
-            Match(int(i), self.map.places.name(r), float(s), loc)
-            for i, r, s, loc in zip(ids, rows, scores, self.map.location_of(rows))
+            Match(int(i), places.name(r), float(s), loc)
+            for i, r, s, loc in zip(ids, rows, scores, self.map.location_of_xyz(positions))
         )
         location = self.map.to_location(decision.position) if decision.position is not None else None
         t4 = time.perf_counter()
@@ -72,6 +83,71 @@ class Localizer:
             confidence=decision.confidence, matches=matches,
             timings_ms={k: v * 1000.0 for k, v in timings.items()},
         )
+
+    def _search(self, descriptor: np.ndarray, prior: Optional[Prior], top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        opts = self.options
+        if prior is None:
+            return self.map.index.search(descriptor, k=top_k, nprobe=opts.nprobe, rerank=opts.rerank)
+        if not isinstance(prior, Prior):
+            raise LocationError(f"prior must be a placekit.Prior, got {type(prior).__name__}")
+        nearby = self.map.places.within(self.map.to_metric(prior.location), prior.radius_m)
+        return self.map.index.search_among(descriptor, nearby, k=top_k)
+
+    # ------------------------------------------------------------------ live map updates
+    def add_place(self, image: Frame, location: Location, name: Optional[str] = None) -> int:
+        """Add a place to the open map (its descriptor from ``image``); searches see it at
+        once. The index's projection and quantizers are not retrained. Returns its id;
+        ``save`` persists it."""
+        self._check_open()
+        if not isinstance(location, Location):
+            raise LocationError(f"location must be a placekit.Location, got {type(location).__name__}")
+        xyz = self.map.to_metric(location)
+        descriptor = self.extractor.describe(image)
+        with self._update_lock:
+            place_id = self._next_id
+            name = name or f"place_{place_id:08d}"
+            places = self.map.places
+            if places.has_name(name):
+                raise BuildError(f"the map already has a place named {name!r}")
+            self.map.places = places.append(place_id, xyz, name, location.rotation, location.intrinsics)
+            self.map.index.add(descriptor[None], np.array([place_id]))
+            self._next_id += 1
+        return place_id
+
+    def remove_place(self, place_id: int) -> bool:
+        """Remove a place by id (searches skip it at once); False if it was not live."""
+        self._check_open()
+        with self._update_lock:
+            return self.map.index.remove(np.array([int(place_id)])) > 0
+
+    def compact(self) -> None:
+        """Drop removed places from memory (index rows and the places table)."""
+        self._check_open()
+        with self._update_lock:
+            self.map.index.compact()
+            live = np.sort(self.map.index.ids)
+            places = self.map.places
+            if len(live) != len(places):
+                rows, _ = places.rows_present(live)
+                self.map.places = places.take(rows)
+
+    def save(self, path: str | os.PathLike | None = None) -> None:
+        """Write the map with its updates atomically (to ``path``, default the file it was
+        opened from: the open map keeps reading its old, unlinked copy)."""
+        self._check_open()
+        target = path or self.source
+        if target is None:
+            raise BuildError("no path given and the map was not opened from a file")
+        with self._update_lock:
+            self.map.index.compact()
+            live = np.sort(self.map.index.ids)
+            rows, _ = self.map.places.rows_present(live)
+            self.map.places = self.map.places.take(rows)
+            self.map.save(target)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("this Localizer is closed")
 
     # ------------------------------------------------------------------ info / lifetime
     def info(self) -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._version import __version__
 from .decision import Calibration
-from .errors import MapFormatError
+from .errors import LocationError, MapFormatError
 from .geo import LocalFrame
 from .index import PlaceIndex
 from .index_io import index_from_members, index_to_members
@@ -118,7 +118,20 @@ class PlaceMap:
     # ------------------------------------------------------------------ places
     def location_of(self, rows: np.ndarray) -> list[Location]:
         """Locations of place rows, converted in one vectorised call."""
-        return self.to_locations(np.asarray(self.places.xyz[rows], float).reshape(-1, 3))
+        return self.location_of_xyz(self.places.xyz[rows])
+
+    def location_of_xyz(self, xyz: np.ndarray) -> list[Location]:
+        """Locations of (N, 3) map-frame positions."""
+        return self.to_locations(np.asarray(xyz, float).reshape(-1, 3))
+
+    def to_metric(self, location: Location) -> np.ndarray:
+        """A Location in the map's kind of coordinates -> (3,) map-frame metres."""
+        if location.is_wgs84 != (self.frame is not None):
+            kind = "WGS84 (lat/lon)" if self.frame is not None else "local (x/y)"
+            raise LocationError(f"this map uses {kind} coordinates; got a location in the other kind")
+        if self.frame is None:
+            return np.array([location.x, location.y, location.z or 0.0], float)
+        return self.frame.to_local([location.lat], [location.lon], [location.alt or 0.0])[0]
 
     def to_location(self, xyz: np.ndarray) -> Location:
         """Map-frame metres (3,) -> a Location in the map's frame (WGS84 or local)."""

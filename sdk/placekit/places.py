@@ -43,6 +43,31 @@ class PlaceTable:
         return PlaceTable(self.ids[rows], self.xyz[rows], b"".join(encoded), offsets,
                           self.rotation[rows], self.intrinsics[rows])
 
+    def append(self, place_id: int, xyz, name: str, rotation=None, intrinsics=None) -> "PlaceTable":
+        """A new table with one more place (ids must stay sorted: ``place_id`` > every id)."""
+        if len(self.ids) and place_id <= int(self.ids[-1]):
+            raise ValueError(f"place id {place_id} is not above the table's largest id")
+        encoded = name.encode("utf-8")
+        offsets = np.append(np.asarray(self.name_offsets), self.name_offsets[-1] + len(encoded))
+        nan4 = (np.nan,) * 4
+        table = PlaceTable(np.append(np.asarray(self.ids), np.int64(place_id)),
+                          np.concatenate([np.asarray(self.xyz), np.asarray(xyz, np.float64).reshape(1, 3)]),
+                          bytes(self.name_blob) + encoded, offsets,
+                          np.concatenate([np.asarray(self.rotation), np.array([rotation or nan4], np.float32)]),
+                          np.concatenate([np.asarray(self.intrinsics), np.array([intrinsics or nan4], np.float32)]))
+        names = self.__dict__.get("_names")
+        if names is not None:      # carried forward (shared: names are only ever added to it)
+            names.add(name)
+            object.__setattr__(table, "_names", names)
+        return table
+
+    def has_name(self, name: str) -> bool:
+        names = self.__dict__.get("_names")
+        if names is None:
+            names = {self.name(r) for r in range(len(self.ids))}
+            object.__setattr__(self, "_names", names)
+        return name in names
+
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -53,6 +78,31 @@ class PlaceTable:
         if len(self.ids) == 0 or not np.array_equal(self.ids[rows], ids):
             raise MapFormatError("the index refers to places missing from the places table")
         return rows
+
+    def rows_present(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, mask): rows of the ids that are in the table and a (len(ids),) mask of which
+        were. For searches racing a live map update."""
+        ids = np.asarray(ids, np.int64)
+        if len(self.ids) == 0:
+            return np.zeros(0, np.int64), np.zeros(len(ids), bool)
+        rows = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        mask = self.ids[rows] == ids
+        return rows[mask], mask
+
+    def within(self, center: np.ndarray, radius: float) -> np.ndarray:
+        """Ids of the places whose horizontal (x, y) distance to ``center`` (3,) is <= radius.
+        A binary search on x-sorted rows (cached) bounds the scan to a strip of width 2 r."""
+        order = self.__dict__.get("_x_order")
+        if order is None:
+            order = np.argsort(np.asarray(self.xyz[:, 0]), kind="stable")
+            object.__setattr__(self, "_x_order", order)
+            object.__setattr__(self, "_x_sorted", np.asarray(self.xyz[order, 0]))
+        xs = self.__dict__["_x_sorted"]
+        lo = np.searchsorted(xs, center[0] - radius, side="left")
+        hi = np.searchsorted(xs, center[0] + radius, side="right")
+        rows = order[lo:hi]
+        d2 = ((np.asarray(self.xyz[rows, :2]) - np.asarray(center[:2])) ** 2).sum(1)
+        return self.ids[np.sort(rows[d2 <= radius * radius])]
 
     def name(self, row: int) -> str:
         a, b = int(self.name_offsets[row]), int(self.name_offsets[row + 1])

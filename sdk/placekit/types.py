@@ -69,6 +69,23 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Prior:
+    """Where the camera roughly is: ``localize`` then searches only the map places within
+    ``radius_m`` (horizontal distance) of ``location``. Faster on large maps; a wrong prior
+    makes the answer wrong or ``unknown``, never an error."""
+
+    location: Location
+    radius_m: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.location, Location):
+            raise LocationError(f"Prior.location must be a placekit.Location, got {type(self.location).__name__}")
+        _finite("radius_m", self.radius_m)
+        if self.radius_m <= 0:
+            raise LocationError(f"Prior.radius_m must be > 0, got {self.radius_m}")
+
+
+@dataclass(frozen=True)
 class Match:
     """One retrieved map place: its id, image name, similarity score and location."""
 

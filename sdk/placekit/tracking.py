@@ -1,0 +1,206 @@
+"""Tracking over time: a discrete Bayes filter (an HMM) over map places, fed by ``localize``.
+
+Each frame, the localizer's top candidates (by global-descriptor similarity) are the
+observations. The hidden state is "which map place is the camera at", plus one extra state,
+*elsewhere* (a place the map does not cover). One step:
+
+1. predict: belief moves with a motion model. Without odometry, the camera may have moved up to
+   ``max_speed_mps * dt`` (a Gaussian of that sigma, at least ``min_motion_sigma_m``); with
+   odometry (a displacement in map-frame metres since the last frame) it moved by that much,
+   with ``odometry_sigma_m`` noise. A small ``kidnap_probability`` of the mass is spread over this
+   frame's candidates (relocalisation after a kidnap or a long gap), and the elsewhere state
+   leaks into them likewise.
+2. update: the likelihood of a candidate place is ``exp((score - best) / temperature)``; places
+   not among the candidates score at most the lowest candidate; the elsewhere state scores like a
+   place at the map's calibrated ``unknown_threshold``.
+3. decide: the answer is the place of highest belief, its position the belief-weighted mean of
+   the places within the match radius of it; ``confidence`` is the belief mass there.
+   ``localized`` when that mass is >= ``min_confidence``, ``unknown`` when the elsewhere state
+   holds the most mass, else ``ambiguous``.
+
+Belief is kept sparse: at most ``max_states`` places with the most mass (plus elsewhere).
+Shapes: positions (N, 3) metres in the map frame.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+
+from .errors import OptionsError
+from .imageio import Frame
+from .localizer import Localizer
+from .types import Localization, Prior
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    """max_speed_mps: fastest plausible motion when no odometry is given. odometry_sigma_m:
+    noise of a given odometry step. min_motion_sigma_m: motion noise floor per step.
+    temperature: softness of the observation likelihood, in score units. kidnap_probability:
+    per-step chance the camera jumped anywhere. min_confidence: belief mass needed for
+    ``localized``. candidates: places retrieved per frame. max_states: places tracked."""
+
+    max_speed_mps: float = 15.0
+    odometry_sigma_m: float = 2.0
+    min_motion_sigma_m: float = 2.0
+    temperature: float = 0.05
+    kidnap_probability: float = 0.05
+    min_confidence: float = 0.6
+    candidates: int = 20
+    max_states: int = 200
+    default_dt_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        positive = ("max_speed_mps", "odometry_sigma_m", "min_motion_sigma_m", "temperature", "default_dt_s")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise OptionsError(f"{name} must be > 0")
+        if not 0.0 <= self.kidnap_probability < 1.0:
+            raise OptionsError("kidnap_probability must be in [0, 1)")
+        if not 0.0 < self.min_confidence <= 1.0:
+            raise OptionsError("min_confidence must be in (0, 1]")
+        if self.candidates < 1 or self.max_states < self.candidates:
+            raise OptionsError("need candidates >= 1 and max_states >= candidates")
+
+
+class Tracker:
+    """Wraps a ``Localizer``; ``track(frame, ...)`` returns the filtered ``Localization``.
+
+    One Tracker follows one camera; calls are serialised by a lock. ``reset()`` forgets the
+    history (e.g. after the robot was carried elsewhere, if it knows)."""
+
+    def __init__(self, localizer: Localizer, options: TrackerOptions = TrackerOptions()):
+        if not isinstance(options, TrackerOptions):
+            raise OptionsError(f"options must be TrackerOptions, got {type(options).__name__}")
+        self.localizer = localizer
+        self.options = options
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self._ids = np.zeros(0, np.int64)        # tracked place ids
+        self._xyz = np.zeros((0, 3))              # their positions
+        self._belief = np.zeros(0)                # their belief
+        self._elsewhere = 1.0                     # belief of "not in the map"
+        self._last_time: Optional[float] = None
+        self._started = False
+
+    def track(self, frame: Frame, timestamp: Optional[float] = None, odometry=None,
+              prior: Optional[Prior] = None) -> Localization:
+        """Localize ``frame`` and fold it into the track. timestamp: seconds (monotonic);
+        odometry: (3,) or (2,) map-frame displacement in metres since the previous frame."""
+        top_k = self.localizer.options.top_k
+        single = self.localizer._localize(frame, prior, max(top_k, self.options.candidates))
+        t0 = time.perf_counter()
+        with self._lock:
+            result = self._step(single, timestamp, odometry)
+        timings = dict(single.timings_ms)
+        timings["track"] = (time.perf_counter() - t0) * 1000.0
+        timings["total"] = timings.get("total", 0.0) + timings["track"]
+        return replace(result, matches=single.matches[:top_k], timings_ms=timings)
+
+    # ------------------------------------------------------------------ the filter
+    def _step(self, single: Localization, timestamp, odometry) -> Localization:
+        opts = self.options
+        placemap = self.localizer.map
+        cal = placemap.calibration
+        dt = opts.default_dt_s
+        if timestamp is not None:
+            if self._last_time is not None:
+                dt = float(timestamp) - self._last_time
+                if dt < 0:
+                    raise OptionsError("timestamps must not go backwards")
+            self._last_time = float(timestamp)
+        cand_ids = np.array([m.place_id for m in single.matches], np.int64)
+        cand_scores = np.array([m.score for m in single.matches], float)
+        cand_xyz = np.array([placemap.to_metric(m.location) for m in single.matches]).reshape(-1, 3)
+        # state space: tracked places + this frame's candidates
+        new = ~np.isin(cand_ids, self._ids)
+        ids = np.concatenate([self._ids, cand_ids[new]])
+        xyz = np.concatenate([self._xyz, cand_xyz[new]])
+        prior_mass = self._predict(xyz, dt, odometry, cand_ids, ids)
+        # observation likelihoods
+        best = cand_scores.max() if len(cand_scores) else cal.unknown_threshold
+        floor = cand_scores.min() if len(cand_scores) else cal.unknown_threshold
+        scores = np.full(len(ids), floor)
+        pos = {int(i): k for k, i in enumerate(ids)}
+        for i, s in zip(cand_ids, cand_scores):
+            scores[pos[int(i)]] = s
+        top = max(best, cal.unknown_threshold)
+        like = np.exp((scores - top) / opts.temperature)
+        like_elsewhere = np.exp((cal.unknown_threshold - top) / opts.temperature)
+        posterior = prior_mass[:-1] * like
+        elsewhere = prior_mass[-1] * like_elsewhere
+        total = posterior.sum() + elsewhere
+        posterior, elsewhere = posterior / total, elsewhere / total
+        keep = np.argsort(-posterior, kind="stable")[:opts.max_states]
+        keep = keep[posterior[keep] > 1e-9]
+        self._ids, self._xyz, self._belief, self._elsewhere = ids[keep], xyz[keep], posterior[keep], elsewhere
+        self._started = True
+        return self._answer(single, cal)
+
+    def _predict(self, xyz: np.ndarray, dt: float, odometry, cand_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Prior mass over ``ids`` + elsewhere (last entry) after one motion step."""
+        opts = self.options
+        n = len(ids)
+        mass = np.zeros(n + 1)
+        is_cand = np.isin(ids, cand_ids)
+        n_cand = max(int(is_cand.sum()), 1)
+        if not self._started:
+            # first frame: half on the candidates, half elsewhere (no history yet)
+            mass[:n][is_cand] = 0.5 / n_cand
+            mass[-1] = 0.5 if is_cand.any() else 1.0
+            return mass
+        m = len(self._ids)
+        if m:
+            shift = np.zeros(3)
+            if odometry is not None:
+                step = np.asarray(odometry, float).reshape(-1)
+                if step.shape not in ((2,), (3,)) or not np.isfinite(step).all():
+                    raise OptionsError("odometry must be 2 or 3 finite numbers (map-frame metres)")
+                shift[:len(step)] = step
+                sigma = opts.odometry_sigma_m
+            else:
+                sigma = max(opts.max_speed_mps * dt, opts.min_motion_sigma_m)
+            d2 = (((self._xyz + shift)[:, None, :2] - xyz[None, :, :2]) ** 2).sum(-1)   # (m, n)
+            kernel = np.exp(-0.5 * d2 / sigma ** 2)
+            kernel /= np.maximum(kernel.sum(1, keepdims=True), 1e-300)
+            mass[:n] = (1 - opts.kidnap_probability) * (self._belief @ kernel)
+            # mass whose motion leads to untracked places is lost, which the renormalisation
+            # after the update gives back to what the frame supports
+        stay = 1 - opts.kidnap_probability
+        mass[-1] = stay * self._elsewhere
+        jump = opts.kidnap_probability * (self._belief.sum() + self._elsewhere)
+        mass[:n][is_cand] += 0.5 * jump / n_cand
+        mass[-1] += 0.5 * jump
+        return mass
+
+    def _answer(self, single: Localization, cal) -> Localization:
+        opts = self.options
+        placemap = self.localizer.map
+        if len(self._ids) == 0 or self._elsewhere >= self._belief.max(initial=0.0):
+            return Localization("unknown", None, None, float(1 - self._elsewhere))
+        best = int(np.argmax(self._belief))
+        near = np.linalg.norm(self._xyz[:, :2] - self._xyz[best, :2], axis=1) <= cal.match_radius_m
+        mass = float(self._belief[near].sum())
+        w = self._belief[near] / mass
+        position = w @ self._xyz[near]
+        spread = float(np.sqrt(w @ ((self._xyz[near] - position) ** 2).sum(1)))
+        status = "localized" if mass >= opts.min_confidence else "ambiguous"
+        uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
+        if status == "ambiguous":
+            far = np.linalg.norm(self._xyz[:, :2] - position[:2], axis=1)
+            uncertainty = max(uncertainty, float((self._belief @ far) / max(self._belief.sum(), 1e-12)))
+        return Localization(status, placemap.to_location(position), uncertainty, mass)
+
+    # ------------------------------------------------------------------ helpers
+    def belief(self) -> dict[int, float]:
+        """Current belief per tracked place id (and -1 for elsewhere)."""
+        with self._lock:
+            out = {int(i): float(b) for i, b in zip(self._ids, self._belief)}
+            out[-1] = float(self._elsewhere)
+            return out
