@@ -105,3 +105,13 @@ def test_eval_command_writes_the_report(tmp_path, street, tiny_model):
     assert "recall@1" in proc.stdout
     report = json.loads(out.read_text())
     assert report["n_queries"] == 12 and "recall_at_10" in report
+
+
+def test_doctor_reports_backends_and_a_recommendation():
+    proc = run("doctor", "--json")
+    r = json.loads(proc.stdout)
+    assert r["onnxruntime"]["available"] and "CPUExecutionProvider" in r["onnxruntime"]["providers"]
+    assert r["recommended"]["backend"] == "onnx" and r["recommended"]["threads"] >= 1
+    assert r["cpu"]["usable_cpus"] >= 1
+    text = run("doctor").stdout
+    assert "recommended" in text and "onnxruntime" in text

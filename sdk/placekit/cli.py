@@ -5,6 +5,7 @@
     placekit localize MAP IMAGE [IMAGE...] [--json]
     placekit eval DATASET [--model NAME] [--descriptor gem] [--threshold M] [--json OUT] [--plots DIR]
     placekit models [--json]
+    placekit doctor [--json]
     placekit demo
 
 Exit codes: 0 success, 1 a placekit error (message on stderr), 2 bad command line.
@@ -168,6 +169,14 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import render, report
+
+    r = report()
+    print(json.dumps(r, indent=1) if args.json else render(r))
+    return 0 if r["recommended"]["backend"] else 1
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -225,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="list shipped models")
     mo.add_argument("--json", action="store_true")
     mo.set_defaults(func=_models)
+
+    dr = sub.add_parser("doctor", help="what this device offers and which configuration placekit will use")
+    dr.add_argument("--json", action="store_true")
+    dr.set_defaults(func=_doctor)
 
     d = sub.add_parser("demo", help="render a street, build a map, localize held-out views")
     d.add_argument("--workdir", default=None, help="keep the rendered images and map here")

@@ -4,15 +4,21 @@ Each frame, the localizer's top candidates (by global-descriptor similarity) are
 observations. The hidden state is "which map place is the camera at", plus one extra state,
 *elsewhere* (a place the map does not cover). One step:
 
-1. predict: belief moves with a motion model. Without odometry, the camera may have moved up to
-   ``max_speed_mps * dt`` (a Gaussian of that sigma, at least ``min_motion_sigma_m``); with
+1. predict: belief moves with a motion model. Without odometry, the camera moved by its recent
+   velocity (an average over the last localized answers, decaying when it is not localized)
+   give or take ``max_speed_mps * dt`` (a Gaussian of that sigma, at least
+   ``min_motion_sigma_m``); with
    odometry (a displacement in map-frame metres since the last frame) it moved by that much,
-   with ``odometry_sigma_m`` noise. A small ``kidnap_probability`` of the mass is spread over this
-   frame's candidates (relocalisation after a kidnap or a long gap), and the elsewhere state
-   leaks into them likewise.
-2. update: the likelihood of a candidate place is ``exp((score - best) / temperature)``; places
-   not among the candidates score at most the lowest candidate; the elsewhere state scores like a
-   place at the map's calibrated ``unknown_threshold``.
+   with ``odometry_sigma_m`` noise. Per step, ``kidnap_probability`` of the in-map mass jumps to
+   the frame's best few candidates (relocalisation after a kidnap or a long gap), ``leave_probability``
+   goes elsewhere, and ``enter_probability`` of the elsewhere mass comes back via the candidates.
+2. update: a place's log-likelihood ratio against the elsewhere state is
+   ``(score - t) / temperature``: ``t`` is the map's calibrated ``unknown_threshold`` (the score
+   at which single frames are trusted, so tracking and single frames agree on what counts as
+   evidence), and the temperature is ``1 / a`` for the slope ``a`` of the calibration's
+   P(correct | score) = sigmoid(a * score + b), fitted on the map's own images (how fast
+   evidence grows with score). Places not among the candidates score at most the lowest
+   candidate. Maps whose calibration has no slope use ``fallback_temperature``.
 3. decide: the answer is the place of highest belief, its position the belief-weighted mean of
    the places within the match radius of it; ``confidence`` is the belief mass there.
    ``localized`` when that mass is >= ``min_confidence``, ``unknown`` when the elsewhere state
@@ -40,31 +46,42 @@ from .types import Localization, Prior
 class TrackerOptions:
     """max_speed_mps: fastest plausible motion when no odometry is given. odometry_sigma_m:
     noise of a given odometry step. min_motion_sigma_m: motion noise floor per step.
-    temperature: softness of the observation likelihood, in score units. kidnap_probability:
-    per-step chance the camera jumped anywhere. min_confidence: belief mass needed for
-    ``localized``. candidates: places retrieved per frame. max_states: places tracked."""
+    kidnap_probability: per-step chance the camera jumped anywhere in the map.
+    leave_probability / enter_probability: per-step chances of leaving the mapped area and
+    of coming back; that mass lands on the ``relocalize_candidates`` best candidates of the
+    frame. fallback_temperature: observation softness (score units) for maps whose
+    calibration has no confidence slope. min_confidence: belief mass needed for
+    ``localized`` (0.5: more likely than not). candidates: places retrieved per frame. max_states: places tracked."""
 
     max_speed_mps: float = 15.0
     odometry_sigma_m: float = 2.0
     min_motion_sigma_m: float = 2.0
-    temperature: float = 0.05
     kidnap_probability: float = 0.05
-    min_confidence: float = 0.6
+    leave_probability: float = 0.02
+    enter_probability: float = 0.5
+    relocalize_candidates: int = 5
+    fallback_temperature: float = 0.05
+    min_confidence: float = 0.5
     candidates: int = 20
     max_states: int = 200
     default_dt_s: float = 0.1
 
     def __post_init__(self) -> None:
-        positive = ("max_speed_mps", "odometry_sigma_m", "min_motion_sigma_m", "temperature", "default_dt_s")
+        positive = ("max_speed_mps", "odometry_sigma_m", "min_motion_sigma_m", "fallback_temperature", "default_dt_s")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise OptionsError(f"{name} must be > 0")
-        if not 0.0 <= self.kidnap_probability < 1.0:
-            raise OptionsError("kidnap_probability must be in [0, 1)")
+        for name in ("kidnap_probability", "leave_probability", "enter_probability"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise OptionsError(f"{name} must be in [0, 1)")
+        if self.kidnap_probability + self.leave_probability >= 1.0:
+            raise OptionsError("kidnap_probability + leave_probability must be < 1")
         if not 0.0 < self.min_confidence <= 1.0:
             raise OptionsError("min_confidence must be in (0, 1]")
         if self.candidates < 1 or self.max_states < self.candidates:
             raise OptionsError("need candidates >= 1 and max_states >= candidates")
+        if not 1 <= self.relocalize_candidates <= self.candidates:
+            raise OptionsError("relocalize_candidates must be within 1..candidates")
 
 
 class Tracker:
@@ -87,6 +104,8 @@ class Tracker:
         self._belief = np.zeros(0)                # their belief
         self._elsewhere = 1.0                     # belief of "not in the map"
         self._last_time: Optional[float] = None
+        self._velocity = np.zeros(3)               # m/s, from successive localized answers
+        self._last_position: Optional[np.ndarray] = None
         self._started = False
 
     def track(self, frame: Frame, timestamp: Optional[float] = None, odometry=None,
@@ -123,40 +142,55 @@ class Tracker:
         ids = np.concatenate([self._ids, cand_ids[new]])
         xyz = np.concatenate([self._xyz, cand_xyz[new]])
         prior_mass = self._predict(xyz, dt, odometry, cand_ids, ids)
-        # observation likelihoods
-        best = cand_scores.max() if len(cand_scores) else cal.unknown_threshold
+        # observation log-likelihood ratios against "elsewhere" (which has 0)
         floor = cand_scores.min() if len(cand_scores) else cal.unknown_threshold
         scores = np.full(len(ids), floor)
         pos = {int(i): k for k, i in enumerate(ids)}
         for i, s in zip(cand_ids, cand_scores):
             scores[pos[int(i)]] = s
-        top = max(best, cal.unknown_threshold)
-        like = np.exp((scores - top) / opts.temperature)
-        like_elsewhere = np.exp((cal.unknown_threshold - top) / opts.temperature)
-        posterior = prior_mass[:-1] * like
-        elsewhere = prior_mass[-1] * like_elsewhere
+        temperature = 1.0 / cal.confidence_slope if cal.confidence_slope > 0 else opts.fallback_temperature
+        log_ratio = (scores - cal.unknown_threshold) / temperature
+        top = max(float(log_ratio.max(initial=0.0)), 0.0)
+        posterior = prior_mass[:-1] * np.exp(log_ratio - top)
+        elsewhere = prior_mass[-1] * np.exp(-top)
         total = posterior.sum() + elsewhere
         posterior, elsewhere = posterior / total, elsewhere / total
         keep = np.argsort(-posterior, kind="stable")[:opts.max_states]
         keep = keep[posterior[keep] > 1e-9]
         self._ids, self._xyz, self._belief, self._elsewhere = ids[keep], xyz[keep], posterior[keep], elsewhere
         self._started = True
-        return self._answer(single, cal)
+        answer = self._answer(single, cal)
+        self._update_velocity(answer, dt)
+        return answer
+
+    def _update_velocity(self, answer: Localization, dt: float) -> None:
+        """Constant-velocity motion prior: an average of the last localized steps."""
+        if answer.status != "localized":
+            self._velocity *= 0.5
+            self._last_position = None
+            return
+        position = self.localizer.map.to_metric(answer.location)
+        if self._last_position is not None and dt > 0:
+            step = (position - self._last_position) / dt
+            speed = float(np.linalg.norm(step[:2]))
+            if speed <= self.options.max_speed_mps:
+                self._velocity = 0.5 * self._velocity + 0.5 * step
+        self._last_position = position
 
     def _predict(self, xyz: np.ndarray, dt: float, odometry, cand_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Prior mass over ``ids`` + elsewhere (last entry) after one motion step."""
         opts = self.options
         n = len(ids)
         mass = np.zeros(n + 1)
-        is_cand = np.isin(ids, cand_ids)
+        is_cand = np.isin(ids, cand_ids[:opts.relocalize_candidates])
         n_cand = max(int(is_cand.sum()), 1)
         if not self._started:
             # first frame: half on the candidates, half elsewhere (no history yet)
             mass[:n][is_cand] = 0.5 / n_cand
             mass[-1] = 0.5 if is_cand.any() else 1.0
             return mass
-        m = len(self._ids)
-        if m:
+        move = 1 - opts.kidnap_probability - opts.leave_probability
+        if len(self._ids):
             shift = np.zeros(3)
             if odometry is not None:
                 step = np.asarray(odometry, float).reshape(-1)
@@ -165,28 +199,28 @@ class Tracker:
                 shift[:len(step)] = step
                 sigma = opts.odometry_sigma_m
             else:
+                shift = self._velocity * dt
                 sigma = max(opts.max_speed_mps * dt, opts.min_motion_sigma_m)
             d2 = (((self._xyz + shift)[:, None, :2] - xyz[None, :, :2]) ** 2).sum(-1)   # (m, n)
             kernel = np.exp(-0.5 * d2 / sigma ** 2)
             kernel /= np.maximum(kernel.sum(1, keepdims=True), 1e-300)
-            mass[:n] = (1 - opts.kidnap_probability) * (self._belief @ kernel)
-            # mass whose motion leads to untracked places is lost, which the renormalisation
-            # after the update gives back to what the frame supports
-        stay = 1 - opts.kidnap_probability
-        mass[-1] = stay * self._elsewhere
-        jump = opts.kidnap_probability * (self._belief.sum() + self._elsewhere)
-        mass[:n][is_cand] += 0.5 * jump / n_cand
-        mass[-1] += 0.5 * jump
+            mass[:n] = move * (self._belief @ kernel)
+        in_map = float(self._belief.sum())
+        mass[-1] = opts.leave_probability * in_map + (1 - opts.enter_probability) * self._elsewhere
+        jump = opts.kidnap_probability * in_map + opts.enter_probability * self._elsewhere
+        mass[:n][is_cand] += jump / n_cand
         return mass
 
     def _answer(self, single: Localization, cal) -> Localization:
         opts = self.options
         placemap = self.localizer.map
-        if len(self._ids) == 0 or self._elsewhere >= self._belief.max(initial=0.0):
-            return Localization("unknown", None, None, float(1 - self._elsewhere))
+        if len(self._ids) == 0:
+            return Localization("unknown", None, None, 0.0)
         best = int(np.argmax(self._belief))
         near = np.linalg.norm(self._xyz[:, :2] - self._xyz[best, :2], axis=1) <= cal.match_radius_m
         mass = float(self._belief[near].sum())
+        if self._elsewhere >= mass:
+            return Localization("unknown", None, None, mass)
         w = self._belief[near] / mass
         position = w @ self._xyz[near]
         spread = float(np.sqrt(w @ ((self._xyz[near] - position) ** 2).sum(1)))
