@@ -155,10 +155,118 @@ def real_data_section(d: dict) -> list[str]:
                    f"| {fmt(r['p90_position_error_m'], 2)} | {sh['localized']:.2f} / {sh['ambiguous']:.2f} / "
                    f"{sh['unknown']:.2f} | {fmt(r['localized_precision'])} | {fmt(r['latency_ms_p50'], 1)} "
                    f"| {r['map_bytes_per_place']:.0f} |")
-    return out + ["", "IE Tower: every query comes back `unknown` although recall@5 is 0.83. The build-time "
-                  "calibration treats neighbouring frames of the same video clip as positives, whose scores are "
-                  "far above those of a new visit; calibration that leaves out whole capture groups (clips, "
-                  "sequences) is needed.", ""]
+    ie = d["datasets"].get("ie-tower")
+    if ie:
+        out += ["", f"IE Tower: the map is calibrated with the clip as capture group (frames are judged only against "
+                f"other clips, as a later visit would be). Decisions: localized {ie['status_shares']['localized']:.2f}, "
+                f"ambiguous {ie['status_shares']['ambiguous']:.2f}, unknown {ie['status_shares']['unknown']:.2f}; "
+                "with the off-the-shelf descriptor, revisits of an area and look-alike areas of the same building "
+                "score alike, so the calibrated threshold keeps most answers `unknown` rather than guess."]
+    out.append("")
+    plots = {name: r["plots"] for name, r in d["datasets"].items() if r.get("plots")}
+    if plots:
+        out.append("Plots written by `--plots` (recall@N, error CDF, per-stage latency, query / match pairs):")
+        for name, files in plots.items():
+            out.append(f"- {name}: " + ", ".join(f"[{Path(f).name}]({f})" for f in files))
+        out.append("")
+    if d.get("peers"):
+        out += peers_section(d)
+    return out
+
+
+def peers_section(d: dict) -> list[str]:
+    out = ["### placekit beside its peers, same splits, same scoring", "",
+           "Every method is scored by `placekit.evaluation.recall_curve` on the splits above. Latency is per query, "
+           "one at a time, on 2 threads: placekit's is `localize` (decode checks, extraction, search, decision); a "
+           "peer's is extraction + exhaustive search. Bytes per place: placekit's whole map file (index, codes, "
+           "re-rank vectors, places table, manifest) divided by places; a peer's is its descriptor (sparse: "
+           "non-zeros x 8 bytes). Peers' vocabularies are learned on `shared/data/pool`, never on an evaluation set "
+           "(`benchmarks/peers.py`).", "",
+           "| dataset | method | recall@1 | @5 | @10 | latency p50 ms | bytes per place |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for name, rows in d["peers"].items():
+        for r in rows:
+            label = r["method"] if r["peer"] else f"**{r['method']}**"
+            out.append(f"| {name} | {label} | {r['recall_at_1']:.3f} | {r['recall_at_5']:.3f} | {r['recall_at_10']:.3f} "
+                       f"| {r['latency_ms_p50']:.1f} | {r['bytes_per_place']:,.0f} |")
+    return out + [""]
+
+
+def scale_section(d: dict) -> list[str]:
+    lat = d["localize_ms_p50"]
+    return ["## Scale run: 100k real places", "", provenance(d), "",
+            f"{d['places']:,} places from {d['photos']:,} real photos of `shared/data` and their augmented crops "
+            f"(`benchmarks/scale_run.py` docstring), described by the shipped GeM "
+            f"({d['extract_ms_per_image']:.1f} ms per image, {d['extract_s'] / 60:.0f} min in all), built with "
+            f"`MapBuilder` (recipe `{d['recipe']}`, {d['build_s']:.0f} s); {d['queries']:,} held-out query crops.", "",
+            "| measure | value |", "|---|---:|",
+            f"| map file | {d['file_bytes'] / 1e6:.1f} MB ({d['bytes_per_place']:.0f} bytes per place) |",
+            f"| index bytes per place in RAM | {d['ram_bytes_per_place']:.1f} |",
+            f"| open, sha256 verified / unverified (median, fresh process) | {d['open_ms_verified']:.1f} / "
+            f"{d['open_ms_unverified']:.1f} ms |",
+            f"| index search p50 / p99 | {d['search_ms_p50']:.3f} / {d['search_ms_p99']:.3f} ms |",
+            f"| recall@1 / @10 of the index vs exact search (same projected vectors) | {d['recall_at_1_vs_exact']:.3f} / "
+            f"{d['recall_at_10_vs_exact']:.3f} |",
+            f"| query's own photo at top-1: index / exact 1280-D float search | {d['source_photo_at_1_index']:.3f} / "
+            f"{d['source_photo_at_1_exact_raw']:.3f} |",
+            f"| `localize` p50 on this map: extract / search / decide / total | {lat['extract']:.1f} / {lat['search']:.2f} "
+            f"/ {lat['decide']:.2f} / {lat['total']:.1f} ms |", ""]
+
+
+def tracking_section(d: dict) -> list[str]:
+    out = ["## Tracking on KITTI: single frames vs `Tracker`", "", provenance(d), "",
+           f"{d['queries']} queries (odd frames of seq1 then seq2, 0.2 s apart; the switch at query "
+           f"{d['kidnap_at_query']} is a kidnap), map = even frames of both (`benchmarks/bench_tracking.py` docstring "
+           f"gives the degradation). Recall: share of queries answered `localized` within {d['threshold_m']:.0f} m. "
+           "Default `TrackerOptions`, not tuned on KITTI.", "",
+           "| condition | mode | recall | localized share | precision of localized | median error m | frames to recover after the kidnap | latency p50 ms |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    fmt = lambda v, p=3: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
+    for key, r in d["results"].items():
+        cond, mode = key.split("/")
+        out.append(f"| {cond} | {mode} | {r['recall']:.2f} | {r['localized_share']:.2f} | {fmt(r['localized_precision'], 2)} "
+                   f"| {fmt(r['median_error_m'], 2)} | {r['frames_to_recover_after_kidnap'] or '-'} | {r['latency_ms_p50']:.1f} |")
+    return out + [""]
+
+
+def prior_growth_section(d: dict) -> list[str]:
+    out = ["## Position priors and map growth", "", provenance(d), "",
+           f"The {d['places']:,} real descriptors of the scale run laid out on a {d['grid_m']:.0f} m grid; "
+           f"{d['queries']:,} held-out query crops. A prior is centred up to half its radius away from the truth.", "",
+           "| prior radius | places searched (median) | search p50 ms | p99 ms | own photo at top-1 |",
+           "|---|---:|---:|---:|---:|"]
+    for r in d["prior"]:
+        radius = "none" if r["radius_m"] is None else f"{r['radius_m']:.0f} m"
+        out.append(f"| {radius} | {r['places_searched_median']:,.0f} | {r['search_ms_p50']:.3f} | {r['search_ms_p99']:.3f} "
+                   f"| {r['own_photo_at_1']:.3f} |")
+    out += ["", "Growth without retraining (`PlaceIndex.add`, which `Localizer.add_place` uses):", "",
+            "| places | index | recall@1 vs exact | own photo at top-1 |", "|---:|---|---:|---:|"]
+    for r in d["growth"]:
+        out.append(f"| {r['places']:,} | {r['index']} | {r['recall_at_1_vs_exact']:.3f} | {r['own_photo_at_1']:.3f} |")
+    return out + [""]
+
+
+def soak_section(d: dict) -> list[str]:
+    w = d["windows"]
+    return ["## Soak: long-running localize", "", provenance(d), "",
+            f"{d['calls']:,} `localize` calls from 2 threads in {d['seconds'] / 60:.1f} min, with a place added, removed "
+            "and compacted every 2 s (`benchmarks/soak.py`).", "",
+            f"- resident memory growth after warm-up: **{d['rss_growth_after_warmup_pct']:.2f}%** "
+            f"(anonymous memory {d['anon_growth_after_warmup_bytes'] / 1e6:+.2f} MB); VmRSS {w[0]['VmRSS'] / 1e6:.1f} MB at "
+            f"{w[0]['calls']:,} calls, {w[-1]['VmRSS'] / 1e6:.1f} MB at {w[-1]['calls']:,}",
+            f"- p99 latency of the first / last window after warm-up: {d['p99_ms_first_last'][0]:.1f} / "
+            f"{d['p99_ms_first_last'][1]:.1f} ms (p50 {w[0]['p50_ms']:.1f} / {w[-1]['p50_ms']:.1f} ms)",
+            f"- open file descriptors at start / end: {d['open_fds_start_end'][0]} / {d['open_fds_start_end'][1]}", ""]
+
+
+def install_section(d: dict) -> list[str]:
+    largest = ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in d["largest"].items() if k not in ("pip", "setuptools"))
+    pkgs = ", ".join(f"{k} {v}" for k, v in sorted(d["packages"].items()) if k not in ("pip", "setuptools"))
+    return ["## Runtime-only install", "", provenance(d), "",
+            f"`pip install placekit` (no extras) into a fresh venv: **{d['installed_bytes'] / 1e6:.0f} MB** installed, "
+            f"torch installed: **{'yes' if d['torch_installed'] else 'no'}**; `import placekit` takes "
+            f"{d['import_ms_median']:.0f} ms (median of 5 fresh processes).", "",
+            f"Packages: {pkgs}.", "", f"Largest: {largest}.", ""]
 
 
 def cards_section() -> list[str]:
@@ -180,7 +288,9 @@ def main() -> None:
     for name, render in (("index.json", index_section), ("map.json", map_section),
                          ("localize.json", localize_section), ("fuzz.json", fuzz_section),
                          ("models.json", models_section), ("int8_parity.json", int8_section),
-                         ("real_data.json", real_data_section)):
+                         ("real_data.json", real_data_section), ("scale.json", scale_section),
+                         ("tracking.json", tracking_section), ("prior_growth.json", prior_growth_section),
+                         ("soak.json", soak_section), ("install.json", install_section)):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]
     lines += cards_section()
