@@ -2,18 +2,24 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional
 
+import cv2
 import numpy as np
 
 from .calibration import calibrate
 from .decision import Calibration
 from .engine import open_engine
 from .errors import BuildError, LocationError, PlacekitError
-from .features import GlobalExtractor
+from .features import GlobalExtractor, LocalDescriber
 from .geo import LocalFrame
-from .imageio import Frame
+from .imageio import Frame, to_bgr
+from .local_features import LocalFeatureExtractor
+from .pointmap import PointMap, quantize_descriptors
+from .triangulation import Camera, triangulate_map
+from .verification import calibrate_inliers
 from .index import PlaceIndex, SearchParams, auto_recipe
 from .models import resolve_model
 from .options import BuildOptions
@@ -40,6 +46,8 @@ class MapBuilder:
         self._model_path = resolve_model(options.model)
         engine = open_engine(self._model_path, backend=options.backend, threads=options.threads)
         self.extractor = GlobalExtractor(engine)
+        self.local, self._local_model = _local_extractor(options)
+        self._local: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._descriptors: list[np.ndarray] = []
         self._locations: list[Location] = []
         self._names: list[str] = []
@@ -60,7 +68,12 @@ class MapBuilder:
         if name is None:
             name = Path(image).name if isinstance(image, (str, os.PathLike)) else f"image_{len(self):06d}"
         self._check_new(location, name)
-        self._append(self.extractor.describe(image), location, name, group)
+        bgr = to_bgr(image)
+        descriptor = self.extractor.describe_bgr(bgr)
+        if self.local is not None:
+            feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+            self._local[len(self)] = (feats.keypoints, quantize_descriptors(feats.descriptors))
+        self._append(descriptor, location, name, group)
 
     def add_descriptor(self, descriptor: np.ndarray, location: Location, name: str,
                        group: Optional[str] = None) -> None:
@@ -123,6 +136,13 @@ class MapBuilder:
             groups = np.array([g or f"\0{i}" for i, g in enumerate(self._groups)])
         cal: Calibration = calibrate(index, x, ids, xyz, opts.match_radius_m, opts.target_precision,
                                      top_k=CALIBRATION_TOP_K, seed=opts.seed, groups=groups)
+        pointmap = None
+        if self.local is not None:
+            pointmap = self._point_map(xyz)
+            used_groups = groups if cal.stats.get("groups") == "other groups only" else None
+            min_inliers, stats = calibrate_inliers(index, x, ids, xyz, pointmap, opts.match_radius_m,
+                                                   opts.target_precision, used_groups, seed=opts.seed)
+            cal = replace(cal, min_inliers=min_inliers, stats=dict(cal.stats, verification=stats))
         rotation = np.array([loc.rotation or (np.nan,) * 4 for loc in self._locations], np.float32)
         intrinsics = np.array([loc.intrinsics or (np.nan,) * 4 for loc in self._locations], np.float32)
         engine = self.extractor.engine
@@ -136,6 +156,7 @@ class MapBuilder:
             calibration=cal,
             user=dict(user or {}),
             model_bytes=self._model_path.read_bytes() if opts.embed_model else None,
+            pointmap=pointmap,
         )
         placemap.save(path)
         loaded = PlaceMap.load(path)
@@ -143,6 +164,36 @@ class MapBuilder:
             return loaded.info()
         finally:
             loaded.close()
+
+
+    def _point_map(self, xyz: np.ndarray) -> PointMap:
+        """Stored local features of every image added with one, and 3D points triangulated
+        from the images that came with rotation and intrinsics."""
+        features = {i: (k, dequantize(d)) for i, (k, d) in self._local.items()}
+        cameras = {i: Camera.from_location(loc.rotation, xyz[i], loc.intrinsics)
+                   for i, loc in enumerate(self._locations) if loc.rotation and loc.intrinsics and i in features}
+        point_ids, points, stats = triangulate_map(features, cameras) if len(cameras) >= 2 else ({}, np.zeros((0, 3)), {})
+        section = {"extractor": self.local.name, "dim": self.local.dim, "max_keypoints": self.local.max_keypoints,
+                   "max_side": self.local.max_side, "triangulation": stats, **self._local_model}
+        return PointMap.create(section, {i: (k, d, point_ids.get(i, np.full(len(k), -1, np.int32)))
+                                         for i, (k, d) in features.items()}, points)
+
+
+def _local_extractor(options: BuildOptions) -> tuple[LocalFeatureExtractor | None, dict]:
+    if options.local_features == "none":
+        return None, {}
+    if options.local_features == "rootsift":
+        return LocalFeatureExtractor(None, options.max_keypoints, options.local_max_side), {"model_sha256": None}
+    path = resolve_model(options.local_features)
+    engine = open_engine(path, backend=options.backend, threads=options.threads)
+    describer = LocalDescriber(engine)
+    return (LocalFeatureExtractor(describer, options.max_keypoints, options.local_max_side),
+            {"model_sha256": engine.sha256, "model_file": path.name, "model_path_hint": str(path.resolve())})
+
+
+def dequantize(d: np.ndarray) -> np.ndarray:
+    d = np.asarray(d, np.float32)
+    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
 
 
 def _to_metric(locations: list[Location]) -> tuple[LocalFrame | None, np.ndarray]:

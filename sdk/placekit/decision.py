@@ -19,7 +19,9 @@ class Calibration:
     this margin of the best. temperature: softmax temperature of the position fusion weights.
     base_uncertainty_m: 68th percentile of fused-position errors on the map's own images.
     confidence_slope / confidence_intercept: logistic model of P(top match correct | score),
-    fitted on the same calibration samples.
+    fitted on the same calibration samples. min_inliers: geometrically verified local-feature
+    matches that make a retrieved place trustworthy on their own (0: the map has no local
+    features).
     """
 
     unknown_threshold: float = 0.0
@@ -30,6 +32,7 @@ class Calibration:
     confidence_slope: float = 0.0
     confidence_intercept: float = 0.0
     target_precision: float = 0.9
+    min_inliers: int = 0
     stats: dict = field(default_factory=dict)
 
     def confidence(self, score: float) -> float:
@@ -87,3 +90,29 @@ def decide(scores: np.ndarray, positions: np.ndarray, cal: Calibration) -> Decis
         rivals = far[scores >= best - cal.ambiguity_margin]
         return Decision("ambiguous", pos, max(uncertainty, float(rivals.max())), 0.5 * confidence)
     return Decision("localized", pos, uncertainty, confidence)
+
+
+def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, inliers: np.ndarray,
+                    cal: Calibration, pose=None) -> Decision:
+    """Fold geometric verification into a decision. Candidates are already ordered by inliers.
+    The best is trusted when its inliers reach ``cal.min_inliers``: ``localized`` (``ambiguous``
+    if a place farther than 2 x radius is verified nearly as well), its position the pose's
+    camera centre when there is a pose, else the inlier-weighted mean of the verified places
+    near it. Otherwise the similarity-only decision stands."""
+    if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < cal.min_inliers:
+        return base
+    dist = np.linalg.norm(positions[:len(inliers)] - positions[0], axis=1)
+    confidence = max(cal.confidence(float(scores[0])),
+                     cal.target_precision + (1 - cal.target_precision) * (1 - cal.min_inliers / float(inliers[0])))
+    rivals = (dist > 2 * cal.match_radius_m) & (inliers >= max(cal.min_inliers, 0.8 * inliers[0]))
+    if pose is not None and np.linalg.norm(pose.center - positions[0]) <= 2 * cal.match_radius_m:
+        position, uncertainty = np.asarray(pose.center, float), max(float(pose.sigma_m), 0.01)
+    else:
+        near = (dist <= cal.match_radius_m) & (inliers >= cal.min_inliers)
+        w = inliers[near].astype(float) / inliers[near].sum()
+        position = w @ positions[:len(inliers)][near]
+        spread = float(np.sqrt(w @ ((positions[:len(inliers)][near] - position) ** 2).sum(1)))
+        uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
+    if rivals.any():
+        return Decision("ambiguous", position, max(uncertainty, float(dist[rivals].max())), 0.5 * confidence)
+    return Decision("localized", position, uncertainty, float(confidence))

@@ -7,17 +7,22 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 
-from .decision import decide
+from .decision import decide, decide_verified
 from .engine import open_engine, sha256_file
 from .errors import BuildError, ClosedError, LocationError, ModelMismatchError, ModelNotFoundError
-from .features import GlobalExtractor
+from .features import GlobalExtractor, LocalDescriber
+from .local_features import LocalFeatureExtractor
+from .pose import MIN_INLIERS, estimate_pose
+from .triangulation import matrix_to_quaternion
+from .verification import verify
 from .imageio import Frame, to_bgr
 from .models import find_model_by_sha256, resolve_model
 from .options import LocalizerOptions
 from .placemap import PlaceMap
-from .types import Localization, Location, Match, Prior
+from .types import Localization, Location, Match, Pose, Prior
 
 
 class Localizer:
@@ -29,9 +34,10 @@ class Localizer:
     """
 
     def __init__(self, placemap: PlaceMap, extractor: GlobalExtractor, options: LocalizerOptions,
-                 source: str | None = None):
+                 source: str | None = None, local: LocalFeatureExtractor | None = None):
         self.map = placemap
         self.extractor = extractor
+        self.local = local
         self.options = options
         self.source = source
         self._closed = False
@@ -45,7 +51,8 @@ class Localizer:
         placemap = PlaceMap.load(path, verify=options.verify_map)
         try:
             engine = _open_model(placemap, options, str(path))
-            return cls(placemap, GlobalExtractor(engine), options, str(path))
+            local = _open_local(placemap, options, str(path)) if options.verify and placemap.pointmap else None
+            return cls(placemap, GlobalExtractor(engine), options, str(path), local)
         except BaseException:
             placemap.close()
             raise
@@ -64,25 +71,71 @@ class Localizer:
         t1 = time.perf_counter()
         descriptor = self.extractor.describe_bgr(bgr)
         t2 = time.perf_counter()
-        ids, scores = self._search(descriptor, prior, top_k)
+        verify_top = self.options.verify_top if self.local is not None else 0
+        ids, scores = self._search(descriptor, prior, max(top_k, verify_top))
         t3 = time.perf_counter()
         places = self.map.places           # read after the search: an added place is in it
         rows, present = places.rows_present(ids)
         ids, scores = ids[present], scores[present]
+        inliers, pose, t4 = None, None, t3
+        if verify_top and len(ids):
+            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+            feats = self.local.extract(gray)
+            inliers = verify(feats.xy, feats.descriptors, self.map.pointmap, ids[:verify_top])
+            order = np.lexsort((-scores[:len(inliers)], -inliers))
+            head = len(inliers)
+            ids[:head], scores[:head], rows[:head], inliers = ids[order], scores[order], rows[order], inliers[order]
+            t4 = time.perf_counter()
+            if self.map.pointmap.has_points and inliers[0] >= MIN_INLIERS:
+                pose = self._pose(feats, gray.shape, ids[:head][inliers >= MIN_INLIERS], rows[0], places)
+        t5 = time.perf_counter()
+        ids, scores, rows = ids[:top_k], scores[:top_k], rows[:top_k]
         positions = np.asarray(places.xyz[rows])
-        decision = decide(scores, positions, self.map.calibration)
+        cal = self.map.calibration
+        decision = decide(scores, positions, cal)
+        if inliers is not None:
+            decision = decide_verified(decision, scores, positions, inliers[:top_k], cal, pose)
         matches = tuple(
-            Match(int(i), places.name(r), float(s), loc)
-            for i, r, s, loc in zip(ids, rows, scores, self.map.location_of_xyz(positions))
+            Match(int(i), places.name(r), float(s), loc, None if inliers is None or k >= len(inliers) else int(inliers[k]))
+            for k, (i, r, s, loc) in enumerate(zip(ids, rows, scores, self.map.location_of_xyz(positions)))
         )
         location = self.map.to_location(decision.position) if decision.position is not None else None
-        t4 = time.perf_counter()
-        timings = {"decode": t1 - t0, "extract": t2 - t1, "search": t3 - t2, "decide": t4 - t3, "total": t4 - t0}
+        t6 = time.perf_counter()
+        timings = {"decode": t1 - t0, "extract": t2 - t1, "search": t3 - t2}
+        if inliers is not None:
+            timings.update(verify=t4 - t3, pose=t5 - t4)
+        timings.update(decide=t6 - t5, total=t6 - t0)
+        pose_out = None
+        if pose is not None and decision.status == "localized":
+            pose_out = Pose(matrix_to_quaternion(pose.R), tuple(float(v) for v in pose.t),
+                            tuple(float(v) for v in pose.center))
         return Localization(
             status=decision.status, location=location, uncertainty_m=decision.uncertainty_m,
-            confidence=decision.confidence, matches=matches,
+            confidence=decision.confidence, matches=matches, pose=pose_out,
             timings_ms={k: v * 1000.0 for k, v in timings.items()},
         )
+
+    def _pose(self, feats, shape, verified_ids: np.ndarray, best_row: int, places):
+        """PnP against the 3D points seen by the verified places."""
+        pointmap = self.map.pointmap
+        parts = [pointmap.features_of(int(i)) for i in verified_ids]
+        desc = np.concatenate([p[1] for p in parts])
+        point_ids = np.concatenate([p[2] for p in parts])
+        K = self._query_intrinsics(shape, places.intrinsics[best_row])
+        if K is None:
+            return None
+        return estimate_pose(feats.xy, feats.descriptors, desc, point_ids, np.asarray(pointmap.points), K)
+
+    def _query_intrinsics(self, shape, map_intrinsics) -> np.ndarray | None:
+        if self.options.intrinsics is not None:
+            fx, fy, cx, cy = self.options.intrinsics
+        else:
+            if not np.isfinite(map_intrinsics).all():
+                return None
+            fx, fy, cx, cy = (float(v) for v in map_intrinsics)
+            s = shape[1] / (2.0 * cx)       # the map camera, scaled to this frame's width
+            fx, fy, cx, cy = fx * s, fy * s, shape[1] / 2.0, shape[0] / 2.0
+        return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], float)
 
     def _search(self, descriptor: np.ndarray, prior: Optional[Prior], top_k: int) -> tuple[np.ndarray, np.ndarray]:
         opts = self.options
@@ -200,6 +253,29 @@ def _open_model(placemap: PlaceMap, options: LocalizerOptions, source: str):
             f"{engine.info.output_dim}-D"
         )
     return engine
+
+
+def _open_local(placemap: PlaceMap, options: LocalizerOptions, source: str) -> LocalFeatureExtractor:
+    """The local-feature extractor the map was built with (by sha256: shipped, beside the map,
+    or where it was at build time)."""
+    section = placemap.pointmap.section
+    make = lambda describer: LocalFeatureExtractor(describer, int(section["max_keypoints"]),  # noqa: E731
+                                                   int(section["max_side"]))
+    if section.get("extractor") == "rootsift":
+        return make(None)
+    want = section.get("model_sha256")
+    path = find_model_by_sha256(want) if want else None
+    if path is None:
+        for candidate in (Path(source).parent / str(section.get("model_file", "")), Path(str(section.get("model_path_hint", "")))):
+            if candidate.is_file() and sha256_file(candidate) == want:
+                path = candidate
+                break
+    if path is None:
+        raise ModelNotFoundError(f"{source} was built with local model {section.get('extractor')!r} (sha256 "
+                                 f"{str(want)[:12]}...), which is not installed; open with LocalizerOptions(verify=False) "
+                                 "to localize without verification")
+    engine = open_engine(path, backend=options.backend, threads=options.threads)
+    return make(LocalDescriber(engine))
 
 
 def _model_beside(placemap: PlaceMap, source: str, sha256: str) -> Path | None:

@@ -13,20 +13,21 @@ MIN_MATCHES_FOR_MODEL = 8
 
 
 def mutual_matches(desc1: np.ndarray, desc2: np.ndarray, ratio: float = DEFAULT_RATIO) -> np.ndarray:
-    """Mutual nearest neighbours (L2) that also pass Lowe's ratio test in the 1 -> 2 direction."""
+    """Mutual nearest neighbours (L2) that also pass Lowe's ratio test in the 1 -> 2 direction.
+    Distances from one matrix product: |a - b|^2 = |a|^2 + |b|^2 - 2 a.b."""
     if len(desc1) < 2 or len(desc2) < 2:
         return np.zeros((0, 2), np.int64)
-    d1 = np.ascontiguousarray(desc1, np.float32)
-    d2 = np.ascontiguousarray(desc2, np.float32)
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
-    forward = matcher.knnMatch(d1, d2, k=2)
-    backward = matcher.match(d2, d1)
-    back = np.full(len(d2), -1, np.int64)
-    for m in backward:
-        back[m.queryIdx] = m.trainIdx
-    pairs = [(a.queryIdx, a.trainIdx) for a, b in forward
-             if a.distance < ratio * b.distance and back[a.trainIdx] == a.queryIdx]
-    return np.array(pairs, np.int64).reshape(-1, 2)
+    a, b = np.asarray(desc1, np.float32), np.asarray(desc2, np.float32)
+    dist2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)     # (N1, N2)
+    rows = np.arange(len(a))
+    best = np.argmin(dist2, axis=1)
+    d1 = dist2[rows, best]
+    dist2[rows, best] = np.inf
+    d2 = dist2.min(axis=1)
+    dist2[rows, best] = d1
+    back = np.argmin(dist2, axis=0)                                                   # (N2,)
+    ok = (np.sqrt(np.maximum(d1, 0.0)) < ratio * np.sqrt(np.maximum(d2, 0.0))) & (back[best] == rows)
+    return np.stack([rows[ok], best[ok]], axis=1).astype(np.int64)
 
 
 def verified_inliers(xy1: np.ndarray, xy2: np.ndarray, matches: np.ndarray, model: str = "fundamental",

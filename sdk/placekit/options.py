@@ -34,6 +34,10 @@ class BuildOptions:
     within this distance show the same place (calibration, fusion). target_precision: the
     precision the ``localized`` decision is calibrated to on the map's own images.
     embed_model: store the model inside the map (one-file deployment).
+    local_features: ``none``, ``rootsift`` (OpenCV) or a local model name / path (e.g.
+    ``hardnet-int8``): keypoints and descriptors of every map image are stored for geometric
+    verification, and 3D points are triangulated from images with poses and intrinsics.
+    max_keypoints / local_max_side: per-image keypoint cap and the long side they are found at.
     """
 
     descriptor: str = "gem"
@@ -47,8 +51,15 @@ class BuildOptions:
     backend: str = "auto"
     threads: int = 0
     seed: int = 0
+    local_features: str = "none"
+    max_keypoints: int = 1024
+    local_max_side: int = 640
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.local_features, str) and bool(self.local_features),
+               "local_features must be 'none', 'rootsift' or a local model name")
+        _check(16 <= self.max_keypoints <= 8192, "max_keypoints must be within 16..8192")
+        _check(64 <= self.local_max_side <= 4096, "local_max_side must be within 64..4096")
         _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
         _check(self.match_radius_m > 0, "match_radius_m must be > 0")
         _check(0.0 < self.target_precision < 1.0, "target_precision must be in (0, 1)")
@@ -70,7 +81,10 @@ class LocalizerOptions:
     order. delegates: LiteRT delegate libraries. model: a model path or name to use instead of
     the one the map names (its sha256 must match). top_k: matches returned and fused.
     nprobe / rerank: override the map's search defaults. verify_map: check every member's
-    sha256 at open.
+    sha256 at open. verify: geometric verification with the map's local features (when it has
+    them) of the ``verify_top`` best places. intrinsics: (fx, fy, cx, cy) of the query camera
+    in pixels of the frames given, for 6-DoF poses; None assumes the camera of the best map
+    image, scaled to the frame.
     """
 
     backend: str = "auto"
@@ -82,8 +96,17 @@ class LocalizerOptions:
     nprobe: Optional[int] = None
     rerank: Optional[int] = None
     verify_map: bool = True
+    verify: bool = True
+    verify_top: int = 5
+    intrinsics: Optional[tuple[float, float, float, float]] = None
 
     def __post_init__(self) -> None:
+        _check(1 <= self.verify_top <= 50, "verify_top must be within 1..50")
+        if self.intrinsics is not None:
+            _check(len(self.intrinsics) == 4 and all(isinstance(v, (int, float)) for v in self.intrinsics)
+                   and self.intrinsics[0] > 0 and self.intrinsics[1] > 0,
+                   "intrinsics must be (fx, fy, cx, cy) with positive focal lengths")
+            object.__setattr__(self, "intrinsics", tuple(float(v) for v in self.intrinsics))
         _check(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
         _check(self.threads >= 0, "threads must be >= 0")
         _check(1 <= self.top_k <= 100, "top_k must be within 1..100")

@@ -23,6 +23,7 @@ from .index import PlaceIndex
 from .index_io import index_from_members, index_to_members
 from .mapfile import FORMAT_NAME, FORMAT_VERSION, MIN_READER_VERSION, MapContents, MapReader, write_map
 from .places import PlaceTable
+from .pointmap import PointMap
 from .types import Location
 
 MODEL_MEMBER = "model/model.bin"
@@ -38,6 +39,7 @@ class PlaceMap:
     calibration: Calibration
     user: dict = field(default_factory=dict)
     model_bytes: bytes | memoryview | None = None
+    pointmap: PointMap | None = None
     manifest: dict = field(default_factory=dict)
     reader: MapReader | None = None
 
@@ -48,6 +50,10 @@ class PlaceMap:
         place_arrays, blobs = self.places.to_arrays()
         arrays.update(place_arrays)
         model = dict(self.model, embedded=self.model_bytes is not None)
+        local_section = None
+        if self.pointmap is not None:
+            local_section, local_arrays = self.pointmap.to_members()
+            arrays.update(local_arrays)
         if self.model_bytes is not None:
             blobs[MODEL_MEMBER] = bytes(self.model_bytes)
         manifest = {
@@ -64,6 +70,8 @@ class PlaceMap:
             "places": {"count": len(self.places)},
             "user": self.user,
         }
+        if local_section is not None:
+            manifest["local"] = local_section
         write_map(path, MapContents(manifest, arrays, blobs))
 
     @classmethod
@@ -108,8 +116,9 @@ class PlaceMap:
         descriptor = dict(m["descriptor"])
         if int(descriptor["dim"]) != index.dim_in:
             raise MapFormatError(f"{source}: descriptor dim {descriptor['dim']} != index input dim {index.dim_in}")
+        pointmap = PointMap.from_members(m["local"], reader.arrays, source) if "local" in m else None
         return cls(model, descriptor, index, places, frame, Calibration.from_dict(m["calibration"]),
-                   dict(m.get("user", {})), model_bytes, m, reader)
+                   dict(m.get("user", {})), model_bytes, pointmap, m, reader)
 
     def close(self) -> None:
         if self.reader is not None:
@@ -163,6 +172,8 @@ class PlaceMap:
             "index": {"recipe": str(self.index.recipe), "dim": self.index.dim,
                       "search": m.get("index", {}).get("search")},
             "calibration": self.calibration.to_dict(),
+            "local": (dict(self.pointmap.section, bytes=self.pointmap.bytes(), places_with_features=len(self.pointmap.place_ids))
+                      if self.pointmap is not None else None),
             "file_bytes": size,
             "bytes_per_place": round(size / max(self.index.ntotal, 1), 1) if size else None,
             "user": self.user,

@@ -87,16 +87,21 @@ class Prior:
 
 @dataclass(frozen=True)
 class Match:
-    """One retrieved map place: its id, image name, similarity score and location."""
+    """One retrieved map place: its id, image name, similarity score, location and, when the
+    map has local features, the geometrically verified inlier count."""
 
     place_id: int
     name: str
     score: float
     location: Location
+    inliers: Optional[int] = None
 
     def to_dict(self) -> dict:
-        return {"place_id": self.place_id, "name": self.name, "score": round(self.score, 6),
-                "location": self.location.to_dict()}
+        out = {"place_id": self.place_id, "name": self.name, "score": round(self.score, 6),
+               "location": self.location.to_dict()}
+        if self.inliers is not None:
+            out["inliers"] = self.inliers
+        return out
 
 
 @dataclass(frozen=True)

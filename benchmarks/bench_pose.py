@@ -1,0 +1,151 @@
+"""Local features, verification and 6-DoF pose on Strecha and KITTI, against SIFT and TFeat.
+
+    python benchmarks/bench_pose.py --out benchmarks/results/pose.json
+
+Datasets (one map per scene / drive, in its own metric frame):
+* Strecha entry-P10, fountain-P11, Herz-Jesus-P8, Herz-Jesus-P25: map = even-numbered images
+  with their cameras (``.camera``: K, R camera-to-world, centre), queries = odd-numbered ones.
+  The shipped HardNet was trained on fountain-P11 and the Herz-Jesus scenes (entry-P10 held
+  out): its figures on those three scenes are on training scenes; entry-P10's are held out.
+* KITTI seq1 / seq2: map = even frames with poses and the calib.txt camera, queries = odd
+  frames. (CC BY-NC-SA: evaluation only.)
+
+Configurations (same detector: OpenCV SIFT keypoints, <= 1024 per image at <= 640 px... the
+image's long side; same cutter, matching, USAC and PnP): HardNet int8 (shipped), RootSIFT
+(OpenCV's own descriptor), TFeat (``tfeat_peer.py``). Queries are localized through
+``Localizer`` with the query camera's intrinsics.
+
+Reported per dataset and configuration: recall@1 (5 m) before verification (global retrieval
+order) and after (re-ranked by inliers); share of queries with a pose; median position and
+rotation error over all queries (a query without a pose counts as infinitely wrong); shares
+within (0.25 m, 2 deg), (0.5 m, 5 deg), (5 m, 10 deg); per-stage latency p50; bytes per place
+of the map with and without local features.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from provenance import save  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+THRESHOLD_M = 5.0
+BINS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
+
+
+def strecha(scene: str):
+    from placekit.triangulation import matrix_to_quaternion
+
+    out = []
+    for img in sorted((DATA / "strecha" / scene / "images").glob("*.jpg")):
+        rows = [list(map(float, line.split())) for line in
+                (DATA / "strecha" / scene / "cameras" / f"{img.name}.camera").read_text().splitlines() if line.strip()]
+        K, R_c2w, centre = np.array(rows[0:3]), np.array(rows[4:7]), np.array(rows[7])
+        out.append((img, centre, matrix_to_quaternion(R_c2w.T), (K[0, 0], K[1, 1], K[0, 2], K[1, 2])))
+    return out
+
+
+def kitti(seq: str):
+    from placekit.triangulation import matrix_to_quaternion
+
+    P0 = np.array(list(map(float, (DATA / "kitti" / seq / "calib.txt").read_text().splitlines()[0].split()[-12:]))).reshape(3, 4)
+    intr = (P0[0, 0], P0[1, 1], P0[0, 2], P0[1, 2])
+    poses = np.loadtxt(DATA / "kitti" / seq / "poses.txt").reshape(-1, 3, 4)
+    images = sorted((DATA / "kitti" / seq / "image_l").glob("*.png"))
+    return [(img, pose[:, 3], matrix_to_quaternion(pose[:, :3].T), intr) for img, pose in zip(images, poses)]
+
+
+def rotation_error_deg(q_est, q_true) -> float:
+    from placekit.triangulation import quaternion_to_matrix
+
+    R = quaternion_to_matrix(q_est) @ quaternion_to_matrix(q_true).T
+    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1))))
+
+
+def run(samples, local_features: str, tmp: Path, threads: int) -> dict:
+    import placekit as pk
+
+    db = [s for i, s in enumerate(samples) if i % 2 == 0]
+    queries = [s for i, s in enumerate(samples) if i % 2 == 1]
+    builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=THRESHOLD_M, local_features=local_features, threads=threads))
+    for img, c, q, intr in db:
+        builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=q, intrinsics=intr), img.name)
+    path = tmp / "pose.pkmap"
+    info = builder.build(path)
+    out = {"map_bytes_per_place": path.stat().st_size / len(db), "local": info.get("local"),
+           "min_inliers": info["calibration"]["min_inliers"], "queries": []}
+    with pk.Localizer.open(path, pk.LocalizerOptions(threads=threads, intrinsics=queries[0][3], top_k=5)) as loc:
+        xyz = np.array([c for _, c, _, _ in db])
+        for img, c, q, _ in queries:
+            r = loc.localize(img)
+            by_score = sorted(r.matches, key=lambda m: -m.score)
+            ok = lambda m: float(np.linalg.norm(xyz[m.place_id] - c)) <= THRESHOLD_M  # noqa: E731
+            rec = {"name": img.name, "status": r.status, "r1_before": bool(by_score and ok(by_score[0])),
+                   "r1_after": bool(r.matches and ok(r.matches[0])), "timings": r.timings_ms,
+                   "inliers": r.matches[0].inliers if r.matches else 0}
+            if r.pose is not None:
+                rec["pos_err"] = float(np.linalg.norm(np.array(r.pose.center) - c))
+                rec["rot_err"] = rotation_error_deg(r.pose.rotation, q)
+            out["queries"].append(rec)
+    return out
+
+
+def summarize(runs: list[dict]) -> dict:
+    qs = [q for r in runs for q in r["queries"]]
+    pos = np.array([q.get("pos_err", np.inf) for q in qs])
+    rot = np.array([q.get("rot_err", np.inf) for q in qs])
+    stages = sorted({k for q in qs for k in q["timings"]})
+    return {"queries": len(qs), "recall_at_1_before_verification": float(np.mean([q["r1_before"] for q in qs])),
+            "recall_at_1_after_verification": float(np.mean([q["r1_after"] for q in qs])),
+            "pose_share": float(np.isfinite(pos).mean()),
+            "median_position_error_m": float(np.median(pos)), "median_rotation_error_deg": float(np.median(rot)),
+            "within": {f"{m} m, {d} deg": float(np.mean((pos <= m) & (rot <= d))) for m, d in BINS},
+            "localized_share": float(np.mean([q["status"] == "localized" for q in qs])),
+            "latency_ms_p50": {s: float(np.median([q["timings"][s] for q in qs if s in q["timings"]])) for s in stages},
+            "map_bytes_per_place": float(np.mean([r["map_bytes_per_place"] for r in runs])),
+            "min_inliers": [r["min_inliers"] for r in runs]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--configs", nargs="+", default=["none", "hardnet-int8", "rootsift", "tfeat"])
+    args = p.parse_args()
+    if not DATA.is_dir():
+        print(f"pose benchmark skipped: {DATA} is not present")
+        return
+    datasets = {"strecha": [strecha(s) for s in ("entry-P10", "fountain-P11", "Herz-Jesus-P8", "Herz-Jesus-P25")],
+                "strecha entry-P10 (held out from HardNet training)": [strecha("entry-P10")],
+                "kitti": [kitti("seq1"), kitti("seq2")]}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        configs = {}
+        for c in args.configs:
+            if c == "tfeat":
+                from tfeat_peer import tfeat_onnx
+                configs["TFeat (peer)"] = str(tfeat_onnx(tmp / "tfeat-liberty.onnx"))
+            else:
+                configs[{"none": "global only (no local features)", "hardnet-int8": "HardNet int8 (placekit)",
+                         "rootsift": "RootSIFT (OpenCV, peer)"}.get(c, c)] = c
+        for dname, scenes in datasets.items():
+            if dname.startswith("strecha entry"):
+                continue
+            for cname, local in configs.items():
+                runs = [run(samples, local, tmp, args.threads) for samples in scenes]
+                results[f"{dname} / {cname}"] = summarize(runs)
+                if dname == "strecha":
+                    results[f"strecha entry-P10 (held out) / {cname}"] = summarize(runs[:1])
+                print(dname, cname, {k: v for k, v in results[f"{dname} / {cname}"].items() if k != "latency_ms_p50"},
+                      flush=True)
+    save(args.out, {"threshold_m": THRESHOLD_M, "results": results})
+
+
+if __name__ == "__main__":
+    main()
