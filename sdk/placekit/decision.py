@@ -98,7 +98,8 @@ def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, i
     The best is trusted when its inliers reach ``cal.min_inliers``: ``localized`` (``ambiguous``
     if a place farther than 2 x radius is verified nearly as well), its position the pose's
     camera centre when there is a pose, else the inlier-weighted mean of the verified places
-    near it. Otherwise the similarity-only decision stands."""
+    near it; a pose settles ambiguity between far views of the same structure. Otherwise the
+    similarity-only decision stands."""
     if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < cal.min_inliers:
         return base
     dist = np.linalg.norm(positions[:len(inliers)] - positions[0], axis=1)
@@ -106,13 +107,13 @@ def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, i
                      cal.target_precision + (1 - cal.target_precision) * (1 - cal.min_inliers / float(inliers[0])))
     rivals = (dist > 2 * cal.match_radius_m) & (inliers >= max(cal.min_inliers, 0.8 * inliers[0]))
     if pose is not None and np.linalg.norm(pose.center - positions[0]) <= 2 * cal.match_radius_m:
-        position, uncertainty = np.asarray(pose.center, float), max(float(pose.sigma_m), 0.01)
-    else:
-        near = (dist <= cal.match_radius_m) & (inliers >= cal.min_inliers)
-        w = inliers[near].astype(float) / inliers[near].sum()
-        position = w @ positions[:len(inliers)][near]
-        spread = float(np.sqrt(w @ ((positions[:len(inliers)][near] - position) ** 2).sum(1)))
-        uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
+        # a 6-DoF pose from the 3D points pins the position whichever views saw them
+        return Decision("localized", np.asarray(pose.center, float), max(float(pose.sigma_m), 0.01), float(confidence))
+    near = (dist <= cal.match_radius_m) & (inliers >= cal.min_inliers)
+    w = inliers[near].astype(float) / inliers[near].sum()
+    position = w @ positions[:len(inliers)][near]
+    spread = float(np.sqrt(w @ ((positions[:len(inliers)][near] - position) ** 2).sum(1)))
+    uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
     if rivals.any():
         return Decision("ambiguous", position, max(uncertainty, float(dist[rivals].max())), 0.5 * confidence)
     return Decision("localized", position, uncertainty, float(confidence))

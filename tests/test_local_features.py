@@ -1,0 +1,73 @@
+"""Local features, verification and 6-DoF poses on a posed synthetic scene."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import placekit as pk
+from placekit.triangulation import matrix_to_quaternion, quaternion_to_matrix
+
+from posed_scene import IMAGE_H, IMAGE_W, K, views
+
+INTRINSICS = (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+
+
+def _build(tmp_path, tiny_model, local: str, posed: bool = True):
+    builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), match_radius_m=1.0, local_features=local,
+                                            max_keypoints=512))
+    for i, (R, c, img) in enumerate(views(7, seed=0)):
+        extra = dict(rotation=matrix_to_quaternion(R), intrinsics=INTRINSICS) if posed else {}
+        builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], **extra), f"m{i}.png")
+    path = tmp_path / f"{local}-{posed}.pkmap"
+    info = builder.build(path)
+    return path, info
+
+
+@pytest.mark.parametrize("local", ["rootsift", "hardnet-int8"])
+def test_posed_map_gives_poses(tmp_path, tiny_model, local):
+    path, info = _build(tmp_path, tiny_model, local)
+    assert info["local"]["extractor"] in ("rootsift", "hardnet") and info["local"]["triangulation"]["points"] > 200
+    queries = views(4, seed=0, offset=0.2)
+    with pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model), intrinsics=INTRINSICS)) as loc:
+        errors, rot_errors = [], []
+        for R, c, img in queries:
+            r = loc.localize(img)
+            assert r.status == "localized" and r.pose is not None
+            assert r.matches[0].inliers >= loc.map.calibration.min_inliers > 0
+            assert {"verify", "pose"} <= set(r.timings_ms)
+            errors.append(np.linalg.norm(np.array(r.pose.center) - c))
+            dR = quaternion_to_matrix(r.pose.rotation) @ R.T
+            rot_errors.append(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1))))
+            assert r.location.x == pytest.approx(r.pose.center[0]) and r.uncertainty_m < 0.5
+        assert np.median(errors) < 0.1 and np.median(rot_errors) < 1.0
+        blank = loc.localize(np.full((IMAGE_H, IMAGE_W, 3), 128, np.uint8))
+        assert blank.pose is None and blank.status in ("unknown", "ambiguous", "localized")
+        assert all(m.inliers == 0 for m in blank.matches)
+
+
+def test_unposed_map_verifies_without_poses(tmp_path, tiny_model):
+    path, info = _build(tmp_path, tiny_model, "rootsift", posed=False)
+    assert info["local"]["triangulation"] == {}
+    R, c, img = views(4, seed=0, offset=0.2)[1]
+    with pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model))) as loc:
+        r = loc.localize(img)
+        assert r.pose is None and r.matches[0].inliers > 20
+        assert abs(r.location.x - c[0]) < 1.0
+    with pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model), verify=False)) as loc:
+        r = loc.localize(img)
+        assert r.matches[0].inliers is None and "verify" not in r.timings_ms
+
+
+def test_local_feature_members_survive_reopen_and_corruption_is_caught(tmp_path, tiny_model):
+    path, _ = _build(tmp_path, tiny_model, "rootsift")
+    with pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model))) as loc:
+        pm = loc.map.pointmap
+        kps, desc, pids = pm.features_of(int(pm.place_ids[0]))
+        assert kps.shape[1] == 4 and desc.shape == (len(kps), 128) and (pids >= -1).all()
+        assert np.allclose(np.linalg.norm(desc, axis=1), 1, atol=1e-3)
+        assert pm.features_of(10**9)[0].shape == (0, 4)
+    from placekit.pointmap import PointMap
+    members = dict(pm.to_members()[1])
+    members["local/point_ids.npy"] = np.full_like(members["local/point_ids.npy"], 10**6)
+    with pytest.raises(pk.MapFormatError, match="inconsistent"):
+        PointMap.from_members(pm.section, members, "test")
