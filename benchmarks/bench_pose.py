@@ -10,9 +10,10 @@ Datasets (one map per scene / drive, in its own metric frame):
 * KITTI seq1 / seq2: map = even frames with poses and the calib.txt camera, queries = odd
   frames. (CC BY-NC-SA: evaluation only.)
 
-Configurations (same detector: OpenCV SIFT keypoints, <= 1024 per image at <= 640 px... the
-image's long side; same cutter, matching, USAC and PnP): HardNet int8 (shipped), RootSIFT
-(OpenCV's own descriptor), TFeat (``tfeat_peer.py``). Queries are localized through
+Configurations (same detector: OpenCV SIFT keypoints, <= 1024 per image found at <= 640 px
+long side; same patch cutter, matching, USAC and PnP): GeM retrieval alone; GeM + HardNet int8
+(shipped); VLAD of HardNet + HardNet verification; GeM + RootSIFT (OpenCV's own descriptor);
+GeM + TFeat (``tfeat_peer.py``). Queries are localized through
 ``Localizer`` with the query camera's intrinsics.
 
 Reported per dataset and configuration: recall@1 (5 m) before verification (global retrieval
@@ -72,7 +73,11 @@ def run(samples, local_features: str, tmp: Path, threads: int) -> dict:
 
     db = [s for i, s in enumerate(samples) if i % 2 == 0]
     queries = [s for i, s in enumerate(samples) if i % 2 == 1]
-    builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=THRESHOLD_M, local_features=local_features, threads=threads))
+    descriptor = "gem"
+    if local_features.startswith("vlad:"):
+        descriptor, local_features = "vlad", local_features[5:]
+    builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=THRESHOLD_M, local_features=local_features, threads=threads,
+                                            descriptor=descriptor))
     for img, c, q, intr in db:
         builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=q, intrinsics=intr), img.name)
     path = tmp / "pose.pkmap"
@@ -115,7 +120,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--configs", nargs="+", default=["none", "hardnet-int8", "rootsift", "tfeat"])
+    p.add_argument("--configs", nargs="+", default=["none", "hardnet-int8", "vlad:hardnet-int8", "rootsift", "tfeat"])
     args = p.parse_args()
     if not DATA.is_dir():
         print(f"pose benchmark skipped: {DATA} is not present")
@@ -130,10 +135,11 @@ def main() -> None:
         for c in args.configs:
             if c == "tfeat":
                 from tfeat_peer import tfeat_onnx
-                configs["TFeat (peer)"] = str(tfeat_onnx(tmp / "tfeat-liberty.onnx"))
+                configs["GeM + TFeat (peer)"] = str(tfeat_onnx(tmp / "tfeat-liberty.onnx"))
             else:
-                configs[{"none": "global only (no local features)", "hardnet-int8": "HardNet int8 (placekit)",
-                         "rootsift": "RootSIFT (OpenCV, peer)"}.get(c, c)] = c
+                configs[{"none": "GeM only (no local features)", "hardnet-int8": "GeM + HardNet int8 (placekit)",
+                         "vlad:hardnet-int8": "VLAD-64 of HardNet int8 + HardNet verification (placekit)",
+                         "rootsift": "GeM + RootSIFT (OpenCV, peer)"}.get(c, c)] = c
         for dname, scenes in datasets.items():
             if dname.startswith("strecha entry"):
                 continue

@@ -71,3 +71,42 @@ def test_local_feature_members_survive_reopen_and_corruption_is_caught(tmp_path,
     members["local/point_ids.npy"] = np.full_like(members["local/point_ids.npy"], 10**6)
     with pytest.raises(pk.MapFormatError, match="inconsistent"):
         PointMap.from_members(pm.section, members, "test")
+
+
+@pytest.mark.parametrize("local", ["rootsift", "none"])
+def test_vlad_map_builds_localizes_and_reopens(tmp_path, local):
+    builder = pk.MapBuilder(pk.BuildOptions(descriptor="vlad", local_features=local, match_radius_m=1.0,
+                                            max_keypoints=256, vlad_words=16))
+    for i, (R, c, img) in enumerate(views(7, seed=0)):
+        builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=matrix_to_quaternion(R),
+                                     intrinsics=INTRINSICS), f"m{i}.png")
+    with pytest.raises(pk.BuildError, match="descriptors from images"):
+        builder.add_descriptor(np.ones(16), pk.Location(x=0, y=0), "d")
+    info = builder.build(tmp_path / "vlad.pkmap")
+    assert info["descriptor"] == {"kind": "vlad", "dim": 16 * 128, "words": 16}
+    assert info["local"]["extractor"] == ("rootsift" if local == "rootsift" else "hardnet")
+    R, c, img = views(4, seed=0, offset=0.2)[2]
+    with pk.Localizer.open(tmp_path / "vlad.pkmap", pk.LocalizerOptions(intrinsics=INTRINSICS)) as loc:
+        r = loc.localize(img)
+        assert r.status == "localized" and r.pose is not None
+        assert np.linalg.norm(np.array(r.pose.center) - c) < 0.1
+        assert loc.info()["runtime"]["verification"]
+
+
+def test_eval_reports_rotation_errors_and_recall_before_verification(tmp_path, tiny_model):
+    import cv2
+
+    from placekit.evaluation import evaluate, load_dataset
+
+    for split, cams in (("database", views(7, seed=0)), ("queries", views(4, seed=0, offset=0.2))):
+        (tmp_path / split).mkdir()
+        lines = ["name,x,y,z,qw,qx,qy,qz,fx,fy,cx,cy"]
+        for i, (R, c, img) in enumerate(cams):
+            cv2.imwrite(str(tmp_path / split / f"{i}.png"), img)
+            q = matrix_to_quaternion(R)
+            lines.append(",".join(map(str, [f"{i}.png", *c, *q, *INTRINSICS])))
+        (tmp_path / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    report = evaluate(load_dataset(tmp_path), model=str(tiny_model), threshold_m=1.0, local_features="rootsift")
+    assert report["median_rotation_error_deg"] is not None and report["median_rotation_error_deg"] < 1.0
+    assert report["pose_share"] == 1.0 and report["pose_within"]["0.25 m, 2.0 deg"] == 1.0
+    assert "recall_at_1_before_verification" in report and report["median_position_error_m"] < 0.1

@@ -20,6 +20,7 @@ from .local_features import LocalFeatureExtractor
 from .pointmap import PointMap, quantize_descriptors
 from .triangulation import Camera, triangulate_map
 from .verification import calibrate_inliers
+from .vlad import train_vocabulary, vlad
 from .index import PlaceIndex, SearchParams, auto_recipe
 from .models import resolve_model
 from .options import BuildOptions
@@ -28,6 +29,7 @@ from .places import PlaceTable
 from .types import Location
 
 MIN_IMAGES = 2
+DEFAULT_VLAD_LOCAL = "hardnet-int8"
 CALIBRATION_TOP_K = 5
 
 
@@ -43,10 +45,16 @@ class MapBuilder:
         if not isinstance(options, BuildOptions):
             raise BuildError(f"options must be BuildOptions, got {type(options).__name__}")
         self.options = options
-        self._model_path = resolve_model(options.model)
-        engine = open_engine(self._model_path, backend=options.backend, threads=options.threads)
-        self.extractor = GlobalExtractor(engine)
-        self.local, self._local_model = _local_extractor(options)
+        self.vlad = options.descriptor == "vlad"
+        if self.vlad:
+            local_name = options.local_features if options.local_features != "none" else DEFAULT_VLAD_LOCAL
+            self.local, self._local_model = _local_extractor(replace(options, local_features=local_name))
+            self.extractor = None
+        else:
+            self._model_path = resolve_model(options.model)
+            engine = open_engine(self._model_path, backend=options.backend, threads=options.threads)
+            self.extractor = GlobalExtractor(engine)
+            self.local, self._local_model = _local_extractor(options)
         self._local: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._descriptors: list[np.ndarray] = []
         self._locations: list[Location] = []
@@ -69,7 +77,7 @@ class MapBuilder:
             name = Path(image).name if isinstance(image, (str, os.PathLike)) else f"image_{len(self):06d}"
         self._check_new(location, name)
         bgr = to_bgr(image)
-        descriptor = self.extractor.describe_bgr(bgr)
+        descriptor = None if self.vlad else self.extractor.describe_bgr(bgr)
         if self.local is not None:
             feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             self._local[len(self)] = (feats.keypoints, quantize_descriptors(feats.descriptors))
@@ -79,6 +87,8 @@ class MapBuilder:
                        group: Optional[str] = None) -> None:
         """Add a place from a descriptor computed elsewhere with this builder's model:
         (D,) finite floats, D = the model's output dimension (it is L2-normalised here)."""
+        if self.vlad:
+            raise BuildError("a VLAD map computes its descriptors from images; add images, not descriptors")
         self._check_new(location, name)
         d = np.asarray(descriptor)
         if d.shape != (self.extractor.dim,) or not np.issubdtype(d.dtype, np.floating) or not np.isfinite(d).all():
@@ -120,7 +130,11 @@ class MapBuilder:
         n = len(self)
         if n < MIN_IMAGES:
             raise BuildError(f"a map needs at least {MIN_IMAGES} images, got {n}")
-        x = np.stack(self._descriptors)
+        vocabulary = None
+        if self.vlad:
+            vocabulary, x = self._vlad_descriptors()
+        else:
+            x = np.stack(self._descriptors)
         frame, xyz = _to_metric(self._locations)
         opts = self.options
         recipe = auto_recipe(n, x.shape[1]) if opts.recipe == "auto" else opts.recipe
@@ -145,18 +159,29 @@ class MapBuilder:
             cal = replace(cal, min_inliers=min_inliers, stats=dict(cal.stats, verification=stats))
         rotation = np.array([loc.rotation or (np.nan,) * 4 for loc in self._locations], np.float32)
         intrinsics = np.array([loc.intrinsics or (np.nan,) * 4 for loc in self._locations], np.float32)
-        engine = self.extractor.engine
+        descriptor = {"kind": opts.descriptor, "dim": int(x.shape[1])}
+        if self.vlad:
+            descriptor["words"] = int(len(vocabulary))
+            model = {"name": self.local.name, "file": self._local_model.get("model_file"),
+                     "sha256": self._local_model.get("model_sha256") or "rootsift",
+                     "path_hint": self._local_model.get("model_path_hint"), "info": {}}
+            model_path = Path(self._local_model["model_path_hint"]) if self._local_model.get("model_path_hint") else None
+        else:
+            engine = self.extractor.engine
+            model = {"name": engine.info.name, "file": self._model_path.name, "sha256": engine.sha256,
+                     "path_hint": str(self._model_path.resolve()), "info": engine.info.to_metadata()}
+            model_path = self._model_path
         placemap = PlaceMap(
-            model={"name": engine.info.name, "file": self._model_path.name, "sha256": engine.sha256,
-                   "path_hint": str(self._model_path.resolve()), "info": engine.info.to_metadata()},
-            descriptor={"kind": opts.descriptor, "dim": int(x.shape[1])},
+            model=model,
+            descriptor=descriptor,
             index=index,
             places=PlaceTable.create(ids, xyz, self._names, rotation, intrinsics),
             frame=frame,
             calibration=cal,
             user=dict(user or {}),
-            model_bytes=self._model_path.read_bytes() if opts.embed_model else None,
+            model_bytes=model_path.read_bytes() if (opts.embed_model and model_path) else None,
             pointmap=pointmap,
+            vocabulary=vocabulary,
         )
         placemap.save(path)
         loaded = PlaceMap.load(path)
@@ -165,6 +190,16 @@ class MapBuilder:
         finally:
             loaded.close()
 
+
+    def _vlad_descriptors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Learn the vocabulary on the map's local descriptors; VLAD of every image."""
+        local = [dequantize(self._local[i][1]) for i in range(len(self))]
+        pool = np.concatenate(local)
+        if len(pool) < self.options.vlad_words * 4:
+            raise BuildError(f"too few local features ({len(pool)}) to learn a {self.options.vlad_words}-word "
+                             "VLAD vocabulary; add textured images or use descriptor='gem'")
+        vocabulary = train_vocabulary(pool, self.options.vlad_words, seed=self.options.seed)
+        return vocabulary, np.stack([vlad(d, vocabulary) for d in local])
 
     def _point_map(self, xyz: np.ndarray) -> PointMap:
         """Stored local features of every image added with one, and 3D points triangulated

@@ -1,9 +1,9 @@
 """``placekit``: the command line, mirroring the Python API.
 
-    placekit map build DIR --locations CSV|exif -o MAP [--model NAME]
+    placekit map build DIR --locations CSV|exif -o MAP [--model NAME] [--descriptor gem|vlad] [--local-features NAME]
     placekit map info MAP [--json]
     placekit localize MAP IMAGE [IMAGE...] [--json]
-    placekit eval DATASET [--model NAME] [--descriptor gem] [--threshold M] [--json OUT] [--plots DIR]
+    placekit eval DATASET [--model NAME] [--descriptor gem|vlad] [--threshold M] [--json OUT] [--plots DIR]
     placekit models [--json]
     placekit doctor [--json]
     placekit demo
@@ -48,7 +48,9 @@ def _build(args: argparse.Namespace) -> int:
                   f"(first: {unlisted[0]})", file=sys.stderr)
         items = [(folder / name, loc, name, group) for name, (loc, group) in locations.items()]
     options = BuildOptions(model=args.model, recipe=args.recipe, match_radius_m=args.radius,
-                           embed_model=args.embed_model, threads=args.threads, backend=args.backend)
+                           embed_model=args.embed_model, threads=args.threads, backend=args.backend,
+                           descriptor=args.descriptor, local_features=args.local_features,
+                           max_keypoints=args.max_keypoints)
     builder = MapBuilder(options)
     builder.add_many(items, progress=not args.quiet)
     info = builder.build(args.output, user={"source_dir": str(folder)})
@@ -128,8 +130,12 @@ def _result_text(r: dict) -> str:
                  else f"x {loc['x']:.2f} y {loc['y']:.2f} z {loc.get('z', 0):.2f}")
     best = r["matches"][0]["name"] if r["matches"] else "-"
     unc = f" ± {r['uncertainty_m']:.1f} m" if r["uncertainty_m"] is not None else ""
+    pose = ""
+    if r.get("pose"):
+        c = r["pose"]["center"]
+        pose = f" pose centre ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f}) q {tuple(round(v, 4) for v in r['pose']['rotation'])}"
     return (f"{r['image']}: {r['status']} {where}{unc} confidence {r['confidence']:.2f} "
-            f"best {best} ({r['timings_ms']['total']:.1f} ms)")
+            f"best {best}{pose} ({r['timings_ms']['total']:.1f} ms)")
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -137,7 +143,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     report = evaluate(load_dataset(args.dataset), model=args.model, descriptor=args.descriptor,
                       threshold_m=args.threshold, threads=args.threads, workdir=args.keep_map, progress=not args.quiet,
-                      top_k=args.top_k, plots_dir=args.plots, backend=args.backend)
+                      top_k=args.top_k, plots_dir=args.plots, backend=args.backend,
+                      local_features=args.local_features)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     fmt = lambda v, unit="": "-" if v is None else f"{v:.3f}{unit}"  # noqa: E731
@@ -197,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--recipe", default="auto", help="index recipe, e.g. 'PCAW256,Flat' (default auto)")
     b.add_argument("--radius", type=float, default=25.0, help="same-place radius in metres (default 25)")
     b.add_argument("--embed-model", action="store_true", help="store the model inside the map")
+    b.add_argument("--descriptor", default="gem", choices=["gem", "vlad"],
+                   help="global descriptor: gem (global model) or vlad (of the local features)")
+    b.add_argument("--local-features", default="none",
+                   help="none, rootsift or a local model (e.g. hardnet-int8): stored for verification; "
+                        "3D points from posed images (CSV with qw..qz and fx..cy)")
+    b.add_argument("--max-keypoints", type=int, default=1024)
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--backend", default="auto", choices=["auto", "onnx", "litert"])
     b.add_argument("--json", action="store_true", help="print the map info as JSON")
@@ -220,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="build a map from DATASET/database, localize DATASET/queries, report metrics")
     ev.add_argument("dataset", help="folder with database/, queries/ and their CSVs (or @east@north@ file names)")
     ev.add_argument("--model", default="default", help="model name (see 'placekit models') or path")
-    ev.add_argument("--descriptor", default="gem", choices=["gem"])
+    ev.add_argument("--descriptor", default="gem", choices=["gem", "vlad"])
+    ev.add_argument("--local-features", default="none", help="none, rootsift or a local model name")
     ev.add_argument("--threshold", type=float, default=25.0, help="correct within this many metres (default 25)")
     ev.add_argument("--json", default=None, metavar="OUT", help="write the full report as JSON")
     ev.add_argument("--threads", type=int, default=0)

@@ -86,7 +86,7 @@ def _metric(locations: list[Location], frame: Optional[LocalFrame]) -> np.ndarra
 def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "gem",
              threshold_m: float = DEFAULT_THRESHOLD_M, threads: int = 0, workdir: str | os.PathLike | None = None,
              progress: bool = False, top_k: int = max(RECALL_AT), plots_dir: str | os.PathLike | None = None,
-             backend: str = "auto") -> dict:
+             backend: str = "auto", local_features: str = "none") -> dict:
     """Build a map from the database, localize every query, measure. Returns the report dict
     (keys in the module docstring); with ``plots_dir``, also writes the PNG plots there."""
     from .builder import MapBuilder
@@ -96,7 +96,7 @@ def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "gem",
     with tempfile.TemporaryDirectory() as tmp:
         map_path = Path(workdir or tmp) / "eval.pkmap"
         builder = MapBuilder(BuildOptions(model=model, descriptor=descriptor, match_radius_m=threshold_m,
-                                          threads=threads, backend=backend))
+                                          threads=threads, backend=backend, local_features=local_features))
         builder.add_many(((s.path, s.location, s.path.name, s.group) for s in dataset.database), progress=progress)
         builder.build(map_path)
         map_bytes = map_path.stat().st_size
@@ -115,10 +115,49 @@ def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "gem",
     errors = [None if r.location is None else float(np.linalg.norm(_metric([r.location], frame)[0] - t))
               for r, t in zip(results, q_xyz)]
     report = _report(results, ranked, errors, q_xyz, db_xyz, threshold_m, map_bytes, len(dataset.database))
+    report.update(_verification_report(results, name_row, q_xyz, db_xyz, threshold_m))
+    report.update(_pose_report(results, dataset, errors))
     if plots_dir is not None:
         from .eval_plots import write_plots
         report["plots"] = write_plots(plots_dir, report, dataset, results, ranked, errors, q_xyz, db_xyz)
     return report
+
+
+def _verification_report(results, name_row, q_xyz, db_xyz, threshold_m) -> dict:
+    """Recall before verification (matches in similarity order) when verification re-ranked them."""
+    if not any(m.inliers is not None for r in results for m in r.matches):
+        return {}
+    before = [np.array([name_row[m.name] for m in sorted(r.matches, key=lambda m: -m.score)], np.int64)
+              for r in results]
+    curve = recall_curve(before, q_xyz, db_xyz, threshold_m, max(RECALL_AT))
+    return {"recall_at_1_before_verification": float(curve[0]), "recall_at_5_before_verification": float(curve[4]),
+            "recall_at_10_before_verification": float(curve[9])}
+
+
+POSE_BINS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
+
+
+def _pose_report(results, dataset: Dataset, errors) -> dict:
+    """Rotation error and the (metres, degrees) shares, when poses came back and the queries
+    have ground-truth rotations. A query without a pose counts as a miss in the shares."""
+    from .triangulation import quaternion_to_matrix
+
+    truth = [s.location.rotation for s in dataset.queries]
+    if not any(r.pose is not None for r in results) or any(q is None for q in truth):
+        return {}
+    rot, pos = [], []
+    for r, q, err in zip(results, truth, errors):
+        if r.pose is None:
+            rot.append(np.inf)
+            pos.append(np.inf)
+            continue
+        dR = quaternion_to_matrix(r.pose.rotation) @ quaternion_to_matrix(q).T
+        rot.append(float(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1)))))
+        pos.append(err if err is not None else np.inf)
+    rot, pos = np.array(rot), np.array(pos)
+    posed = np.isfinite(rot)
+    return {"median_rotation_error_deg": float(np.median(rot[posed])), "pose_share": float(posed.mean()),
+            "pose_within": {f"{m} m, {d} deg": float(np.mean((pos <= m) & (rot <= d))) for m, d in POSE_BINS}}
 
 
 def _common_frame(dataset: Dataset) -> Optional[LocalFrame]:

@@ -18,6 +18,7 @@ from .local_features import LocalFeatureExtractor
 from .pose import MIN_INLIERS, estimate_pose
 from .triangulation import matrix_to_quaternion
 from .verification import verify
+from .vlad import VladExtractor, vlad
 from .imageio import Frame, to_bgr
 from .models import find_model_by_sha256, resolve_model
 from .options import LocalizerOptions
@@ -50,9 +51,14 @@ class Localizer:
         """Open a map file; finds its model (embedded, ``options.model``, or shipped by sha256)."""
         placemap = PlaceMap.load(path, verify=options.verify_map)
         try:
-            engine = _open_model(placemap, options, str(path))
-            local = _open_local(placemap, options, str(path)) if options.verify and placemap.pointmap else None
-            return cls(placemap, GlobalExtractor(engine), options, str(path), local)
+            if placemap.descriptor.get("kind") == "vlad":
+                local = _open_local(placemap, options, str(path))
+                extractor = VladExtractor(local, placemap.vocabulary)
+                local = local if options.verify else None
+            else:
+                extractor = GlobalExtractor(_open_model(placemap, options, str(path)))
+                local = _open_local(placemap, options, str(path)) if options.verify and placemap.pointmap else None
+            return cls(placemap, extractor, options, str(path), local)
         except BaseException:
             placemap.close()
             raise
@@ -69,7 +75,13 @@ class Localizer:
         t0 = time.perf_counter()
         bgr = to_bgr(frame)
         t1 = time.perf_counter()
-        descriptor = self.extractor.describe_bgr(bgr)
+        gray = feats = None
+        if isinstance(self.extractor, VladExtractor):      # local features once, for VLAD and verification
+            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+            feats = self.extractor.local.extract(gray)
+            descriptor = vlad(feats.descriptors, self.extractor.vocabulary)
+        else:
+            descriptor = self.extractor.describe_bgr(bgr)
         t2 = time.perf_counter()
         verify_top = self.options.verify_top if self.local is not None else 0
         ids, scores = self._search(descriptor, prior, max(top_k, verify_top))
@@ -79,8 +91,9 @@ class Localizer:
         ids, scores = ids[present], scores[present]
         inliers, pose, t4 = None, None, t3
         if verify_top and len(ids):
-            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-            feats = self.local.extract(gray)
+            if feats is None:
+                gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+                feats = self.local.extract(gray)
             inliers = verify(feats.xy, feats.descriptors, self.map.pointmap, ids[:verify_top])
             order = np.lexsort((-scores[:len(inliers)], -inliers))
             head = len(inliers)
@@ -205,9 +218,12 @@ class Localizer:
     # ------------------------------------------------------------------ info / lifetime
     def info(self) -> dict:
         out = self.map.info()
-        engine = self.extractor.engine
-        out["runtime"] = {"backend": engine.backend, "threads": self.options.threads,
-                          "providers": list(getattr(engine, "providers", []))}
+        engine = getattr(self.extractor, "engine", None)
+        if engine is None and self.local is not None and self.local.describer is not None:
+            engine = self.local.describer.engine
+        out["runtime"] = {"backend": getattr(engine, "backend", "opencv"), "threads": self.options.threads,
+                          "providers": list(getattr(engine, "providers", [])),
+                          "verification": self.local is not None}
         return out
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from .errors import OptionsError
 
 T = TypeVar("T")
 BACKENDS = ("auto", "onnx", "litert")
-DESCRIPTORS = ("gem",)
+DESCRIPTORS = ("gem", "vlad")
 
 
 def _from_dict(cls: type[T], values: dict[str, Any]) -> T:
@@ -29,7 +29,10 @@ def _check(condition: bool, message: str) -> None:
 class BuildOptions:
     """How ``MapBuilder`` builds a map.
 
-    descriptor: global descriptor kind (``gem``). model: shipped model name or a model path.
+    descriptor: global descriptor kind: ``gem`` (the global model) or ``vlad`` (compact VLAD of
+    the local features; a vocabulary of ``vlad_words`` words is learned at build and stored;
+    implies local features, ``hardnet-int8`` unless ``local_features`` names another).
+    model: shipped model name or a model path (the global model, for ``gem``).
     recipe: index recipe (see ``placekit.index``) or ``auto``. match_radius_m: two images
     within this distance show the same place (calibration, fusion). target_precision: the
     precision the ``localized`` decision is calibrated to on the map's own images.
@@ -54,11 +57,13 @@ class BuildOptions:
     local_features: str = "none"
     max_keypoints: int = 1024
     local_max_side: int = 640
+    vlad_words: int = 64
 
     def __post_init__(self) -> None:
         _check(isinstance(self.local_features, str) and bool(self.local_features),
                "local_features must be 'none', 'rootsift' or a local model name")
         _check(16 <= self.max_keypoints <= 8192, "max_keypoints must be within 16..8192")
+        _check(2 <= self.vlad_words <= 1024, "vlad_words must be within 2..1024")
         _check(64 <= self.local_max_side <= 4096, "local_max_side must be within 64..4096")
         _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
         _check(self.match_radius_m > 0, "match_radius_m must be > 0")

@@ -27,6 +27,7 @@ from .pointmap import PointMap
 from .types import Location
 
 MODEL_MEMBER = "model/model.bin"
+VOCABULARY_MEMBER = "descriptor/vocabulary.npy"
 
 
 @dataclass
@@ -40,6 +41,7 @@ class PlaceMap:
     user: dict = field(default_factory=dict)
     model_bytes: bytes | memoryview | None = None
     pointmap: PointMap | None = None
+    vocabulary: np.ndarray | None = None     # (words, D) for VLAD maps
     manifest: dict = field(default_factory=dict)
     reader: MapReader | None = None
 
@@ -72,6 +74,8 @@ class PlaceMap:
         }
         if local_section is not None:
             manifest["local"] = local_section
+        if self.vocabulary is not None:
+            arrays[VOCABULARY_MEMBER] = np.asarray(self.vocabulary, np.float32)
         write_map(path, MapContents(manifest, arrays, blobs))
 
     @classmethod
@@ -117,8 +121,14 @@ class PlaceMap:
         if int(descriptor["dim"]) != index.dim_in:
             raise MapFormatError(f"{source}: descriptor dim {descriptor['dim']} != index input dim {index.dim_in}")
         pointmap = PointMap.from_members(m["local"], reader.arrays, source) if "local" in m else None
+        vocabulary = None
+        if descriptor.get("kind") == "vlad":
+            vocabulary = reader.arrays.get(VOCABULARY_MEMBER)
+            if (vocabulary is None or pointmap is None or vocabulary.ndim != 2
+                    or vocabulary.size != int(descriptor["dim"]) or vocabulary.shape[1] != int(m["local"]["dim"])):
+                raise MapFormatError(f"{source}: a VLAD map needs its vocabulary and local-feature members")
         return cls(model, descriptor, index, places, frame, Calibration.from_dict(m["calibration"]),
-                   dict(m.get("user", {})), model_bytes, pointmap, m, reader)
+                   dict(m.get("user", {})), model_bytes, pointmap, vocabulary, m, reader)
 
     def close(self) -> None:
         if self.reader is not None:
