@@ -20,7 +20,9 @@ Reported per dataset and configuration: recall@1 (5 m) before verification (glob
 order) and after (re-ranked by inliers); share of queries with a pose; median position and
 rotation error over all queries (a query without a pose counts as infinitely wrong); shares
 within (0.25 m, 2 deg), (0.5 m, 5 deg), (5 m, 10 deg); per-stage latency p50; bytes per place
-of the map with and without local features.
+of the map with and without local features; unknown-place rejection: every 4th photo of the
+landmark pool (17 photos of other places) is also localized against each map, and the
+precision of ``localized`` over in-map and out-of-map queries is reported.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ from provenance import save  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 THRESHOLD_M = 5.0
+# out-of-map queries: photos of other places (the landmark pool), which should not be localized
+FOREIGN = lambda: sorted(p for p in (DATA / "pool").glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[::4]  # noqa: E731
 BINS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
 
 
@@ -97,6 +101,7 @@ def run(samples, local_features: str, tmp: Path, threads: int) -> dict:
                 rec["pos_err"] = float(np.linalg.norm(np.array(r.pose.center) - c))
                 rec["rot_err"] = rotation_error_deg(r.pose.rotation, q)
             out["queries"].append(rec)
+        out["foreign"] = [loc.localize(img).status for img in FOREIGN()]
     return out
 
 
@@ -113,7 +118,20 @@ def summarize(runs: list[dict]) -> dict:
             "localized_share": float(np.mean([q["status"] == "localized" for q in qs])),
             "latency_ms_p50": {s: float(np.median([q["timings"][s] for q in qs if s in q["timings"]])) for s in stages},
             "map_bytes_per_place": float(np.mean([r["map_bytes_per_place"] for r in runs])),
+            "out_of_map_queries": int(sum(len(r["foreign"]) for r in runs)),
+            "out_of_map_localized_share": float(np.mean([s == "localized" for r in runs for s in r["foreign"]])),
+            "localized_precision_with_out_of_map": _precision(runs),
             "min_inliers": [r["min_inliers"] for r in runs]}
+
+
+def _precision(runs: list[dict]) -> float | None:
+    """Precision of ``localized`` over in-map queries (correct: pose or place within 5 m) and
+    out-of-map ones (always wrong when localized)."""
+    good = sum(q["status"] == "localized" and q.get("pos_err", np.inf if not q["r1_after"] else 0.0) <= THRESHOLD_M
+               for r in runs for q in r["queries"])
+    bad = sum(q["status"] == "localized" for r in runs for q in r["queries"]) - good
+    bad += sum(s == "localized" for r in runs for s in r["foreign"])
+    return good / (good + bad) if good + bad else None
 
 
 def main() -> None:

@@ -306,11 +306,7 @@ class PlaceIndex:
                rerank: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Nearest ids of one (d_in,) query: (ids (k',) int64, scores (k',) float32), best
         first, k' = min(k, live vectors found). Parameters default to ``self.params``."""
-        self._require_trained()
-        k = self.params.k if k is None else int(k)
-        if k < 1:
-            raise PlaceIndexError("k must be >= 1")
-        z = self._transform(self._check(np.asarray(query).reshape(1, -1)))[0]
+        k, z = self._prepare_query(query, k)
         lists = self._lists
         if len(lists.ids) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -324,11 +320,7 @@ class PlaceIndex:
         live vector is scored, exactly when the index keeps vectors (Flat, Refine), else by
         ADC. Same return as ``search``; ids not in the index are ignored. Cost grows with
         len(ids), not with the index size."""
-        self._require_trained()
-        k = self.params.k if k is None else int(k)
-        if k < 1:
-            raise PlaceIndexError("k must be >= 1")
-        z = self._transform(self._check(np.asarray(query).reshape(1, -1)))[0]
+        k, z = self._prepare_query(query, k)
         lists = self._lists
         rows = _rows_of_ids(lists, np.asarray(ids, np.int64).reshape(-1))
         if lists.deleted is not None:
@@ -343,6 +335,14 @@ class PlaceIndex:
             scores = adc_inner_products(self.pq.inner_product_table(z), lists.codes[rows]) + centroid_ip
         best = _top_k(-scores, k)
         return lists.ids[rows[best]].astype(np.int64), scores[best].astype(np.float32)
+
+    def _prepare_query(self, query: np.ndarray, k: int | None) -> tuple[int, np.ndarray]:
+        """Checked k and the (D,) projected query."""
+        self._require_trained()
+        k = self.params.k if k is None else int(k)
+        if k < 1:
+            raise PlaceIndexError("k must be >= 1")
+        return k, self._transform(self._check(np.asarray(query).reshape(1, -1)))[0]
 
     def _search_flat(self, z, k, lists):
         scores = lists.vectors.astype(np.float32) @ z
