@@ -89,11 +89,12 @@ class Localizer:
         places = self.map.places           # read after the search: an added place is in it
         rows, present = places.rows_present(ids)
         ids, scores = ids[present], scores[present]
-        inliers, pose, t4 = None, None, t3
+        inliers, pose, t_local, t4 = None, None, t3, t3
         if verify_top and len(ids):
             if feats is None:
                 gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
                 feats = self.local.extract(gray)
+            t_local = time.perf_counter()
             inliers = verify(feats.xy, feats.descriptors, self.map.pointmap, ids[:verify_top])
             order = np.lexsort((-scores[:len(inliers)], -inliers))
             head = len(inliers)
@@ -116,7 +117,7 @@ class Localizer:
         t6 = time.perf_counter()
         timings = {"decode": t1 - t0, "extract": t2 - t1, "search": t3 - t2}
         if inliers is not None:
-            timings.update(verify=t4 - t3, pose=t5 - t4)
+            timings.update(local_features=t_local - t3, verify=t4 - t_local, pose=t5 - t4)
         timings.update(decide=t6 - t5, total=t6 - t0)
         pose_out = None
         if pose is not None and decision.status == "localized":
