@@ -269,6 +269,29 @@ def install_section(d: dict) -> list[str]:
             f"Packages: {pkgs}.", "", f"Largest: {largest}.", ""]
 
 
+def pose_section(d: dict) -> list[str]:
+    out = ["## Local features, verification and 6-DoF pose", "", provenance(d), "",
+           "Strecha (4 scenes) and KITTI (2 drives): one map per scene / drive from the even-numbered images with "
+           "their cameras, queries = the odd-numbered ones (`benchmarks/bench_pose.py` docstring). Recall@1 within "
+           f"{d['threshold_m']:.0f} m. Pose errors over all queries (no pose = a miss). Out-of-map: 17 photos of "
+           "other places localized against every map; precision of `localized` over in-map and out-of-map queries.",
+           "", "| data / configuration | recall@1 before -> after verification | with a pose | median position "
+           "error m | median rotation error deg | within 0.25 m, 2 deg | 0.5 m, 5 deg | 5 m, 10 deg | out-of-map "
+           "localized | precision of localized | local features / verify / pose p50 ms | total p50 ms | bytes per place |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    fmt = lambda v, p=2: "-" if v is None or v == float("inf") else f"{v:.{p}f}"  # noqa: E731
+    for key, r in d["results"].items():
+        lat = r["latency_ms_p50"]
+        stages = " / ".join(fmt(lat.get(k), 1) for k in ("local_features", "verify", "pose"))
+        w = list(r["within"].values())
+        out.append(f"| {key} | {r['recall_at_1_before_verification']:.3f} -> {r['recall_at_1_after_verification']:.3f} "
+                   f"| {r['pose_share']:.2f} | {fmt(r['median_position_error_m'], 3)} | {fmt(r['median_rotation_error_deg'])} "
+                   f"| {w[0]:.2f} | {w[1]:.2f} | {w[2]:.2f} | {r['out_of_map_localized_share']:.2f} "
+                   f"| {fmt(r['localized_precision_with_out_of_map'], 3)} | {stages} | {fmt(lat.get('total'), 1)} "
+                   f"| {r['map_bytes_per_place']:,.0f} |")
+    return out + [""]
+
+
 def cards_section() -> list[str]:
     out = ["## Shipped models (from their cards)", ""]
     for card in sorted((HERE.parent / "models").glob("*/card.json")):
@@ -288,7 +311,8 @@ def main() -> None:
     for name, render in (("index.json", index_section), ("map.json", map_section),
                          ("localize.json", localize_section), ("fuzz.json", fuzz_section),
                          ("models.json", models_section), ("int8_parity.json", int8_section),
-                         ("real_data.json", real_data_section), ("scale.json", scale_section),
+                         ("real_data.json", real_data_section), ("pose.json", pose_section),
+                         ("scale.json", scale_section),
                          ("tracking.json", tracking_section), ("prior_growth.json", prior_growth_section),
                          ("soak.json", soak_section), ("install.json", install_section)):
         d = load(name)

@@ -41,8 +41,10 @@ def test_posed_map_gives_poses(tmp_path, tiny_model, local):
             assert r.location.x == pytest.approx(r.pose.center[0]) and r.uncertainty_m < 0.5
         assert np.median(errors) < 0.1 and np.median(rot_errors) < 1.0
         blank = loc.localize(np.full((IMAGE_H, IMAGE_W, 3), 128, np.uint8))
-        assert blank.pose is None and blank.status in ("unknown", "ambiguous", "localized")
+        assert blank.pose is None and blank.status == "unknown" and blank.location is None
         assert all(m.inliers == 0 for m in blank.matches)
+        other_wall = views(3, seed=99)[1][2]          # the same kind of texture, another wall
+        assert loc.localize(other_wall).status == "unknown"
 
 
 def test_unposed_map_verifies_without_poses(tmp_path, tiny_model):

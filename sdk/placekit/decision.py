@@ -98,10 +98,15 @@ def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, i
     The best is trusted when its inliers reach ``cal.min_inliers``: ``localized`` (``ambiguous``
     if a place farther than 2 x radius is verified nearly as well), its position the pose's
     camera centre when there is a pose, else the inlier-weighted mean of the verified places
-    near it; a pose settles ambiguity between far views of the same structure. Otherwise the
-    similarity-only decision stands."""
-    if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < cal.min_inliers:
-        return base
+    near it; a pose settles ambiguity between far views of the same structure. Below
+    ``min_inliers`` the answer is ``unknown`` (texture-less frames, places not in the map). Only
+    when the best place has no stored features (added live) does the similarity-only decision
+    stand."""
+    if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < 0:
+        return base                   # nothing to verify with (no features for the best place)
+    if inliers[0] < cal.min_inliers:
+        # similar-looking but not the same structure: a map with local features says so
+        return Decision("unknown", None, None, min(base.confidence, 0.5 * inliers[0] / cal.min_inliers))
     dist = np.linalg.norm(positions[:len(inliers)] - positions[0], axis=1)
     confidence = max(cal.confidence(float(scores[0])),
                      cal.target_precision + (1 - cal.target_precision) * (1 - cal.min_inliers / float(inliers[0])))

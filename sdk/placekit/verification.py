@@ -16,7 +16,9 @@ from .matching import mutual_matches, verified_inliers
 from .pointmap import PointMap
 
 MIN_MATCHES = 8
-DEFAULT_MIN_INLIERS = 15
+# A fundamental matrix fitted by RANSAC to a few hundred random matches of unrelated images
+# explains 10-20 of them; counts from here up are evidence (also the floor of calibration).
+DEFAULT_MIN_INLIERS = 25
 
 
 def count_inliers(query_xy: np.ndarray, query_desc: np.ndarray, place_kps: np.ndarray, place_desc: np.ndarray) -> int:
@@ -29,11 +31,12 @@ def count_inliers(query_xy: np.ndarray, query_desc: np.ndarray, place_kps: np.nd
 
 
 def verify(query_xy: np.ndarray, query_desc: np.ndarray, pointmap: PointMap, place_ids: np.ndarray) -> np.ndarray:
-    """(K,) inlier counts of the query against each place (0 for places without features)."""
+    """(K,) inlier counts of the query against each place; -1 for places stored without local
+    features (added live), which verification can neither confirm nor reject."""
     out = np.zeros(len(place_ids), np.int64)
     for k, pid in enumerate(place_ids):
         kps, desc, _ = pointmap.features_of(int(pid))
-        out[k] = count_inliers(query_xy, query_desc, kps, desc)
+        out[k] = count_inliers(query_xy, query_desc, kps, desc) if len(kps) else -1
     return out
 
 
@@ -56,7 +59,7 @@ def calibrate_inliers(index, descriptors: np.ndarray, ids: np.ndarray, positions
         rows = np.array([row_of[int(i)] for i in found if not same[row_of[int(i)]]][:top_k], np.int64)
         if len(rows) == 0:
             continue
-        inliers = verify(kps[:, :2], desc, pointmap, ids[rows])
+        inliers = np.maximum(verify(kps[:, :2], desc, pointmap, ids[rows]), 0)
         best = int(np.argmax(inliers))
         near = np.linalg.norm(positions[rows[best]] - positions[q]) <= radius
         (correct_counts if near else wrong_counts).append(int(inliers[best]))
@@ -64,13 +67,13 @@ def calibrate_inliers(index, descriptors: np.ndarray, ids: np.ndarray, positions
     threshold = DEFAULT_MIN_INLIERS
     rule = f"default {DEFAULT_MIN_INLIERS}: too few calibration samples"
     if len(pos) >= 10:
-        for t in range(MIN_MATCHES, 200):
+        for t in range(DEFAULT_MIN_INLIERS, 200):
             a, b = int((pos >= t).sum()), int((neg >= t).sum())
             if a and a / (a + b) >= target_precision:
-                threshold, rule = max(t, MIN_MATCHES), "smallest count reaching the target precision"
+                threshold, rule = t, f"smallest count (>= {DEFAULT_MIN_INLIERS}) reaching the target precision"
                 break
         else:
-            threshold, rule = 200, "target precision never reached"
+            rule = f"target precision never reached on the map's images: default {DEFAULT_MIN_INLIERS}"
     stats = {"queries": int(len(pos) + len(neg)), "correct": int(len(pos)), "wrong": int(len(neg)), "rule": rule,
              "recall_at_threshold": float((pos >= threshold).mean()) if len(pos) else None,
              "median_inliers_correct": float(np.median(pos)) if len(pos) else None,
