@@ -47,6 +47,13 @@ def test_posed_map_gives_poses(tmp_path, tiny_model, local):
         assert loc.localize(other_wall).status == "unknown"
 
 
+def test_auto_local_features_follow_the_cameras(tmp_path, tiny_model):
+    path, info = _build(tmp_path, tiny_model, "auto")
+    assert info["local"]["extractor"] == "hardnet" and info["local"]["triangulation"]["points"] > 100
+    path, info = _build(tmp_path, tiny_model, "auto", posed=False)
+    assert info["local"] is None
+
+
 def test_unposed_map_verifies_without_poses(tmp_path, tiny_model):
     path, info = _build(tmp_path, tiny_model, "rootsift", posed=False)
     assert info["local"]["triangulation"] == {}

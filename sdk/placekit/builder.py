@@ -29,7 +29,7 @@ from .places import PlaceTable
 from .types import Location
 
 MIN_IMAGES = 2
-DEFAULT_VLAD_LOCAL = "hardnet-int8"
+DEFAULT_LOCAL = "hardnet-int8"
 CALIBRATION_TOP_K = 5
 
 
@@ -46,15 +46,17 @@ class MapBuilder:
             raise BuildError(f"options must be BuildOptions, got {type(options).__name__}")
         self.options = options
         self.vlad = options.descriptor == "vlad"
+        self._auto_local = False
         if self.vlad:
-            local_name = options.local_features if options.local_features != "none" else DEFAULT_VLAD_LOCAL
+            local_name = options.local_features if options.local_features not in ("none", "auto") else DEFAULT_LOCAL
             self.local, self._local_model = _local_extractor(replace(options, local_features=local_name))
             self.extractor = None
         else:
             self._model_path = resolve_model(options.model)
             engine = open_engine(self._model_path, backend=options.backend, threads=options.threads)
             self.extractor = GlobalExtractor(engine)
-            self.local, self._local_model = _local_extractor(options)
+            self._auto_local = options.local_features == "auto"
+            self.local, self._local_model = (None, {}) if self._auto_local else _local_extractor(options)
         self._local: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._descriptors: list[np.ndarray] = []
         self._locations: list[Location] = []
@@ -78,7 +80,10 @@ class MapBuilder:
         self._check_new(location, name)
         bgr = to_bgr(image)
         descriptor = None if self.vlad else self.extractor.describe_bgr(bgr)
-        if self.local is not None:
+        if self.local is None and self._auto_local and location.rotation and location.intrinsics:
+            # auto: images that come with a camera get local features (and so 3D points, poses)
+            self.local, self._local_model = _local_extractor(replace(self.options, local_features=DEFAULT_LOCAL))
+        if self.local is not None and (not self._auto_local or (location.rotation and location.intrinsics)):
             feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             self._local[len(self)] = (feats.keypoints, quantize_descriptors(feats.descriptors))
         self._append(descriptor, location, name, group)
@@ -215,7 +220,7 @@ class MapBuilder:
 
 
 def _local_extractor(options: BuildOptions) -> tuple[LocalFeatureExtractor | None, dict]:
-    if options.local_features == "none":
+    if options.local_features in ("none", "auto"):
         return None, {}
     if options.local_features == "rootsift":
         return LocalFeatureExtractor(None, options.max_keypoints, options.local_max_side), {"model_sha256": None}

@@ -206,9 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--embed-model", action="store_true", help="store the model inside the map")
     b.add_argument("--descriptor", default="gem", choices=["gem", "vlad"],
                    help="global descriptor: gem (global model) or vlad (of the local features)")
-    b.add_argument("--local-features", default="none",
-                   help="none, rootsift or a local model (e.g. hardnet-int8): stored for verification; "
-                        "3D points from posed images (CSV with qw..qz and fx..cy)")
+    b.add_argument("--local-features", default="auto",
+                   help="auto (hardnet-int8 for images with a camera in the CSV: qw..qz and fx..cy), none, "
+                        "rootsift or a local model: stored for verification; 3D points from posed images")
     b.add_argument("--max-keypoints", type=int, default=1024)
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--backend", default="auto", choices=["auto", "onnx", "litert"])
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("dataset", help="folder with database/, queries/ and their CSVs (or @east@north@ file names)")
     ev.add_argument("--model", default="default", help="model name (see 'placekit models') or path")
     ev.add_argument("--descriptor", default="gem", choices=["gem", "vlad"])
-    ev.add_argument("--local-features", default="none", help="none, rootsift or a local model name")
+    ev.add_argument("--local-features", default="auto", help="auto, none, rootsift or a local model name")
     ev.add_argument("--threshold", type=float, default=25.0, help="correct within this many metres (default 25)")
     ev.add_argument("--json", default=None, metavar="OUT", help="write the full report as JSON")
     ev.add_argument("--threads", type=int, default=0)

@@ -86,7 +86,7 @@ def _metric(locations: list[Location], frame: Optional[LocalFrame]) -> np.ndarra
 def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "gem",
              threshold_m: float = DEFAULT_THRESHOLD_M, threads: int = 0, workdir: str | os.PathLike | None = None,
              progress: bool = False, top_k: int = max(RECALL_AT), plots_dir: str | os.PathLike | None = None,
-             backend: str = "auto", local_features: str = "none") -> dict:
+             backend: str = "auto", local_features: str = "auto") -> dict:
     """Build a map from the database, localize every query, measure. Returns the report dict
     (keys in the module docstring); with ``plots_dir``, also writes the PNG plots there."""
     from .builder import MapBuilder

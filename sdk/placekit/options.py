@@ -54,14 +54,14 @@ class BuildOptions:
     backend: str = "auto"
     threads: int = 0
     seed: int = 0
-    local_features: str = "none"
+    local_features: str = "auto"
     max_keypoints: int = 1024
     local_max_side: int = 640
     vlad_words: int = 64
 
     def __post_init__(self) -> None:
         _check(isinstance(self.local_features, str) and bool(self.local_features),
-               "local_features must be 'none', 'rootsift' or a local model name")
+               "local_features must be 'auto', 'none', 'rootsift' or a local model name")
         _check(16 <= self.max_keypoints <= 8192, "max_keypoints must be within 16..8192")
         _check(2 <= self.vlad_words <= 1024, "vlad_words must be within 2..1024")
         _check(64 <= self.local_max_side <= 4096, "local_max_side must be within 64..4096")
