@@ -29,7 +29,7 @@ import hnswlib
 import numpy as np
 
 from .errors import PlaceIndexError
-from .quantize import PCAWhitening, ProductQuantizer, adc_inner_products, assign, fit_opq, kmeans, l2_normalize
+from .quantize import PCAWhitening, ProductQuantizer, adc_inner_products, assign, fit_opq, half_to_float, kmeans, l2_normalize
 
 _TOKEN_PATTERNS = {
     "pca": re.compile(r"^PCA(W?)(\d+)$"),
@@ -38,6 +38,7 @@ _TOKEN_PATTERNS = {
 }
 MAX_TRAIN_COARSE_PER_LIST = 64
 MAX_TRAIN_PQ = 65536
+PRIOR_DIRECT_ROWS = 4096       # search_among scores up to this many rows directly
 MAX_TRAIN_OPQ = 32768
 
 
@@ -317,9 +318,9 @@ class PlaceIndex:
 
     def search_among(self, query: np.ndarray, ids: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Search restricted to ``ids`` (e.g. the places near a position prior): every listed
-        live vector is scored, exactly when the index keeps vectors (Flat, Refine), else by
-        ADC. Same return as ``search``; ids not in the index are ignored. Cost grows with
-        len(ids), not with the index size."""
+        live vector is scored: exactly in a Flat index; by ADC, then an exact re-rank of the
+        best ``rerank``, in an IVF one (no coarse probing: the restriction replaces it). Same
+        return as ``search``; ids not in the index are ignored. Cost grows with len(ids)."""
         k, z = self._prepare_query(query, k)
         lists = self._lists
         rows = _rows_of_ids(lists, np.asarray(ids, np.int64).reshape(-1))
@@ -327,14 +328,24 @@ class PlaceIndex:
             rows = rows[~lists.deleted[rows]]
         if len(rows) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if lists.vectors is not None:
-            scores = lists.vectors[rows].astype(np.float32) @ z
-        else:
+        if self.recipe.flat:
+            rows = np.unique(rows)
+            scores = half_to_float(lists.vectors[rows]) @ z
+            best = _top_k(-scores, k)
+            return lists.ids[rows[best]].astype(np.int64), scores[best].astype(np.float32)
+        n = len(lists.ids)
+        if len(rows) <= max(PRIOR_DIRECT_ROWS, n * self.params.nprobe // self.recipe.nlist):
+            # few allowed rows: score them all (ADC + exact re-rank), no coarse probing
+            rows = np.unique(rows)
             which = np.searchsorted(lists.offsets, rows, side="right") - 1
-            centroid_ip = self.centroids[which] @ z
+            centroid_ip = (self.centroids @ z)[which]
             scores = adc_inner_products(self.pq.inner_product_table(z), lists.codes[rows]) + centroid_ip
-        best = _top_k(-scores, k)
-        return lists.ids[rows[best]].astype(np.int64), scores[best].astype(np.float32)
+            return self._finish_ivf(z, k, lists, rows, scores, self.params.rerank)
+        # many: the usual probed search, probing as many more lists as the restriction thins them
+        allowed = np.zeros(n, bool)
+        allowed[rows] = True
+        nprobe = int(np.ceil(self.params.nprobe * n / len(rows)))
+        return self._search_ivf(z, k, lists, nprobe, self.params.rerank, allowed)
 
     def _prepare_query(self, query: np.ndarray, k: int | None) -> tuple[int, np.ndarray]:
         """Checked k and the (D,) projected query."""
@@ -345,14 +356,14 @@ class PlaceIndex:
         return k, self._transform(self._check(np.asarray(query).reshape(1, -1)))[0]
 
     def _search_flat(self, z, k, lists):
-        scores = lists.vectors.astype(np.float32) @ z
+        scores = half_to_float(lists.vectors) @ z
         if lists.deleted is not None:
             scores[lists.deleted] = -np.inf
         rows = _top_k(-scores, k)
         rows = rows[np.isfinite(scores[rows])]
         return lists.ids[rows], scores[rows].astype(np.float32)
 
-    def _search_ivf(self, z, k, lists, nprobe, rerank):
+    def _search_ivf(self, z, k, lists, nprobe, rerank, allowed: np.ndarray | None = None):
         """Inner-product ADC on residual codes: score(x) ~ <z, c_list> + <z, r_hat>, one lookup
         table per query (vectors are unit norm, so ranking by inner product is ranking by
         distance up to the PQ error, which the exact re-ranking removes)."""
@@ -366,8 +377,15 @@ class PlaceIndex:
         if sizes.sum() == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         rows = _ranges(starts, sizes)
-        scores = adc_inner_products(self.pq.inner_product_table(z), lists.codes[rows])
-        scores += np.repeat(centroid_ip.astype(np.float32), sizes)
+        row_centroid_ip = np.repeat(centroid_ip.astype(np.float32), sizes)
+        if allowed is not None:
+            keep = allowed[rows]
+            rows, row_centroid_ip = rows[keep], row_centroid_ip[keep]
+        scores = adc_inner_products(self.pq.inner_product_table(z), lists.codes[rows]) + row_centroid_ip
+        return self._finish_ivf(z, k, lists, rows, scores, rerank)
+
+    def _finish_ivf(self, z, k, lists, rows, scores, rerank):
+        """Shortlist by ADC score (removed rows skipped), exact re-rank when the index refines."""
         if lists.deleted is not None:
             scores[lists.deleted[rows]] = -np.inf
         shortlist = max(k, rerank) if (self.recipe.refine and rerank) else k
@@ -375,7 +393,7 @@ class PlaceIndex:
         best = best[np.isfinite(scores[best])]
         rows = rows[best]
         if self.recipe.refine and rerank:
-            exact = lists.vectors[rows].astype(np.float32) @ z
+            exact = half_to_float(lists.vectors[rows]) @ z
             order = np.argsort(-exact, kind="stable")[:k]
             return lists.ids[rows[order]].astype(np.int64), exact[order]
         return lists.ids[rows[:k]].astype(np.int64), scores[best[:k]].astype(np.float32)
@@ -442,8 +460,9 @@ def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 
 def _rows_of_ids(lists: _Lists, ids: np.ndarray) -> np.ndarray:
-    """Storage rows of the given ids (those present), through an id-sorted order cached on
-    the snapshot (snapshots are immutable, so the cache never goes stale)."""
+    """Storage rows of the given ids (those present; repeated ids give repeated rows), sorted,
+    through an id-sorted order cached on the snapshot (snapshots are immutable, so the cache
+    never goes stale)."""
     order = lists.__dict__.get("_id_order")
     if order is None:
         order = np.argsort(lists.ids, kind="stable")
@@ -452,7 +471,7 @@ def _rows_of_ids(lists: _Lists, ids: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     pos = np.minimum(np.searchsorted(lists.ids[order], ids), len(order) - 1)
     found = lists.ids[order[pos]] == ids
-    return np.unique(order[pos[found]])
+    return np.sort(order[pos[found]])
 
 
 def _top_k(values: np.ndarray, k: int) -> np.ndarray:

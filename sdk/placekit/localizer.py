@@ -26,6 +26,9 @@ from .placemap import PlaceMap
 from .types import Localization, Location, Match, Pose, Prior
 
 
+WIDE_PRIOR_SHARE = 0.25   # a prior whose x-strip holds more of the map searches it all, then filters
+
+
 class Localizer:
     """Answers where a frame was taken, from one map file.
 
@@ -157,7 +160,17 @@ class Localizer:
             return self.map.index.search(descriptor, k=top_k, nprobe=opts.nprobe, rerank=opts.rerank)
         if not isinstance(prior, Prior):
             raise LocationError(f"prior must be a placekit.Prior, got {type(prior).__name__}")
-        nearby = self.map.places.within(self.map.to_metric(prior.location), prior.radius_m)
+        places = self.map.places
+        centre = self.map.to_metric(prior.location)
+        if places.strip_size(centre, prior.radius_m) > WIDE_PRIOR_SHARE * max(len(places), 1):
+            # a loose prior: the usual search, deeper, keeping what lies inside the radius
+            ids, scores = self.map.index.search(descriptor, k=min(4 * top_k, 100), nprobe=opts.nprobe, rerank=opts.rerank)
+            rows, present = places.rows_present(ids)
+            ids, scores = ids[present], scores[present]
+            inside = np.linalg.norm(np.asarray(places.xyz[rows])[:, :2] - centre[:2], axis=1) <= prior.radius_m
+            if inside.sum() >= min(top_k, len(ids)) and inside.any():
+                return ids[inside][:top_k], scores[inside][:top_k]
+        nearby = places.within(centre, prior.radius_m)
         return self.map.index.search_among(descriptor, nearby, k=top_k)
 
     # ------------------------------------------------------------------ live map updates

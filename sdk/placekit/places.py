@@ -89,15 +89,24 @@ class PlaceTable:
         mask = self.ids[rows] == ids
         return rows[mask], mask
 
-    def within(self, center: np.ndarray, radius: float) -> np.ndarray:
-        """Ids of the places whose horizontal (x, y) distance to ``center`` (3,) is <= radius.
-        A binary search on x-sorted rows (cached) bounds the scan to a strip of width 2 r."""
+    def strip_size(self, center: np.ndarray, radius: float) -> int:
+        """How many places lie within ``radius`` of ``center`` along x alone: an upper bound of
+        ``len(within(...))`` in O(log N)."""
+        xs = self._x_sorted()[1]
+        return int(np.searchsorted(xs, center[0] + radius, side="right") - np.searchsorted(xs, center[0] - radius))
+
+    def _x_sorted(self) -> tuple[np.ndarray, np.ndarray]:
         order = self.__dict__.get("_x_order")
         if order is None:
             order = np.argsort(np.asarray(self.xyz[:, 0]), kind="stable")
             object.__setattr__(self, "_x_order", order)
-            object.__setattr__(self, "_x_sorted", np.asarray(self.xyz[order, 0]))
-        xs = self.__dict__["_x_sorted"]
+            object.__setattr__(self, "_x_values", np.asarray(self.xyz[order, 0]))
+        return order, self.__dict__["_x_values"]
+
+    def within(self, center: np.ndarray, radius: float) -> np.ndarray:
+        """Ids of the places whose horizontal (x, y) distance to ``center`` (3,) is <= radius.
+        A binary search on x-sorted rows (cached) bounds the scan to a strip of width 2 r."""
+        order, xs = self._x_sorted()
         lo = np.searchsorted(xs, center[0] - radius, side="left")
         hi = np.searchsorted(xs, center[0] + radius, side="right")
         rows = order[lo:hi]
