@@ -137,3 +137,25 @@ def test_concurrent_search_while_adding():
     for t in threads:
         t.join()
     assert not errors and index.ntotal == 3900
+
+
+@pytest.mark.parametrize("allowed_share", [0.02, 0.5])
+def test_search_among_an_ivf_index_is_as_good_as_a_full_search(allowed_share):
+    """Few allowed ids are scored directly (ADC + re-rank: near exact); many go through masked
+    probing with proportionally more lists, which should do as well as an unrestricted search."""
+    base = clustered(6000)
+    index = PlaceIndex("IVF64_HNSW32,PQ16,Refine", base.shape[1], SearchParams(nprobe=8, rerank=128))
+    index.train(base)
+    index.add(base, np.arange(len(base)))
+    rng = np.random.default_rng(1)
+    allowed = np.sort(rng.choice(len(base), int(allowed_share * len(base)), replace=False))
+    index.remove(allowed[:3])
+    live = allowed[3:]
+    queries = clustered(60, seed=5)
+    full = np.mean([index.search(q, k=1)[0][0] == np.argmax(base @ q) for q in queries])
+    hits = 0
+    for q in queries:
+        ids, scores = index.search_among(q, allowed, k=3)
+        assert set(ids) <= set(live) and np.all(np.diff(scores) <= 1e-6)
+        hits += ids[0] == live[np.argmax(base[live] @ q)]
+    assert hits / len(queries) >= (0.8 if allowed_share < 0.1 else full - 0.1)
