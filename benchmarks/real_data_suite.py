@@ -42,7 +42,7 @@ from placekit.evaluation import evaluate, load_dataset  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 KEEP = ("recall_at_1", "recall_at_5", "recall_at_10", "median_position_error_m", "p90_position_error_m",
         "localized_precision", "status_shares", "latency_ms_p50", "latency_ms_p99", "map_bytes_per_place",
-        "n_queries", "n_database", "threshold_m")
+        "n_queries", "n_database", "threshold_m", "calibration")
 
 
 def _write(root: Path, split: str, rows: list[tuple]) -> None:

@@ -98,7 +98,7 @@ def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "gem",
         builder = MapBuilder(BuildOptions(model=model, descriptor=descriptor, match_radius_m=threshold_m,
                                           threads=threads, backend=backend, local_features=local_features))
         builder.add_many(((s.path, s.location, s.path.name, s.group) for s in dataset.database), progress=progress)
-        builder.build(map_path)
+        map_info = builder.build(map_path)
         map_bytes = map_path.stat().st_size
         queries = dataset.queries
         if progress:
@@ -117,6 +117,7 @@ def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "gem",
     report = _report(results, ranked, errors, q_xyz, db_xyz, threshold_m, map_bytes, len(dataset.database))
     report.update(_verification_report(results, name_row, q_xyz, db_xyz, threshold_m))
     report.update(_pose_report(results, dataset, errors))
+    report["calibration"] = map_info["calibration"]
     if plots_dir is not None:
         from .eval_plots import write_plots
         report["plots"] = write_plots(plots_dir, report, dataset, results, ranked, errors, q_xyz, db_xyz)
