@@ -115,3 +115,30 @@ def test_doctor_reports_backends_and_a_recommendation():
     assert r["cpu"]["usable_cpus"] >= 1
     text = run("doctor").stdout
     assert "recommended" in text and "onnxruntime" in text
+
+
+@pytest.mark.parametrize("descriptor", ["gem", "vlad"])
+def test_posed_map_from_the_command_line_gives_poses(tmp_path, descriptor):
+    import cv2
+
+    from placekit.triangulation import matrix_to_quaternion
+    from posed_scene import K, views
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    lines = ["name,x,y,z,qw,qx,qy,qz,fx,fy,cx,cy"]
+    for i, (R, c, img) in enumerate(views(6, seed=0)):
+        cv2.imwrite(str(folder / f"{i}.png"), img)
+        lines.append(",".join(map(str, [f"{i}.png", *c, *matrix_to_quaternion(R), K[0, 0], K[1, 1], K[0, 2], K[1, 2]])))
+    (tmp_path / "posed.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "site.pkmap"
+    run("map", "build", folder, "--locations", tmp_path / "posed.csv", "-o", out, "--descriptor", descriptor,
+        "--local-features", "rootsift", "--max-keypoints", "512", "--radius", "1", "-q")
+    info = json.loads(run("map", "info", out, "--json").stdout)
+    assert info["descriptor"]["kind"] == descriptor and info["local"]["triangulation"]["points"] > 100
+    query = tmp_path / "query.png"
+    cv2.imwrite(str(query), views(4, seed=0, offset=0.2)[1][2])
+    result = json.loads(run("localize", out, query, "--json").stdout)
+    assert result["status"] == "localized" and result["pose"] is not None
+    assert result["matches"][0]["inliers"] >= 25
+    assert "pose centre" in run("localize", out, query).stdout
