@@ -170,9 +170,10 @@ def real_data_section(d: dict) -> list[str]:
     out.append("")
     plots = {name: r["plots"] for name, r in d["datasets"].items() if r.get("plots")}
     if plots:
-        out.append("Plots written by `--plots` (recall@N, error CDF, per-stage latency, query / match pairs):")
+        out.append("Plots written by `--plots` (recall@N, error CDF, per-stage latency; the query / match pairs, "
+                   "`matches.png`, show dataset photos and are not committed: run the suite to see them):")
         for name, files in plots.items():
-            out.append(f"- {name}: " + ", ".join(f"[{Path(f).name}]({f})" for f in files))
+            out.append(f"- {name}: " + ", ".join(f"[{Path(f).name}]({f})" for f in files if not f.endswith("matches.png")))
         out.append("")
     if d.get("peers"):
         out += peers_section(d)
