@@ -72,7 +72,7 @@ def rotation_error_deg(q_est, q_true) -> float:
     return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1))))
 
 
-def run(samples, local_features: str, tmp: Path, threads: int) -> dict:
+def run(samples, local_features: str, tmp: Path, threads: int, max_keypoints: int = 1024) -> dict:
     import placekit as pk
 
     db = [s for i, s in enumerate(samples) if i % 2 == 0]
@@ -81,7 +81,7 @@ def run(samples, local_features: str, tmp: Path, threads: int) -> dict:
     if local_features.startswith("vlad:"):
         descriptor, local_features = "vlad", local_features[5:]
     builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=THRESHOLD_M, local_features=local_features, threads=threads,
-                                            descriptor=descriptor))
+                                            descriptor=descriptor, max_keypoints=max_keypoints))
     for img, c, q, intr in db:
         builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=q, intrinsics=intr), img.name)
     path = tmp / "pose.pkmap"
@@ -138,6 +138,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--max-keypoints", type=int, default=1024)
     p.add_argument("--configs", nargs="+", default=["none", "hardnet-int8", "vlad:hardnet-int8", "rootsift", "tfeat"])
     args = p.parse_args()
     if not DATA.is_dir():
@@ -162,13 +163,13 @@ def main() -> None:
             if dname.startswith("strecha entry"):
                 continue
             for cname, local in configs.items():
-                runs = [run(samples, local, tmp, args.threads) for samples in scenes]
+                runs = [run(samples, local, tmp, args.threads, args.max_keypoints) for samples in scenes]
                 results[f"{dname} / {cname}"] = summarize(runs)
                 if dname == "strecha":
                     results[f"strecha entry-P10 (held out) / {cname}"] = summarize(runs[:1])
                 print(dname, cname, {k: v for k, v in results[f"{dname} / {cname}"].items() if k != "latency_ms_p50"},
                       flush=True)
-    save(args.out, {"threshold_m": THRESHOLD_M, "results": results})
+    save(args.out, {"threshold_m": THRESHOLD_M, "max_keypoints": args.max_keypoints, "results": results})
 
 
 if __name__ == "__main__":

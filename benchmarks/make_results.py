@@ -276,7 +276,8 @@ def install_section(d: dict) -> list[str]:
 
 
 def pose_section(d: dict) -> list[str]:
-    out = ["## Local features, verification and 6-DoF pose", "", provenance(d), "",
+    out = [f"## Local features, verification and 6-DoF pose ({d.get('max_keypoints', 1024)} keypoints per image)", "",
+           provenance(d), "",
            "Strecha (4 scenes) and KITTI (2 drives): one map per scene / drive from the even-numbered images with "
            "their cameras, queries = the odd-numbered ones (`benchmarks/bench_pose.py` docstring). Recall@1 within "
            f"{d['threshold_m']:.0f} m. Pose errors over all queries (no pose = a miss). Out-of-map: 17 photos of "
@@ -318,6 +319,7 @@ def main() -> None:
                          ("localize.json", localize_section), ("fuzz.json", fuzz_section),
                          ("models.json", models_section), ("int8_parity.json", int8_section),
                          ("real_data.json", real_data_section), ("pose.json", pose_section),
+                         ("pose_512.json", pose_section),
                          ("scale.json", scale_section),
                          ("tracking.json", tracking_section), ("prior_growth.json", prior_growth_section),
                          ("soak.json", soak_section), ("install.json", install_section)):
