@@ -142,3 +142,4 @@ def test_posed_map_from_the_command_line_gives_poses(tmp_path, descriptor):
     assert result["status"] == "localized" and result["pose"] is not None
     assert result["matches"][0]["inliers"] >= 25
     assert "pose centre" in run("localize", out, query).stdout
+    assert "3D points" in run("map", "info", out).stdout

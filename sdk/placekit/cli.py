@@ -86,6 +86,12 @@ def _info(args: argparse.Namespace) -> int:
         f"radius {cal['match_radius_m']} m, target precision {cal['target_precision']}",
         f"size         {info['file_bytes']:,} bytes ({info['bytes_per_place']} per place)",
     ]
+    local = info.get("local")
+    if local:
+        tri = local.get("triangulation") or {}
+        lines.append(f"local        {local['extractor']}, up to {local['max_keypoints']} keypoints per image, "
+                     f"{local['places_with_features']} places with features, {tri.get('points', 0):,} 3D points, "
+                     f"{local['bytes']:,} bytes; verified at >= {cal.get('min_inliers', 0)} inliers")
     print("\n".join(lines))
     return 0
 
