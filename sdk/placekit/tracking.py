@@ -136,7 +136,9 @@ class Tracker:
             self._last_time = float(timestamp)
         cand_ids = np.array([m.place_id for m in single.matches], np.int64)
         cand_scores = np.array([m.score for m in single.matches], float)
-        cand_xyz = np.array([placemap.to_metric(m.location) for m in single.matches]).reshape(-1, 3)
+        rows, present = placemap.places.rows_present(cand_ids)
+        cand_ids, cand_scores = cand_ids[present], cand_scores[present]
+        cand_xyz = np.asarray(placemap.places.xyz[rows], float).reshape(-1, 3)
         # state space: tracked places + this frame's candidates
         new = ~np.isin(cand_ids, self._ids)
         ids = np.concatenate([self._ids, cand_ids[new]])
