@@ -14,19 +14,28 @@ MIN_MATCHES_FOR_MODEL = 8
 
 def mutual_matches(desc1: np.ndarray, desc2: np.ndarray, ratio: float = DEFAULT_RATIO) -> np.ndarray:
     """Mutual nearest neighbours (L2) that also pass Lowe's ratio test in the 1 -> 2 direction.
-    Distances from one matrix product: |a - b|^2 = |a|^2 + |b|^2 - 2 a.b."""
+
+    |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, so a row's nearest column maximises 2 a.b - |b|^2: two
+    matrix products (one per direction, so every reduction runs along contiguous rows)."""
     if len(desc1) < 2 or len(desc2) < 2:
         return np.zeros((0, 2), np.int64)
     a, b = np.asarray(desc1, np.float32), np.asarray(desc2, np.float32)
-    dist2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)     # (N1, N2)
+    na, nb = (a * a).sum(1), (b * b).sum(1)
+    score = a @ b.T                                            # (N1, N2), then in place:
+    score *= 2.0
+    score -= nb[None, :]                                       # larger = nearer
     rows = np.arange(len(a))
-    best = np.argmin(dist2, axis=1)
-    d1 = dist2[rows, best]
-    dist2[rows, best] = np.inf
-    d2 = dist2.min(axis=1)
-    dist2[rows, best] = d1
-    back = np.argmin(dist2, axis=0)                                                   # (N2,)
-    ok = (np.sqrt(np.maximum(d1, 0.0)) < ratio * np.sqrt(np.maximum(d2, 0.0))) & (back[best] == rows)
+    best = np.argmax(score, axis=1)
+    s1 = score[rows, best]
+    score[rows, best] = -np.inf
+    s2 = score.max(axis=1)
+    score_t = b @ a.T
+    score_t *= 2.0
+    score_t -= na[None, :]
+    back = np.argmax(score_t, axis=1)                          # (N2,): nearest row of each column
+    d1 = np.sqrt(np.maximum(na - s1, 0.0))
+    d2 = np.sqrt(np.maximum(na - s2, 0.0))
+    ok = (d1 < ratio * d2) & (back[best] == rows)
     return np.stack([rows[ok], best[ok]], axis=1).astype(np.int64)
 
 
