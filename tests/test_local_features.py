@@ -12,9 +12,9 @@ from posed_scene import IMAGE_H, IMAGE_W, K, views
 INTRINSICS = (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
 
 
-def _build(tmp_path, tiny_model, local: str, posed: bool = True):
+def _build(tmp_path, tiny_model, local: str, posed: bool = True, descriptor: str = "gem"):
     builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), match_radius_m=1.0, local_features=local,
-                                            max_keypoints=512))
+                                            max_keypoints=512, descriptor=descriptor))
     for i, (R, c, img) in enumerate(views(7, seed=0)):
         extra = dict(rotation=matrix_to_quaternion(R), intrinsics=INTRINSICS) if posed else {}
         builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], **extra), f"m{i}.png")
@@ -47,11 +47,12 @@ def test_posed_map_gives_poses(tmp_path, tiny_model, local):
         assert loc.localize(other_wall).status == "unknown"
 
 
-def test_auto_local_features_follow_the_cameras(tmp_path, tiny_model):
-    path, info = _build(tmp_path, tiny_model, "auto")
+def test_auto_local_features_and_descriptor_follow_the_cameras(tmp_path, tiny_model):
+    path, info = _build(tmp_path, tiny_model, "auto", descriptor="auto")
     assert info["local"]["extractor"] == "hardnet" and info["local"]["triangulation"]["points"] > 100
-    path, info = _build(tmp_path, tiny_model, "auto", posed=False)
-    assert info["local"] is None
+    assert info["descriptor"]["kind"] == "vlad"             # every image has local features
+    path, info = _build(tmp_path, tiny_model, "auto", posed=False, descriptor="auto")
+    assert info["local"] is None and info["descriptor"]["kind"] == "gem"
 
 
 def test_unposed_map_verifies_without_poses(tmp_path, tiny_model):

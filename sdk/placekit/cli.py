@@ -210,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--recipe", default="auto", help="index recipe, e.g. 'PCAW256,Flat' (default auto)")
     b.add_argument("--radius", type=float, default=25.0, help="same-place radius in metres (default 25)")
     b.add_argument("--embed-model", action="store_true", help="store the model inside the map")
-    b.add_argument("--descriptor", default="gem", choices=["gem", "vlad"],
-                   help="global descriptor: gem (global model) or vlad (of the local features)")
+    b.add_argument("--descriptor", default="auto", choices=["auto", "gem", "vlad"],
+                   help="global descriptor: gem (global model), vlad (of the local features) or auto "
+                        "(vlad when every image has local features, else gem)")
     b.add_argument("--local-features", default="auto",
                    help="auto (hardnet-int8 for images with a camera in the CSV: qw..qz and fx..cy), none, "
                         "rootsift or a local model: stored for verification; 3D points from posed images")
@@ -239,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="build a map from DATASET/database, localize DATASET/queries, report metrics")
     ev.add_argument("dataset", help="folder with database/, queries/ and their CSVs (or @east@north@ file names)")
     ev.add_argument("--model", default="default", help="model name (see 'placekit models') or path")
-    ev.add_argument("--descriptor", default="gem", choices=["gem", "vlad"])
+    ev.add_argument("--descriptor", default="auto", choices=["auto", "gem", "vlad"])
     ev.add_argument("--local-features", default="auto", help="auto, none, rootsift or a local model name")
     ev.add_argument("--threshold", type=float, default=25.0, help="correct within this many metres (default 25)")
     ev.add_argument("--json", default=None, metavar="OUT", help="write the full report as JSON")

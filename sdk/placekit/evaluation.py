@@ -83,7 +83,7 @@ def _metric(locations: list[Location], frame: Optional[LocalFrame]) -> np.ndarra
                           [loc.alt or 0.0 for loc in locations])
 
 
-def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "gem",
+def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "auto",
              threshold_m: float = DEFAULT_THRESHOLD_M, threads: int = 0, workdir: str | os.PathLike | None = None,
              progress: bool = False, top_k: int = max(RECALL_AT), plots_dir: str | os.PathLike | None = None,
              backend: str = "auto", local_features: str = "auto") -> dict:

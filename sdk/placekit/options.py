@@ -9,7 +9,7 @@ from .errors import OptionsError
 
 T = TypeVar("T")
 BACKENDS = ("auto", "onnx", "litert")
-DESCRIPTORS = ("gem", "vlad")
+DESCRIPTORS = ("auto", "gem", "vlad")
 
 
 def _from_dict(cls: type[T], values: dict[str, Any]) -> T:
@@ -29,9 +29,11 @@ def _check(condition: bool, message: str) -> None:
 class BuildOptions:
     """How ``MapBuilder`` builds a map.
 
-    descriptor: global descriptor kind: ``gem`` (the global model) or ``vlad`` (compact VLAD of
+    descriptor: global descriptor kind: ``gem`` (the global model), ``vlad`` (compact VLAD of
     the local features; a vocabulary of ``vlad_words`` words is learned at build and stored;
-    implies local features, ``hardnet-int8`` unless ``local_features`` names another).
+    implies local features, ``hardnet-int8`` unless ``local_features`` names another), or
+    ``auto`` (the default): VLAD when every map image has local features (with
+    ``local_features='auto'``: when every image comes with a camera), else GeM.
     model: shipped model name or a model path (the global model, for ``gem``).
     recipe: index recipe (see ``placekit.index``) or ``auto``. match_radius_m: two images
     within this distance show the same place (calibration, fusion). target_precision: the
@@ -43,7 +45,7 @@ class BuildOptions:
     max_keypoints / local_max_side: per-image keypoint cap and the long side they are found at.
     """
 
-    descriptor: str = "gem"
+    descriptor: str = "auto"
     model: str = "default"
     recipe: str = "auto"
     match_radius_m: float = 25.0
