@@ -67,19 +67,23 @@ def open_engine(
     providers: Sequence[str] | None = None,
     delegates: Sequence[str] | None = None,
     info: ModelInfo | None = None,
+    spin: bool = True,
 ) -> Engine:
     """Open a model file (or its bytes) on ONNX Runtime or LiteRT.
 
     threads: intra-op threads, 0 = the backend's default. providers: ONNX Runtime execution
     providers in priority order (default CPU). delegates: LiteRT delegate libraries to load.
     info: metadata for a foreign model without placekit metadata (else read from the file).
+    spin: let ONNX Runtime's threads spin-wait between operators (its default: fastest for one
+    model per frame). Turn it off when two models and NumPy work share the cores in one frame
+    (local features + verification): measured 266 -> 203 ms per frame on 2 cores.
     """
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"backend must be one of {BACKENDS}, got {backend!r}")
     data, source = _read_model_bytes(model)
     kind = detect_backend(data) if backend == "auto" else backend
     if kind == "onnx":
-        return OnnxEngine(data, source, threads, providers, info)
+        return OnnxEngine(data, source, threads, providers, info, spin)
     return LiteRTEngine(data, source, threads, delegates, info)
 
 
@@ -89,7 +93,7 @@ class OnnxEngine:
     backend = "onnx"
 
     def __init__(self, data: bytes, source: str, threads: int = 0,
-                 providers: Sequence[str] | None = None, info: ModelInfo | None = None):
+                 providers: Sequence[str] | None = None, info: ModelInfo | None = None, spin: bool = True):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -103,6 +107,8 @@ class OnnxEngine:
             )
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(0, int(threads))
+        if not spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

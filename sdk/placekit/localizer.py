@@ -54,13 +54,15 @@ class Localizer:
         """Open a map file; finds its model (embedded, ``options.model``, or shipped by sha256)."""
         placemap = PlaceMap.load(path, verify=options.verify_map)
         try:
+            # two models and NumPy matching per frame: ORT threads must not spin between them
+            spin = not (placemap.pointmap is not None and options.verify)
             if placemap.descriptor.get("kind") == "vlad":
-                local = _open_local(placemap, options, str(path))
+                local = _open_local(placemap, options, str(path), spin)
                 extractor = VladExtractor(local, placemap.vocabulary)
                 local = local if options.verify else None
             else:
-                extractor = GlobalExtractor(_open_model(placemap, options, str(path)))
-                local = _open_local(placemap, options, str(path)) if options.verify and placemap.pointmap else None
+                extractor = GlobalExtractor(_open_model(placemap, options, str(path), spin))
+                local = _open_local(placemap, options, str(path), spin) if not spin else None
             return cls(placemap, extractor, options, str(path), local)
         except BaseException:
             placemap.close()
@@ -253,9 +255,9 @@ class Localizer:
         self.close()
 
 
-def _open_model(placemap: PlaceMap, options: LocalizerOptions, source: str):
+def _open_model(placemap: PlaceMap, options: LocalizerOptions, source: str, spin: bool = True):
     want = placemap.model["sha256"]
-    kwargs = dict(backend=options.backend, threads=options.threads,
+    kwargs = dict(backend=options.backend, threads=options.threads, spin=spin,
                   providers=options.providers or None, delegates=options.delegates or None)
     if options.model:
         engine = open_engine(resolve_model(options.model), **kwargs)
@@ -285,7 +287,7 @@ def _open_model(placemap: PlaceMap, options: LocalizerOptions, source: str):
     return engine
 
 
-def _open_local(placemap: PlaceMap, options: LocalizerOptions, source: str) -> LocalFeatureExtractor:
+def _open_local(placemap: PlaceMap, options: LocalizerOptions, source: str, spin: bool = True) -> LocalFeatureExtractor:
     """The local-feature extractor the map was built with (by sha256: shipped, beside the map,
     or where it was at build time)."""
     section = placemap.pointmap.section
@@ -304,7 +306,7 @@ def _open_local(placemap: PlaceMap, options: LocalizerOptions, source: str) -> L
         raise ModelNotFoundError(f"{source} was built with local model {section.get('extractor')!r} (sha256 "
                                  f"{str(want)[:12]}...), which is not installed; open with LocalizerOptions(verify=False) "
                                  "to localize without verification")
-    engine = open_engine(path, backend=options.backend, threads=options.threads)
+    engine = open_engine(path, backend=options.backend, threads=options.threads, spin=spin)
     return make(LocalDescriber(engine))
 
 
