@@ -80,10 +80,9 @@ class Localizer:
         t0 = time.perf_counter()
         bgr = to_bgr(frame)
         t1 = time.perf_counter()
-        gray = feats = None
+        feats = None
         if isinstance(self.extractor, VladExtractor):      # local features once, for VLAD and verification
-            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-            feats = self.extractor.local.extract(gray)
+            feats = self.extractor.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             descriptor = vlad(feats.descriptors, self.extractor.vocabulary)
         else:
             descriptor = self.extractor.describe_bgr(bgr)
@@ -97,16 +96,11 @@ class Localizer:
         inliers, pose, t_local, t4 = None, None, t3, t3
         if verify_top and len(ids):
             if feats is None:
-                gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-                feats = self.local.extract(gray)
+                feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             t_local = time.perf_counter()
-            inliers = verify(feats.xy, feats.descriptors, self.map.pointmap, ids[:verify_top])
-            order = np.lexsort((-scores[:len(inliers)], -inliers))
-            head = len(inliers)
-            ids[:head], scores[:head], rows[:head], inliers = ids[order], scores[order], rows[order], inliers[order]
+            ids, scores, rows, inliers = self._rerank_by_inliers(feats, ids, scores, rows, verify_top)
             t4 = time.perf_counter()
-            if self.map.pointmap.has_points and inliers[0] >= MIN_INLIERS:
-                pose = self._pose(feats, gray.shape, ids[:head][inliers >= MIN_INLIERS], rows[0], places)
+            pose = self._pose(feats, bgr.shape, ids[:len(inliers)][inliers >= MIN_INLIERS], rows[0], places)
         t5 = time.perf_counter()
         ids, scores, rows = ids[:top_k], scores[:top_k], rows[:top_k]
         positions = np.asarray(places.xyz[rows])
@@ -134,9 +128,22 @@ class Localizer:
             timings_ms={k: v * 1000.0 for k, v in timings.items()},
         )
 
+    def _rerank_by_inliers(self, feats, ids, scores, rows, verify_top: int):
+        """Verify the first ``verify_top`` candidates; order them by inliers (then score).
+        Returns (ids, scores, rows, inliers (verify_top',))."""
+        inliers = verify(feats.xy, feats.descriptors, self.map.pointmap, ids[:verify_top])
+        order = np.lexsort((-scores[:len(inliers)], -inliers))
+        head = len(inliers)
+        ids, scores, rows = ids.copy(), scores.copy(), rows.copy()
+        ids[:head], scores[:head], rows[:head] = ids[order], scores[order], rows[order]
+        return ids, scores, rows, inliers[order]
+
     def _pose(self, feats, shape, verified_ids: np.ndarray, best_row: int, places):
-        """PnP against the 3D points seen by the verified places."""
+        """PnP against the 3D points seen by the verified places (None without 3D points or
+        enough verified matches)."""
         pointmap = self.map.pointmap
+        if not pointmap.has_points or len(verified_ids) == 0:
+            return None
         parts = [pointmap.features_of(int(i)) for i in verified_ids]
         desc = np.concatenate([p[1] for p in parts])
         point_ids = np.concatenate([p[2] for p in parts])
