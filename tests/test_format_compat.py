@@ -26,3 +26,24 @@ def test_format_v1_fixture_localizes_with_its_embedded_model():
     with pk.Localizer.open(DATA / "map_v1.pkmap") as loc:
         r = loc.localize(np.full((120, 160, 3), 100, np.uint8))
     assert r.status in ("localized", "ambiguous", "unknown")
+
+
+def test_writers_ask_for_reader_2_only_when_a_map_uses_local_features(street_map, tmp_path, tiny_model):
+    from posed_scene import K, views
+    from placekit.triangulation import matrix_to_quaternion
+
+    m = PlaceMap.load(street_map)
+    try:
+        assert m.manifest["format_version"] == 2 and m.manifest["min_reader_version"] == 1   # GeM only
+    finally:
+        m.close()
+    builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), local_features="rootsift", max_keypoints=256))
+    for i, (R, c, img) in enumerate(views(4, seed=0)):
+        builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=matrix_to_quaternion(R),
+                                     intrinsics=(K[0, 0], K[1, 1], K[0, 2], K[1, 2])), f"{i}.png")
+    builder.build(tmp_path / "local.pkmap")
+    m = PlaceMap.load(tmp_path / "local.pkmap")
+    try:
+        assert m.manifest["min_reader_version"] == 2 and m.pointmap is not None
+    finally:
+        m.close()

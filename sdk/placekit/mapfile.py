@@ -31,8 +31,13 @@ import numpy as np
 from .errors import MapFormatError
 
 FORMAT_NAME = "placekit-map"
-FORMAT_VERSION = 1
+# Format history. 1: global descriptors (GeM) + index + places. 2: optional local-feature
+# members (``local/*``: keypoints, int8 descriptors, 3D points) and VLAD maps
+# (``descriptor/vocabulary.npy``). A file needs reader 2 only when it uses them, so a
+# GeM-only map written today still opens in a format-1 reader.
+FORMAT_VERSION = 2
 MIN_READER_VERSION = 1
+MIN_READER_VERSION_LOCAL = 2
 MANIFEST = "manifest.json"
 ALIGN = 64
 _PAD_EXTRA_ID = 0x6B70  # "pk": padding block in the local header's extra field

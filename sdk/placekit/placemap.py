@@ -21,7 +21,8 @@ from .errors import LocationError, MapFormatError
 from .geo import LocalFrame
 from .index import PlaceIndex
 from .index_io import index_from_members, index_to_members
-from .mapfile import FORMAT_NAME, FORMAT_VERSION, MIN_READER_VERSION, MapContents, MapReader, write_map
+from .mapfile import (FORMAT_NAME, FORMAT_VERSION, MIN_READER_VERSION, MIN_READER_VERSION_LOCAL, MapContents,
+                      MapReader, write_map)
 from .places import PlaceTable
 from .pointmap import PointMap
 from .types import Location
@@ -61,7 +62,8 @@ class PlaceMap:
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "min_reader_version": MIN_READER_VERSION,
+            "min_reader_version": (MIN_READER_VERSION_LOCAL if (self.pointmap is not None or self.vocabulary is not None)
+                                   else MIN_READER_VERSION),
             "library_version": __version__,
             "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "model": model,
