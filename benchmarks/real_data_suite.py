@@ -133,7 +133,7 @@ def peer_rows(dataset, threshold: float, peer_list: list) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--plots", type=Path, default=None, help="write each dataset's plots into PLOTS/NAME")
+    p.add_argument("--plots", type=Path, default=None, help="write each dataset's plots into PLOTS/eval-NAME")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-peers", action="store_true")
     args = p.parse_args()
@@ -150,7 +150,7 @@ def main() -> None:
             dataset = load_dataset(root)
             table = []
             for i, (label, model, backend) in enumerate(PLACEKIT_CONFIGS):
-                plots = args.plots / name if (args.plots and i == 0) else None
+                plots = args.plots / f"eval-{name}" if (args.plots and i == 0) else None
                 report = evaluate(dataset, model=model, threshold_m=threshold, threads=args.threads,
                                   backend=backend, plots_dir=plots)
                 if i == 0:
