@@ -65,15 +65,9 @@ def kitti(seq: str):
     return [(img, pose[:, 3], matrix_to_quaternion(pose[:, :3].T), intr) for img, pose in zip(images, poses)]
 
 
-def rotation_error_deg(q_est, q_true) -> float:
-    from placekit.triangulation import quaternion_to_matrix
-
-    R = quaternion_to_matrix(q_est) @ quaternion_to_matrix(q_true).T
-    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1))))
-
-
 def run(samples, local_features: str, tmp: Path, threads: int, max_keypoints: int = 1024) -> dict:
     import placekit as pk
+    from placekit.triangulation import rotation_error_deg
 
     db = [s for i, s in enumerate(samples) if i % 2 == 0]
     queries = [s for i, s in enumerate(samples) if i % 2 == 1]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.triangulation import matrix_to_quaternion, quaternion_to_matrix
+from placekit.triangulation import matrix_to_quaternion, rotation_error_deg
 
 from posed_scene import IMAGE_H, IMAGE_W, K, views
 
@@ -36,8 +36,7 @@ def test_posed_map_gives_poses(tmp_path, tiny_model, local):
             assert r.matches[0].inliers >= loc.map.calibration.min_inliers > 0
             assert {"verify", "pose"} <= set(r.timings_ms)
             errors.append(np.linalg.norm(np.array(r.pose.center) - c))
-            dR = quaternion_to_matrix(r.pose.rotation) @ R.T
-            rot_errors.append(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1))))
+            rot_errors.append(rotation_error_deg(r.pose.rotation, matrix_to_quaternion(R)))
             assert r.location.x == pytest.approx(r.pose.center[0]) and r.uncertainty_m < 0.5
         assert np.median(errors) < 0.1 and np.median(rot_errors) < 1.0
         blank = loc.localize(np.full((IMAGE_H, IMAGE_W, 3), 128, np.uint8))

@@ -141,7 +141,7 @@ POSE_BINS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
 def _pose_report(results, dataset: Dataset, errors) -> dict:
     """Rotation error and the (metres, degrees) shares, when poses came back and the queries
     have ground-truth rotations. A query without a pose counts as a miss in the shares."""
-    from .triangulation import quaternion_to_matrix
+    from .triangulation import rotation_error_deg
 
     truth = [s.location.rotation for s in dataset.queries]
     if not any(r.pose is not None for r in results) or any(q is None for q in truth):
@@ -152,8 +152,7 @@ def _pose_report(results, dataset: Dataset, errors) -> dict:
             rot.append(np.inf)
             pos.append(np.inf)
             continue
-        dR = quaternion_to_matrix(r.pose.rotation) @ quaternion_to_matrix(q).T
-        rot.append(float(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1)))))
+        rot.append(rotation_error_deg(r.pose.rotation, q))
         pos.append(err if err is not None else np.inf)
     rot, pos = np.array(rot), np.array(pos)
     posed = np.isfinite(rot)

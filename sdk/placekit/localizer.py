@@ -18,7 +18,7 @@ from .local_features import LocalFeatureExtractor
 from .pose import MIN_INLIERS, estimate_pose
 from .triangulation import matrix_to_quaternion
 from .verification import verify
-from .vlad import VladExtractor, vlad
+from .vlad import VladExtractor
 from .imageio import Frame, to_bgr
 from .models import find_model_by_sha256, resolve_model
 from .options import LocalizerOptions
@@ -82,8 +82,7 @@ class Localizer:
         t1 = time.perf_counter()
         feats = None
         if isinstance(self.extractor, VladExtractor):      # local features once, for VLAD and verification
-            feats = self.extractor.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-            descriptor = vlad(feats.descriptors, self.extractor.vocabulary)
+            descriptor, feats = self.extractor.describe_with_features(bgr)
         else:
             descriptor = self.extractor.describe_bgr(bgr)
         t2 = time.perf_counter()

@@ -63,6 +63,12 @@ def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
     return tuple(float(v) for v in q / np.linalg.norm(q))
 
 
+def rotation_error_deg(q_a, q_b) -> float:
+    """Angle in degrees between two rotations given as (w, x, y, z) quaternions."""
+    R = quaternion_to_matrix(q_a) @ quaternion_to_matrix(q_b).T
+    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1))))
+
+
 def fundamental(a: Camera, b: Camera) -> np.ndarray:
     """F with x_b^T F x_a = 0 for the two cameras."""
     R = b.R @ a.R.T

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .imageio import Frame, to_bgr
-from .local_features import LocalFeatureExtractor
+from .local_features import LocalFeatureExtractor, LocalFeatures
 from .quantize import assign, kmeans
 
 DEFAULT_WORDS = 64
@@ -59,9 +59,13 @@ class VladExtractor:
     def dim(self) -> int:
         return int(self.vocabulary.size)
 
-    def describe_bgr(self, bgr: np.ndarray) -> np.ndarray:
+    def describe_with_features(self, bgr: np.ndarray) -> tuple[np.ndarray, LocalFeatures]:
+        """(VLAD (K * D,), the local features it aggregates: reused for verification)."""
         feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-        return vlad(feats.descriptors, self.vocabulary)
+        return vlad(feats.descriptors, self.vocabulary), feats
+
+    def describe_bgr(self, bgr: np.ndarray) -> np.ndarray:
+        return self.describe_with_features(bgr)[0]
 
     def describe(self, frame: Frame) -> np.ndarray:
         return self.describe_bgr(to_bgr(frame))
