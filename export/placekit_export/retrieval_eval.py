@@ -1,0 +1,96 @@
+"""Held-out retrieval sets and their metrics, for GeM training logs and model comparisons.
+
+Every set here is kept out of GeM training (``placekit-train gem``):
+
+* ``ie-tower-highrise``: IE Tower floors 17-23 (the "highrise" floor range), every other frame.
+  Each frame queries all frames of the *other* clips; relevant = same area.
+* ``strecha-heldout``: Strecha entry-P10 and Herz-Jesus-P25 (Herz-Jesus-P8, the same building,
+  is not trained on either). Odd images query even ones; relevant = same scene.
+* ``kitti``: both KITTI snippets (never trained on: licence). Odd frames query even ones;
+  relevant = within 5 m in the same snippet.
+
+Metrics: recall@1 (the top hit is relevant) and mAP over queries with at least one relevant item.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HELDOUT_FLOOR_RANGE = "highrise"
+HELDOUT_STRECHA = ("entry-P10", "Herz-Jesus-P25")
+EXCLUDED_STRECHA = ("entry-P10", "Herz-Jesus-P25", "Herz-Jesus-P8")
+KITTI_RADIUS_M = 5.0
+
+
+@dataclass
+class RetrievalSet:
+    """database (Nd,) and queries (Nq,) image paths; relevant (Nq, Nd) bool; exclude (Nq, Nd)
+    bool or None: database items a query must not see (its own capture clip)."""
+    name: str
+    database: list[Path]
+    queries: list[Path]
+    relevant: np.ndarray
+    exclude: np.ndarray | None = None
+
+
+def clip_of(path: str | Path) -> str:
+    return re.sub(r"_frame_\d+\.\w+$", "", Path(path).name)
+
+
+def ie_tower_rows(data: Path) -> list[dict]:
+    return list(csv.DictReader(open(data / "ie_tower" / "dataset.csv")))
+
+
+def ie_tower_heldout(data: Path, stride: int = 2) -> RetrievalSet:
+    rows = [r for r in ie_tower_rows(data) if r["floor_range"] == HELDOUT_FLOOR_RANGE][::stride]
+    paths = [data / "ie_tower" / r["image_path"] for r in rows]
+    area = np.array([r["area"] for r in rows])
+    clip = np.array([clip_of(r["image_path"]) for r in rows])
+    same_clip = clip[:, None] == clip[None]
+    return RetrievalSet("ie-tower-highrise", paths, paths, (area[:, None] == area[None]) & ~same_clip, same_clip)
+
+
+def strecha_heldout(data: Path) -> RetrievalSet:
+    db, q, db_scene, q_scene = [], [], [], []
+    for scene in HELDOUT_STRECHA:
+        for i, img in enumerate(sorted((data / "strecha" / scene / "images").glob("*.jpg"))):
+            (db if i % 2 == 0 else q).append(img)
+            (db_scene if i % 2 == 0 else q_scene).append(scene)
+    return RetrievalSet("strecha-heldout", db, q, np.array(q_scene)[:, None] == np.array(db_scene)[None])
+
+
+def kitti_set(data: Path) -> RetrievalSet:
+    db, q, db_xyz, q_xyz = [], [], [], []
+    for k, seq in enumerate(("seq1", "seq2")):
+        poses = np.loadtxt(data / "kitti" / seq / "poses.txt").reshape(-1, 3, 4)
+        for i, (img, pose) in enumerate(zip(sorted((data / "kitti" / seq / "image_l").glob("*.png")), poses)):
+            xyz = pose[:, 3] + [1e4 * k, 0, 0]
+            (db if i % 2 == 0 else q).append(img)
+            (db_xyz if i % 2 == 0 else q_xyz).append(xyz)
+    dist = np.linalg.norm(np.array(q_xyz)[:, None] - np.array(db_xyz)[None], axis=2)
+    return RetrievalSet("kitti", db, q, dist <= KITTI_RADIUS_M)
+
+
+def heldout_sets(data: Path) -> list[RetrievalSet]:
+    return [ie_tower_heldout(data), strecha_heldout(data), kitti_set(data)]
+
+
+def retrieval_metrics(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,
+                      exclude: np.ndarray | None = None) -> dict[str, float]:
+    """db (Nd, D), queries (Nq, D) unit rows; relevant / exclude (Nq, Nd) bool."""
+    sims = queries @ db.T
+    if exclude is not None:
+        sims = np.where(exclude, -np.inf, sims)
+    order = np.argsort(-sims, axis=1, kind="stable")
+    hits = np.take_along_axis(relevant, order, axis=1)
+    if exclude is not None:
+        hits &= ~np.take_along_axis(exclude, order, axis=1)
+    has = hits.any(1)
+    ranks = np.arange(1, hits.shape[1] + 1)
+    precision = np.cumsum(hits, 1) / ranks
+    ap = (precision * hits).sum(1)[has] / hits.sum(1)[has]
+    return {"recall_at_1": float(hits[has, 0].mean()), "mAP": float(ap.mean()), "queries": int(has.sum())}

@@ -1,0 +1,20 @@
+"""Training settings (no torch import, so the CLI can describe them cheaply)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class GemTrainConfig:
+    epochs: int = 10
+    queries_per_epoch: int = 240
+    negatives: int = 5
+    tuples_per_step: int = 4
+    lr: float = 2e-5
+    p_lr: float = 1e-3
+    margin: float = 0.75
+    loss: str = "contrastive"
+    whiten_dim: int = 256
+    ie_tower_stride: int = 2
+    seed: int = 0
+    device: str = "auto"

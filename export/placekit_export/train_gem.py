@@ -1,0 +1,301 @@
+"""Fine-tune GeM on mined tuples, then learn whitening (``placekit-train gem``).
+
+Data (no manual labels; ``mining`` builds the tuples):
+
+* SfM reconstructions (``sfm``) of every ``shared/data/pool`` collection and of Strecha
+  fountain-P11; positives share 3D points, negatives come from other collections;
+* IE Tower floor ranges basement, lowrise and midrise (place-labelled: positives from the same
+  area in another clip, negatives from other areas).
+
+Held out (``retrieval_eval``): IE Tower highrise, Strecha entry-P10 / Herz-Jesus-P8 / -P25,
+KITTI. They are evaluated after every epoch for the log; the shipped model is the last epoch of a
+fixed schedule, not chosen by those figures.
+
+Each epoch: descriptors of the training images with the current network -> hard negatives
+re-mined (``mining.mine_tuples``) -> ``queries_per_epoch`` tuples (query, positive, n negatives)
+with augmentations that model real change -> contrastive (or triplet) loss. The stem and the
+first ``FROZEN_BLOCKS`` blocks stay at their ImageNet weights, batch-norm statistics are frozen
+and p is learned. After training, learned whitening (``whitening``) from the training pairs is
+folded into the final linear layer (``whiten_dim`` outputs).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from placekit.imageio import read_image
+
+from .gem import GEM_MEAN, GEM_STD, GeMNet
+from .mining import TrainingSet, from_places, from_sfm, mine_tuples
+from .retrieval_eval import EXCLUDED_STRECHA, HELDOUT_FLOOR_RANGE, clip_of, heldout_sets, ie_tower_rows, retrieval_metrics
+from .sfm import reconstruct
+from .train_config import GemTrainConfig
+from .whitening import apply, learned_whitening, pca_whitening
+
+FROZEN_BLOCKS = 8          # stem + stages 1-3 keep their ImageNet weights
+TRAIN_HW = (256, 320)      # augmented crops (H, W)
+DESCRIBE_SIZE = 320        # long side for mining and validation descriptors
+PAIRS_PER_QUERY = 10       # positive pairs per image for learned whitening
+
+
+# ---------------------------------------------------------------- data
+
+def training_set(data: Path, sfm_dir: Path, ie_tower_stride: int = 2) -> TrainingSet:
+    """The mined training set (see the module docstring for what is in and what is held out)."""
+    collections = {}
+    for folder in sorted(p for p in (data / "pool").iterdir() if p.is_dir()):
+        collections[f"pool/{folder.name}"] = reconstruct(folder, sfm_dir)
+    for scene in sorted(p.name for p in (data / "strecha").iterdir() if p.is_dir()):
+        if scene not in EXCLUDED_STRECHA:
+            collections[f"strecha/{scene}"] = reconstruct(data / "strecha" / scene / "images", sfm_dir, name=scene)
+    out = from_sfm(collections)
+    rows = [r for r in ie_tower_rows(data) if r["floor_range"] != HELDOUT_FLOOR_RANGE][::ie_tower_stride]
+    out.extend(from_places([data / "ie_tower" / r["image_path"] for r in rows], [r["area"] for r in rows],
+                           [clip_of(r["image_path"]) for r in rows], label="ie_tower"))
+    return out
+
+
+class ImageCache:
+    """RGB uint8 images resized once so their long side is ``long_side``."""
+
+    def __init__(self, paths: list[Path], long_side: int = 400):
+        self.images = []
+        for p in paths:
+            rgb = cv2.cvtColor(read_image(p), cv2.COLOR_BGR2RGB)
+            s = long_side / max(rgb.shape[:2])
+            self.images.append(cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else rgb)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.images[i]
+
+
+def normalise(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32 with the runtime's mean / std."""
+    x = (rgb.astype(np.float32) - np.float32(GEM_MEAN)) / np.float32(GEM_STD)
+    return torch.from_numpy(x.transpose(2, 0, 1).copy())
+
+
+def augment(rgb: np.ndarray, rng: np.random.Generator, out_hw: tuple[int, int] = TRAIN_HW) -> np.ndarray:
+    """A crop (scale 0.5-1 of the area, landscape), a rotation up to 10 degrees, brightness,
+    contrast, saturation and blur changes: what a second visit to a place looks like."""
+    h, w = rgb.shape[:2]
+    aspect = out_hw[1] / out_hw[0]
+    area = rng.uniform(0.5, 1.0) * h * w
+    cw = int(min(w, np.sqrt(area * aspect)))
+    ch = int(min(h, cw / aspect))
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    rot = cv2.getRotationMatrix2D((x0 + cw / 2, y0 + ch / 2), rng.uniform(-10, 10), 1.0)
+    rot[:, 2] -= (x0, y0)
+    crop = cv2.warpAffine(rgb, rot, (cw, ch), borderMode=cv2.BORDER_REFLECT)
+    out = cv2.resize(crop, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
+    grey = out.mean(2, keepdims=True)
+    out = grey + (out - grey) * rng.uniform(0.6, 1.4)                       # saturation
+    out = (out - out.mean()) * rng.uniform(0.7, 1.3) + out.mean() + rng.uniform(-40, 40)  # contrast, brightness
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def resize_for_describe(rgb: np.ndarray, long_side: int = DESCRIBE_SIZE) -> np.ndarray:
+    """Long side ``long_side``, both sides multiples of 32 (the runtime's rule)."""
+    h, w = rgb.shape[:2]
+    s = long_side / max(h, w)
+    nh, nw = max(32, int(round(h * s / 32)) * 32), max(32, int(round(w * s / 32)) * 32)
+    return cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+
+
+# ---------------------------------------------------------------- network
+
+def build_net(whiten_dim: int | None = None) -> GeMNet:
+    from .efficientnet_lite import load_imagenet_backbone
+
+    return GeMNet(load_imagenet_backbone(), p=3.0, whiten_dim=whiten_dim)
+
+
+def frozen_features(net: GeMNet, x: torch.Tensor) -> torch.Tensor:
+    b = net.backbone
+    with torch.no_grad():
+        x = F.relu6(b._bn0(b._conv_stem(x)))
+        for block in b._blocks[:FROZEN_BLOCKS]:
+            x = block(x)
+    return x
+
+
+def trainable_forward(net: GeMNet, frozen: torch.Tensor) -> torch.Tensor:
+    """Unwhitened unit GeM descriptors (B, 1280) from the frozen part's output."""
+    b = net.backbone
+    x = frozen
+    for block in b._blocks[FROZEN_BLOCKS:]:
+        x = block(x)
+    x = F.relu6(b._bn1(b._conv_head(x)))
+    return F.normalize(net.pool(x), dim=1)
+
+
+def trainable_parameters(net: GeMNet) -> tuple[list, list]:
+    b = net.backbone
+    body = [p for m in (*b._blocks[FROZEN_BLOCKS:], b._conv_head, b._bn1) for p in m.parameters()]
+    for p in net.parameters():
+        p.requires_grad_(False)
+    for p in body + [net.pool.p]:
+        p.requires_grad_(True)
+    return body, [net.pool.p]
+
+
+@torch.no_grad()
+def describe_images(net: GeMNet, images, device: torch.device, long_side: int = DESCRIBE_SIZE,
+                    whitened: bool = False) -> np.ndarray:
+    """Unit descriptors (N, D) of RGB images at ``long_side``; D = 1280 unless ``whitened``."""
+    net.eval()
+    out = []
+    for rgb in images:
+        x = normalise(resize_for_describe(rgb, long_side))[None].to(device)
+        d = net(x) if whitened else trainable_forward(net, frozen_features(net, x))
+        out.append(d.cpu().numpy()[0])
+    return np.stack(out).astype(np.float32)
+
+
+# ---------------------------------------------------------------- losses
+
+def contrastive_loss(q: torch.Tensor, others: torch.Tensor, margin: float) -> torch.Tensor:
+    """q (D,), others (1 + n, D): the positive first, then the negatives."""
+    d = torch.linalg.vector_norm(others - q[None], dim=1)
+    return 0.5 * d[0] ** 2 + 0.5 * torch.clamp(margin - d[1:], min=0).pow(2).sum()
+
+
+def triplet_loss(q: torch.Tensor, others: torch.Tensor, margin: float) -> torch.Tensor:
+    d2 = (others - q[None]).pow(2).sum(1)
+    return torch.clamp(d2[0] - d2[1:] + margin, min=0).sum()
+
+
+LOSSES = {"contrastive": contrastive_loss, "triplet": triplet_loss}
+
+
+# ---------------------------------------------------------------- training
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def evaluate_heldout(net: GeMNet, sets, caches, device) -> dict:
+    out = {}
+    for rs in sets:
+        db = describe_images(net, caches[rs.name][0], device)
+        q = describe_images(net, caches[rs.name][1], device)
+        out[rs.name] = retrieval_metrics(db, q, rs.relevant, rs.exclude)
+    return out
+
+
+def whitening_pairs(data: TrainingSet, rng: np.random.Generator) -> np.ndarray:
+    pairs = []
+    for i in data.queries():
+        for j in rng.permutation(data.positives[i])[:PAIRS_PER_QUERY]:
+            pairs.append((i, j))
+    return np.array(pairs, np.int64)
+
+
+def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, log_every: int = 20,
+          progress=print) -> dict:
+    """Train, whiten, write ``out`` (checkpoint) and ``out.log.json``; returns the log.
+    ``heldout``: list of ``RetrievalSet`` evaluated after every epoch (None: skip)."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = pick_device(config.device)
+    net = build_net().to(device)
+    body, p_params = trainable_parameters(net)
+    opt = torch.optim.Adam([{"params": body, "lr": config.lr}, {"params": p_params, "lr": config.p_lr}],
+                           weight_decay=1e-6)
+    loss_fn = LOSSES[config.loss]
+    t0 = time.time()
+    cache = ImageCache(data.images)
+    heldout = heldout or []
+    held_caches = {rs.name: (ImageCache(rs.database), ImageCache(rs.queries)) for rs in heldout}
+    log = {"config": asdict(config), "data": data.summary(), "epochs": []}
+    if heldout:
+        log["heldout_before"] = evaluate_heldout(net, heldout, held_caches, device)
+        progress(json.dumps({"epoch": 0, "heldout": log["heldout_before"]}))
+    queries = data.queries()
+    for epoch in range(1, config.epochs + 1):
+        descriptors = describe_images(net, cache.images, device)
+        chosen = rng.choice(queries, min(config.queries_per_epoch, len(queries)), replace=False)
+        tuples = mine_tuples(data, descriptors, chosen, config.negatives, rng)
+        net.eval()  # batch-norm statistics stay frozen; gradients still flow
+        losses = []
+        for s in range(0, len(tuples), config.tuples_per_step):
+            opt.zero_grad()
+            step_loss = 0.0
+            for q, pos, negs in tuples[s:s + config.tuples_per_step]:
+                batch = torch.stack([normalise(augment(cache[i], rng)) for i in (q, pos, *negs)]).to(device)
+                d = trainable_forward(net, frozen_features(net, batch))
+                loss = loss_fn(d[0], d[1:], config.margin) / config.tuples_per_step
+                loss.backward()
+                step_loss += float(loss.detach())
+            opt.step()
+            with torch.no_grad():
+                net.pool.p.clamp_(1.0, 8.0)
+            losses.append(step_loss)
+        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "tuples": len(tuples), "p": float(net.pool.p),
+                 "seconds": round(time.time() - t0, 1)}
+        if heldout:
+            entry["heldout"] = evaluate_heldout(net, heldout, held_caches, device)
+        log["epochs"].append(entry)
+        progress(json.dumps(entry))
+    # learned whitening from the training pairs, folded into the final linear layer
+    descriptors = describe_images(net, cache.images, device)
+    pairs = whitening_pairs(data, rng)
+    weight, bias = learned_whitening(descriptors, pairs, config.whiten_dim)
+    net.whiten = torch.nn.Linear(net.backbone._conv_head.out_channels, config.whiten_dim).to(device)
+    with torch.no_grad():
+        net.whiten.weight.copy_(torch.from_numpy(weight))
+        net.whiten.bias.copy_(torch.from_numpy(bias))
+    log["whitening"] = {"kind": "learned (Lw)", "pairs": int(len(pairs)), "dim": config.whiten_dim}
+    if heldout:
+        log["whitening_comparison"] = compare_whitening(net, descriptors, heldout, held_caches, device,
+                                                        config.whiten_dim, weight, bias)
+        progress(json.dumps({"whitening_comparison": log["whitening_comparison"]}))
+    log["seconds"] = round(time.time() - t0, 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {k: v.cpu() for k, v in net.state_dict().items()}, "config": asdict(config),
+                "whiten_dim": config.whiten_dim}, out)
+    out.with_suffix(".log.json").write_text(json.dumps(log, indent=1))
+    return log
+
+
+def compare_whitening(net, train_descriptors, heldout, held_caches, device, dim, lw_weight, lw_bias) -> dict:
+    """Held-out metrics of the trained network: raw 1280-D, PCA-whitened and Lw, both at ``dim``."""
+    pw_weight, pw_bias = pca_whitening(train_descriptors, dim)
+    out = {}
+    for rs in heldout:
+        db = describe_images(net, held_caches[rs.name][0], device)
+        q = describe_images(net, held_caches[rs.name][1], device)
+        out[rs.name] = {
+            "raw_1280": retrieval_metrics(db, q, rs.relevant, rs.exclude),
+            f"pca_whitened_{dim}": retrieval_metrics(apply(pw_weight, pw_bias, db), apply(pw_weight, pw_bias, q),
+                                                     rs.relevant, rs.exclude),
+            f"learned_whitening_{dim}": retrieval_metrics(apply(lw_weight, lw_bias, db), apply(lw_weight, lw_bias, q),
+                                                          rs.relevant, rs.exclude),
+        }
+    return out
+
+
+def load_checkpoint(path: Path) -> GeMNet:
+    from .efficientnet_lite import EfficientNetLite0
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    net = GeMNet(EfficientNetLite0(), whiten_dim=ckpt.get("whiten_dim"))
+    net.load_state_dict(ckpt["state_dict"])
+    return net.eval()
+
+
+def train_from_shared(out: Path, config: GemTrainConfig, data_dir: Path, sfm_dir: Path) -> dict:
+    data = training_set(data_dir, sfm_dir, config.ie_tower_stride)
+    print(json.dumps({"training_set": data.summary()}), flush=True)
+    return train(out, data, config, heldout_sets(data_dir), progress=lambda s: print(s, flush=True))
