@@ -304,6 +304,60 @@ def pose_section(d: dict) -> list[str]:
     return out + [""]
 
 
+def trained_gem_section(d: dict) -> list[str]:
+    out = ["## Trained GeM vs ImageNet GeM (through the runtime)", "", provenance(d), "",
+           "`placekit eval` code path (map, PQ index, one query at a time) for each model, and the 1280-D float "
+           "ImageNet GeM peer, on the same splits. **Held out** = not seen by `placekit-train gem`; the last two "
+           "sets contain training images and are shown only for continuity with the real-data suite.", "",
+           "| dataset | held out | queries | method | recall@1 | recall@5 | bytes / place |", "|---|---|---:|---|---:|---:|---:|"]
+    for name, t in d["datasets"].items():
+        for r in t["rows"]:
+            size = r.get("map_bytes_per_place", r.get("bytes_per_place"))
+            out.append(f"| {name} | {'yes' if t['held_out'] else '**no**'} | {t['queries']} | {r['method']} "
+                       f"| {r['recall_at_1']:.3f} | {r['recall_at_5']:.3f} | {size:,.0f} |")
+    return out + [""]
+
+
+def training_log_section() -> list[str]:
+    out = []
+    gem = HERE.parent / "models" / "gem" / "training" / "gem.log.json"
+    if gem.is_file():
+        log = json.loads(gem.read_text())
+        out += ["## GeM training log (held-out retrieval, PyTorch at 320 px)", "",
+                f"From `models/gem/training/gem.log.json` (`{log['config']}`); training set: {log['data']}. "
+                "Recall@1 / mAP per held-out set after each epoch (epoch 0 = ImageNet initialisation); the shipped "
+                "model is the last epoch, not chosen by these figures.", ""]
+        sets = list(log["heldout_before"])
+        out += ["| epoch | loss | p | " + " | ".join(f"{s} r@1 / mAP" for s in sets) + " |",
+                "|---:|---:|---:|" + "---:|" * len(sets)]
+        rows = [{"epoch": 0, "loss": float("nan"), "p": 3.0, "heldout": log["heldout_before"]}] + log["epochs"]
+        for e in rows:
+            out.append(f"| {e['epoch']} | {e['loss']:.4f} | {e['p']:.2f} | " + " | ".join(
+                f"{e['heldout'][s]['recall_at_1']:.3f} / {e['heldout'][s]['mAP']:.3f}" for s in sets) + " |")
+        out += ["", "Whitening of the trained network's descriptors (fit on training pairs / images, scored on the "
+                "held-out sets):", "", "| held-out set | variant | recall@1 | mAP |", "|---|---|---:|---:|"]
+        for s, variants in log.get("whitening_comparison", {}).items():
+            for v, m in variants.items():
+                out.append(f"| {s} | {v} | {m['recall_at_1']:.3f} | {m['mAP']:.3f} |")
+        out.append("")
+    return out
+
+
+def hpatches_section(d: dict) -> list[str]:
+    out = ["## Patch descriptors on HPatches (held out)", "", provenance(d), "",
+           "Same SIFT keypoints of image 1 mapped by the ground-truth homography into images 2-6; metrics per "
+           "image pair, averaged per sequence, then over the two sequences (`placekit_export.patch_metrics`). "
+           "Higher mAP is better, lower FPR95 is better.", "",
+           "| method | matching mAP | verification mAP | FPR95 | " + " | ".join(
+               f"{s} matching mAP" for s in next(iter(d["methods"].values()))["sequences"]) + " |",
+           "|---|---:|---:|---:|" + "---:|" * len(next(iter(d["methods"].values()))["sequences"])]
+    for name, r in d["methods"].items():
+        m = r["mean"]
+        out.append(f"| {name} | {m['matching_mAP']:.3f} | {m['verification_mAP']:.3f} | {m['fpr95']:.3f} | " + " | ".join(
+            f"{v['matching_mAP']:.3f}" for v in r["sequences"].values()) + " |")
+    return out + [""]
+
+
 def cards_section() -> list[str]:
     out = ["## Shipped models (from their cards)", ""]
     for card in sorted((HERE.parent / "models").glob("*/card.json")):
@@ -327,9 +381,11 @@ def main() -> None:
                          ("pose_512.json", pose_section),
                          ("scale.json", scale_section),
                          ("tracking.json", tracking_section), ("prior_growth.json", prior_growth_section),
-                         ("soak.json", soak_section), ("install.json", install_section)):
+                         ("soak.json", soak_section), ("install.json", install_section),
+                         ("trained_gem.json", trained_gem_section), ("hpatches.json", hpatches_section)):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]
+    lines += training_log_section()
     lines += cards_section()
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     print(f"wrote {HERE / 'RESULTS.md'}")

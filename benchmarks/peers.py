@@ -142,7 +142,7 @@ class FloatGem(DensePeer):
         from placekit.engine import open_engine
         from placekit.features import GlobalExtractor
         from placekit.models import resolve_model
-        self.extractor = GlobalExtractor(open_engine(resolve_model("default"), threads=threads))
+        self.extractor = GlobalExtractor(open_engine(resolve_model("gem-imagenet-fp32"), threads=threads))
 
     def describe(self, bgr):
         return self.extractor.describe_bgr(bgr)

@@ -56,9 +56,9 @@ def _write(root: Path, split: str, rows: list[tuple]) -> None:
     (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
 
 
-def strecha(root: Path) -> float:
+def strecha(root: Path, scenes: tuple[str, ...] = ("entry-P10", "fountain-P11", "Herz-Jesus-P25")) -> float:
     parts = {"database": [], "queries": []}
-    for k, scene in enumerate(("entry-P10", "fountain-P11", "Herz-Jesus-P25")):
+    for k, scene in enumerate(scenes):
         for i, img in enumerate(sorted((DATA / "strecha" / scene / "images").glob("*.jpg"))):
             c = [float(v) for v in (DATA / "strecha" / scene / "cameras" / f"{img.name}.camera").read_text().split("\n")[7].split()]
             parts["database" if i % 2 == 0 else "queries"].append((img, f"{scene}_{img.name}", (c[0] + 1000 * k, c[1], c[2])))
@@ -78,8 +78,10 @@ def kitti(root: Path, seq: str) -> float:
     return 5.0
 
 
-def ie_tower(root: Path, stride: int = 3) -> float:
-    rows = list(csv.DictReader(open(DATA / "ie_tower" / "dataset.csv")))
+def ie_tower(root: Path, stride: int = 3, floor_range: str | None = None) -> float:
+    """``floor_range``: keep only frames of that range (``highrise`` is held out of GeM training)."""
+    rows = [r for r in csv.DictReader(open(DATA / "ie_tower" / "dataset.csv"))
+            if floor_range is None or r["floor_range"] == floor_range]
     by_area: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         clip = re.sub(r"_frame_\d+\.\w+$", "", Path(r["image_path"]).name)

@@ -96,6 +96,9 @@ def test_int8_exports_run_and_are_checked(net, tmp_path):
         out = LocalDescriber(open_engine(path)).describe_patches(_patches(20, 12))
         ref = net(torch.from_numpy(_patches(20, 12).astype(np.float32)[:, None] / 255.0)).detach().numpy()
         assert np.isfinite(out).all() and (out * ref).sum(1).mean() > 0.9
+        # flat patches (sky, blank walls) have zero spread: int8 kernels must not divide by it
+        flat = LocalDescriber(open_engine(path)).describe_patches(np.full((3, 32, 32), 128, np.uint8))
+        assert np.isfinite(flat).all()
 
 
 def test_int8_needs_calibration(net):

@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 DESCRIPTOR_DIM = 128
+VARIANCE_EPS = 1e-10
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
@@ -33,11 +34,13 @@ class HardNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # per-patch standardisation (unbiased std, as torch.std) with reductions only: no
-        # reshape that would bake the batch size into an exported graph
+        # per-patch standardisation (unbiased variance, as torch.var) with reductions only: no
+        # reshape that would bake the batch size into an exported graph. Multiplying by
+        # rsqrt(var + eps) rather than dividing by the spread keeps int8 kernels defined on flat
+        # patches, whose spread quantizes to zero (LiteRT's int8 DIV rejects a zero divisor).
         n = x.shape[1] * x.shape[2] * x.shape[3]
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         centred = x - mean
-        std = (centred.pow(2).sum(dim=(1, 2, 3), keepdim=True) / (n - 1)).sqrt() + 1e-7
-        y = self.features(centred / std)
+        var = centred.pow(2).sum(dim=(1, 2, 3), keepdim=True) / (n - 1)
+        y = self.features(centred * torch.rsqrt(var + VARIANCE_EPS))
         return F.normalize(y.mean(dim=(2, 3)), dim=1)
