@@ -46,8 +46,14 @@ def render_markdown(card: dict) -> str:
              f"- output: {card.get('output', '')}", "", "## Training data and licences", ""]
     for item in card.get("training_data", []):
         lines.append(f"- {item['what']} — licence: {item['licence']}; source: {item['source']}")
+    if card.get("training_set"):
+        lines += ["", f"Training set (as mined): {json.dumps(card['training_set'])}"]
+    if card.get("held_out"):
+        lines += ["", "Held out of training: " + "; ".join(card["held_out"]) + "."]
     if card.get("training_command"):
         lines += ["", f"Training command (seeded; its log sits beside the checkpoint): `{card['training_command']}`"]
+    if card.get("training_seconds"):
+        lines += ["", f"Training time: {card['training_seconds'] / 60:.0f} min on the machine named below."]
     lines += ["", "## Files", "",
               "| file | format | precision | bytes | sha256 | input | parity (min / mean cosine vs PyTorch) "
               "| latency p50 1 thread | 2 threads | latency input |",

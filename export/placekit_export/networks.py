@@ -128,7 +128,9 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
         "metrics": metrics,
         "limitations": ["Trained for about an hour on a 2-core CPU on ~1.1k images; indoor data from one building.",
                         "The shipped model is the last epoch of a fixed schedule; held-out figures were logged, "
-                        "not used to pick it.", "H and W are multiples of 32 (the runtime resizes so)."],
+                        "not used to pick it.", "H and W are multiples of 32 (the runtime resizes so).",
+                        "pycolmap reconstructions are cached under --sfm-dir; a fresh SfM run may register a few "
+                        "images differently (multi-threaded RANSAC), so mined tuples are not bit-identical."],
     }
 
 
@@ -166,34 +168,48 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
                      checkpoint_sha256=sha256_file(path), patch_extent=EXTENT)
     log_path = path.with_suffix(".log.json")
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    metrics = [f"held-out HPatches {seq}: FPR95 {m['fpr95']:.3f}, nearest-neighbour matching accuracy "
-               f"{m['matching_accuracy']:.3f} on {m['pairs']} patch pairs" for seq, m in log.get("test_hpatches", {}).items()]
+    metrics = [f"held-out HPatches {seq} (PyTorch, all 5 pairs pooled): matching mAP {m['matching_mAP']:.3f}, "
+               f"verification mAP {m['verification_mAP']:.3f}, FPR95 {m['fpr95']:.3f} on {m['pairs']} patch pairs"
+               for seq, m in log.get("test_hpatches", {}).items() if "matching_mAP" in m]
     if log.get("epochs"):
         last = log["epochs"][-1]
-        metrics.append(f"validation (Strecha entry-P10, held out): FPR95 {last['val_fpr95']:.3f}, matching accuracy "
-                       f"{last['val_matching_accuracy']:.3f}; final training loss {last['loss']:.3f}")
+        metrics.append(f"validation (Strecha entry-P10, held out): matching mAP {last.get('val_mAP', float('nan')):.3f}, "
+                       f"FPR95 {last['val_fpr95']:.3f}, nearest-neighbour accuracy {last['val_matching_accuracy']:.3f}; "
+                       f"final training loss {last['loss']:.3f}")
+    metrics.append("Against SIFT, RootSIFT and TFeat on HPatches, through the runtime: benchmarks/RESULTS.md "
+                   "('Patch descriptors on HPatches', python benchmarks/bench_hpatches.py).")
+    config = torch.load(path, map_location="cpu", weights_only=True)["config"]
+    sources = log.get("train_sources", {})
     card = {
-        "name": "hardnet", "kind": "local", "version": "1",
+        "name": "hardnet", "kind": "local", "version": "2" if config.get("sfm_tracks") else "1",
         "summary": "HardNet patch descriptor (L2-Net body) trained from scratch on real correspondences with the "
-                   "hardest-in-batch triplet margin loss. A first training; the training issue improves it.",
+                   "hardest-in-batch triplet margin loss: pycolmap SfM tracks of unlabelled photo collections, "
+                   "Strecha matches verified by ground-truth cameras, and homography warps.",
         "architecture": "L2-Net: 7 conv layers, BN without affine, dropout 0.3, 128-D, L2-normalised; per-patch "
                         "standardisation inside the network",
         "output": "128-D float32, unit norm, from 32x32 grey patches cut by placekit.patches.cut_patches "
                   f"(extent {EXTENT} x keypoint size)",
         "training_data": [
-            {"what": "GT-verified SIFT correspondences in Strecha fountain-P11, Herz-Jesus-P8, Herz-Jesus-P25 "
-                     f"({log.get('train_pairs', '?')} pairs together with the pool warps below)",
+            {"what": f"pycolmap SfM tracks ({sources.get('sfm_tracks', 0)} pairs): every shared/data/pool collection "
+                     "and Strecha fountain-P11, Herz-Jesus-P8, Herz-Jesus-P25, two observations of one 3D point",
+             "licence": "pool: openMVG (MPL2), alicevision (CC-BY-SA 4.0), hloc (Apache-2.0), ALIKED (BSD-3), "
+                        "SuperGlue assets (research use); Strecha: research use",
+             "source": "shared/data/pool, shared/data/strecha"},
+            {"what": "SIFT matches in Strecha fountain-P11, Herz-Jesus-P8, Herz-Jesus-P25 kept when the ground-truth "
+                     f"cameras agree (epipolar distance < 1 px; {sources.get('strecha_gt_matches', '?')} pairs)",
              "licence": "research use", "source": "Strecha et al. 2008 via openMVG SfM_quality_evaluation"},
-            {"what": "random homography + photometric warps of the unlabelled photo pool (shared/data/pool)",
-             "licence": "openMVG (MPL2), alicevision (CC-BY-SA 4.0), hloc (Apache-2.0), ALIKED (BSD-3), "
-                        "SuperGlue assets (research use)", "source": "shared/data/pool"},
+            {"what": f"random homography + photometric warps of the pool photos ({sources.get('pool_warps', '?')} pairs)",
+             "licence": "as the pool above", "source": "shared/data/pool"},
         ],
-        "training_command": f"placekit-train hardnet -o {checkpoint} --steps "
-                            f"{torch.load(path, map_location='cpu', weights_only=True)['config']['steps']}",
+        "training_set": {"pairs": log.get("train_pairs"), "by_source": sources},
+        "held_out": ["Strecha entry-P10 (validation)", "HPatches (test)", "KITTI (never trained on)"],
+        "training_command": f"placekit-train hardnet -o {checkpoint} --steps {config['steps']} --batch {config['batch']}"
+                            + ("" if config.get("sfm_tracks") else " --no-sfm"),
+        "training_seconds": log["epochs"][-1]["seconds"] if log.get("epochs") else None,
         "metrics": metrics,
-        "limitations": ["Trained on about 52k pairs from three outdoor facade scenes and 62 warped photos; no KITTI "
-                        "and no HPatches in training. The training issue trains it on SfM tracks at scale.",
-                        "int8 TFLite: one of 6,464 held-out patches has cosine 0.23 to PyTorch (mean 0.996)."],
+        "limitations": ["Trained on a few outdoor scenes and ~60 photos; no indoor data, no KITTI, no HPatches.",
+                        "pycolmap reconstructions are cached under --sfm-dir; a fresh SfM run may register a few "
+                        "images differently (multi-threaded RANSAC), so the track pairs are not bit-identical."],
     }
 
     def to_inputs(ims: list[np.ndarray]) -> list[np.ndarray]:
