@@ -53,7 +53,16 @@ def main() -> None:
         return
     import peers
 
-    wanted = set(args.models.split(","))
+    from placekit.errors import PlacekitError
+    from placekit.models import resolve_model
+
+    wanted = set()
+    for model in args.models.split(","):
+        try:
+            resolve_model(model)
+            wanted.add(model)
+        except PlacekitError:
+            print(f"{model}: not shipped, skipped")
     float_gem = peers.FloatGem(args.threads)
     tables = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 DESCRIPTOR_DIM = 128
-VARIANCE_EPS = 1e-10
+VARIANCE_EPS = 1e-4   # spread floor of 0.01 (2.5 grey levels): bounds rsqrt for int8 ranges
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
@@ -37,7 +37,8 @@ class HardNet(nn.Module):
         # per-patch standardisation (unbiased variance, as torch.var) with reductions only: no
         # reshape that would bake the batch size into an exported graph. Multiplying by
         # rsqrt(var + eps) rather than dividing by the spread keeps int8 kernels defined on flat
-        # patches, whose spread quantizes to zero (LiteRT's int8 DIV rejects a zero divisor).
+        # patches, whose spread quantizes to zero (LiteRT's int8 DIV rejects a zero divisor); the
+        # variance floor keeps rsqrt's range small enough for int8 activations.
         n = x.shape[1] * x.shape[2] * x.shape[3]
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         centred = x - mean
