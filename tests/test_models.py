@@ -10,9 +10,10 @@ def test_shipped_default_model_is_listed_with_a_card():
     if DEFAULT_MODEL + ".onnx" not in entries:
         pytest.skip("shipped model files are not installed in this environment")
     e = entries[DEFAULT_MODEL + ".onnx"]
-    assert e.kind == "global" and e.format == "onnx" and e.precision == "fp32"
+    assert e.kind == "global" and e.format == "onnx"
     assert e.card.is_file() and e.path.is_file()
-    assert resolve_model("gem-imagenet") == e.path == resolve_model("default")
+    assert resolve_model(DEFAULT_MODEL) == e.path == resolve_model("default")
+    assert resolve_model("gem-imagenet") == resolve_model("gem-imagenet-fp32.onnx")
 
 
 def test_unknown_model_names_the_available_ones():
