@@ -112,13 +112,17 @@ def from_geotags(paths: list[Path], xyz: np.ndarray, view_dirs: np.ndarray | Non
     return TrainingSet(list(paths), [0] * len(paths), [tuple(p) for p in xyz], positives, [label] * len(paths))
 
 
-def from_places(paths: list[Path], areas: list[str], clips: list[str], label: str = "places") -> TrainingSet:
-    """Positives: same area, another clip. Negatives: other areas (one cluster per area)."""
+def from_places(paths: list[Path], areas: list[str], clips: list[str], label: str = "places",
+                 places: list[str] | None = None) -> TrainingSet:
+    """Positives: same place (default: same area), another clip. Negatives: other areas (one
+    cluster per area). With ``places`` finer than ``areas`` (e.g. floor + area type), positives
+    are instance-level while look-alikes of the same area type are never used as negatives."""
+    places = list(areas) if places is None else places
     area_ids = {a: k for k, a in enumerate(sorted(set(areas)))}
-    by_area: dict[str, list[int]] = defaultdict(list)
-    for i, a in enumerate(areas):
-        by_area[a].append(i)
-    positives = [np.array([j for j in by_area[areas[i]] if clips[j] != clips[i]], np.int64) for i in range(len(paths))]
+    by_place: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(places):
+        by_place[p].append(i)
+    positives = [np.array([j for j in by_place[places[i]] if clips[j] != clips[i]], np.int64) for i in range(len(paths))]
     return TrainingSet(list(paths), [area_ids[a] for a in areas], [NAN3] * len(paths), positives,
                        [label] * len(paths))
 

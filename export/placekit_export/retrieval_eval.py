@@ -3,7 +3,9 @@
 Every set here is kept out of GeM training (``placekit-train gem``):
 
 * ``ie-tower-highrise``: IE Tower floors 17-23 (the "highrise" floor range), every other frame.
-  Each frame queries all frames of the *other* clips; relevant = same area.
+  Each frame queries all frames of the *other* clips; relevant = same area type (any floor).
+  ``ie-tower-highrise-floor``: the same frames, relevant = same floor and area (the place itself;
+  only frames of places captured in two or more clips count as queries).
 * ``strecha-heldout``: Strecha entry-P10 and Herz-Jesus-P25 (Herz-Jesus-P8, the same building,
   is not trained on either). Odd images query even ones; relevant = same scene.
 * ``kitti``: both KITTI snippets (never trained on: licence). Odd frames query even ones;
@@ -45,13 +47,15 @@ def ie_tower_rows(data: Path) -> list[dict]:
     return list(csv.DictReader(open(data / "ie_tower" / "dataset.csv")))
 
 
-def ie_tower_heldout(data: Path, stride: int = 2) -> RetrievalSet:
+def ie_tower_heldout(data: Path, stride: int = 2, per_floor: bool = False) -> RetrievalSet:
+    """``per_floor``: relevant = same floor *and* area (the instance), else same area type."""
     rows = [r for r in ie_tower_rows(data) if r["floor_range"] == HELDOUT_FLOOR_RANGE][::stride]
     paths = [data / "ie_tower" / r["image_path"] for r in rows]
-    area = np.array([r["area"] for r in rows])
+    area = np.array([f"{r['label']}/{r['area']}" if per_floor else r["area"] for r in rows])
     clip = np.array([clip_of(r["image_path"]) for r in rows])
     same_clip = clip[:, None] == clip[None]
-    return RetrievalSet("ie-tower-highrise", paths, paths, (area[:, None] == area[None]) & ~same_clip, same_clip)
+    name = "ie-tower-highrise-floor" if per_floor else "ie-tower-highrise"
+    return RetrievalSet(name, paths, paths, (area[:, None] == area[None]) & ~same_clip, same_clip)
 
 
 def strecha_heldout(data: Path) -> RetrievalSet:
@@ -76,7 +80,7 @@ def kitti_set(data: Path) -> RetrievalSet:
 
 
 def heldout_sets(data: Path) -> list[RetrievalSet]:
-    return [ie_tower_heldout(data), strecha_heldout(data), kitti_set(data)]
+    return [ie_tower_heldout(data), ie_tower_heldout(data, per_floor=True), strecha_heldout(data), kitti_set(data)]
 
 
 def retrieval_metrics(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,

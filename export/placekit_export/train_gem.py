@@ -47,7 +47,7 @@ PAIRS_PER_QUERY = 10       # positive pairs per image for learned whitening
 
 # ---------------------------------------------------------------- data
 
-def training_set(data: Path, sfm_dir: Path, ie_tower_stride: int = 2) -> TrainingSet:
+def training_set(data: Path, sfm_dir: Path, ie_tower_stride: int = 2, ie_tower_positives: str = "floor_area") -> TrainingSet:
     """The mined training set (see the module docstring for what is in and what is held out)."""
     collections = {}
     for folder in sorted(p for p in (data / "pool").iterdir() if p.is_dir()):
@@ -57,8 +57,11 @@ def training_set(data: Path, sfm_dir: Path, ie_tower_stride: int = 2) -> Trainin
             collections[f"strecha/{scene}"] = reconstruct(data / "strecha" / scene / "images", sfm_dir, name=scene)
     out = from_sfm(collections)
     rows = [r for r in ie_tower_rows(data) if r["floor_range"] != HELDOUT_FLOOR_RANGE][::ie_tower_stride]
+    if ie_tower_positives not in ("area", "floor_area"):
+        raise ValueError(f"ie_tower_positives must be 'area' or 'floor_area', got {ie_tower_positives!r}")
+    places = [r["area"] if ie_tower_positives == "area" else f"{r['label']}/{r['area']}" for r in rows]
     out.extend(from_places([data / "ie_tower" / r["image_path"] for r in rows], [r["area"] for r in rows],
-                           [clip_of(r["image_path"]) for r in rows], label="ie_tower"))
+                           [clip_of(r["image_path"]) for r in rows], label="ie_tower", places=places))
     return out
 
 
@@ -296,6 +299,6 @@ def load_checkpoint(path: Path) -> GeMNet:
 
 
 def train_from_shared(out: Path, config: GemTrainConfig, data_dir: Path, sfm_dir: Path) -> dict:
-    data = training_set(data_dir, sfm_dir, config.ie_tower_stride)
+    data = training_set(data_dir, sfm_dir, config.ie_tower_stride, config.ie_tower_positives)
     print(json.dumps({"training_set": data.summary()}), flush=True)
     return train(out, data, config, heldout_sets(data_dir), progress=lambda s: print(s, flush=True))
