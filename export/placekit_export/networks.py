@@ -88,7 +88,8 @@ def _fmt(m: dict) -> str:
 def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
     log_path = path.with_suffix(".log.json")
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    cfg = log.get("config", {})
+    cfg = {"ie_tower_positives": "area", **log.get("config", {})}  # logs from before the option: "area"
+    per_floor = cfg["ie_tower_positives"] == "floor_area"
     metrics = []
     before, after = log.get("heldout_before", {}), (log.get("epochs") or [{}])[-1].get("heldout", {})
     for name in after:
@@ -115,8 +116,9 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
                         "SuperGlue assets (research use)", "source": "shared/data/pool"},
             {"what": "SfM-mined tuples: Strecha fountain-P11 (its ground-truth cameras unused)",
              "licence": "research use", "source": "Strecha et al. 2008 via openMVG SfM_quality_evaluation"},
-            {"what": "IE Tower floor ranges basement, lowrise, midrise, every 2nd frame: positives from the same area "
-                     "in another clip, negatives from other areas",
+            {"what": "IE Tower floor ranges basement, lowrise, midrise, every 2nd frame: positives from the same "
+                     + ("floor and area" if per_floor else "area type (any floor)")
+                     + " in another clip, negatives from other area types",
              "licence": "MIT", "source": "JSebastianIEU/ie-tower-visual-place-recognition"},
         ],
         "training_set": data,
