@@ -245,7 +245,7 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, lo
             with torch.no_grad():
                 net.pool.p.clamp_(1.0, 8.0)
             losses.append(step_loss)
-        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "tuples": len(tuples), "p": float(net.pool.p),
+        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "tuples": len(tuples), "p": float(net.pool.p.detach()),
                  "seconds": round(time.time() - t0, 1)}
         if heldout:
             entry["heldout"] = evaluate_heldout(net, heldout, held_caches, device)
