@@ -15,6 +15,10 @@ Held out of GeM training (the trained model never saw them):
 
 Not held out (marked ``"held_out": false``): the full ``strecha`` and ``ie-tower`` sets of the
 real-data suite, which contain fountain-P11 and the trained IE Tower floors.
+
+Also per model: ``placekit demo`` (a rendered street; 20 held-out views and 8 views of another
+street), the share of held-out views localized and of foreign views answered ``unknown`` -- how
+well the calibrated decision rejects places that are not in the map.
 """
 from __future__ import annotations
 
@@ -83,7 +87,16 @@ def main() -> None:
             for row in rows:
                 print(f"{name:<18} {row['method']:<45} r@1 {row['recall_at_1']:.3f} r@5 {row['recall_at_5']:.3f}",
                       flush=True)
-    save(args.out, {"threads": args.threads, "datasets": tables})
+    from placekit.demo import run_demo
+
+    demo = {}
+    for label, model, backend in MODELS:
+        if model in wanted:
+            with tempfile.TemporaryDirectory() as tmp:
+                r = run_demo(tmp, model=model, threads=args.threads, quiet=True)
+            demo[label] = {k: r[k] for k in ("localized_share", "median_error_m", "foreign_unknown_share")}
+            print(f"demo {label:<45} {demo[label]}", flush=True)
+    save(args.out, {"threads": args.threads, "datasets": tables, "demo": demo})
 
 
 if __name__ == "__main__":

@@ -317,6 +317,13 @@ def trained_gem_section(d: dict) -> list[str]:
             size = r.get("map_bytes_per_place", r.get("bytes_per_place"))
             out.append(f"| {name} | {'yes' if t['held_out'] else '**no**'} | {t['queries']} | {r['method']} "
                        f"| {r['recall_at_1']:.3f} | {r['recall_at_5']:.3f} | {size:,.0f} |")
+    if d.get("demo"):
+        out += ["", "`placekit demo` per model (rendered street; 20 held-out views, 8 views of another street):", "",
+                "| model | held-out views localized | median error | foreign views answered unknown |",
+                "|---|---:|---:|---:|"]
+        for label, r in d["demo"].items():
+            out.append(f"| {label} | {r['localized_share']:.2f} | {r['median_error_m']:.2f} m "
+                       f"| {r['foreign_unknown_share']:.2f} |")
     return out + [""]
 
 
