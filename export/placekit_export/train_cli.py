@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         g.add_argument("--" + field_name.replace("_", "-"), type=float, default=getattr(defaults, field_name))
     g.add_argument("--loss", choices=("contrastive", "triplet"), default=defaults.loss)
     g.add_argument("--ie-tower-positives", choices=("area", "floor_area"), default=defaults.ie_tower_positives,
-                   help="IE Tower positives: same area type on any floor, or the same floor's area (default)")
+                   help="IE Tower positives: same area type on any floor (default; the shipped model), or the same floor's area")
     g.add_argument("--device", default=defaults.device, help="auto (GPU when present), cpu, cuda")
     h = sub.add_parser("hardnet", help="HardNet on real patch pairs (needs ../shared/data)")
     h.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")

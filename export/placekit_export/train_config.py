@@ -16,6 +16,6 @@ class GemTrainConfig:
     loss: str = "contrastive"
     whiten_dim: int = 256
     ie_tower_stride: int = 2
-    ie_tower_positives: str = "floor_area"   # "area": any floor's same area type; "floor_area": same floor too
+    ie_tower_positives: str = "area"   # "area": any floor's same area type (the shipped model); "floor_area": same floor too
     seed: int = 0
     device: str = "auto"

@@ -47,7 +47,7 @@ PAIRS_PER_QUERY = 10       # positive pairs per image for learned whitening
 
 # ---------------------------------------------------------------- data
 
-def training_set(data: Path, sfm_dir: Path, ie_tower_stride: int = 2, ie_tower_positives: str = "floor_area") -> TrainingSet:
+def training_set(data: Path, sfm_dir: Path, ie_tower_stride: int = 2, ie_tower_positives: str = "area") -> TrainingSet:
     """The mined training set (see the module docstring for what is in and what is held out)."""
     collections = {}
     for folder in sorted(p for p in (data / "pool").iterdir() if p.is_dir()):
