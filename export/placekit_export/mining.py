@@ -1,7 +1,7 @@
 """Training tuples for GeM without manual labels: who is a positive, who may be a negative.
 
 A ``TrainingSet`` holds N images and, per image, a short list of positive candidates. Negatives
-are any image that ``may_be_negative`` allows: another *cluster* (an SfM reconstruction's photo
+are any image that ``TrainingSet.negative_mask`` allows: another *cluster* (an SfM reconstruction's photo
 collection, or a labelled area), or, inside one cluster of geo-tagged images, one farther than
 ``NEGATIVE_RADIUS_M``. Three sources build it:
 
@@ -11,7 +11,7 @@ collection, or a labelled area), or, inside one cluster of geo-tagged images, on
 * ``from_geotags``: positions (metres) and viewing directions; positives within
   ``POSITIVE_RADIUS_M`` looking within ``POSITIVE_MAX_ANGLE_DEG`` of the same way, negatives
   beyond ``NEGATIVE_RADIUS_M``.
-* ``from_places``: place-labelled frames (IE Tower): positives from the same area in another
+* ``from_places``: place-labelled frames (IE Tower): positives from the same place in another
   capture clip, negatives from other areas.
 
 ``mine_tuples`` re-mines hard negatives with the current descriptors: the nearest allowed images,

@@ -170,7 +170,7 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
                      checkpoint_sha256=sha256_file(path), patch_extent=EXTENT)
     log_path = path.with_suffix(".log.json")
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    metrics = [f"held-out HPatches {seq} (PyTorch, all 5 pairs pooled): matching mAP {m['matching_mAP']:.3f}, "
+    metrics = [f"held-out HPatches {seq} (PyTorch, per image pair 1 -> k, mean of the 5): matching mAP {m['matching_mAP']:.3f}, "
                f"verification mAP {m['verification_mAP']:.3f}, FPR95 {m['fpr95']:.3f} on {m['pairs']} patch pairs"
                for seq, m in log.get("test_hpatches", {}).items() if "matching_mAP" in m]
     if log.get("epochs"):

@@ -156,12 +156,15 @@ def sfm_track_pairs(scene, max_pairs: int, seed: int = 0) -> tuple[np.ndarray, n
             rows = np.flatnonzero(obs[:, 1] == image_index)
             if len(rows):
                 side.append((rows, cut_patches(g, obs[rows, 2:6])))
-    def assemble(side) -> np.ndarray:
-        out = np.zeros((len(chosen), 32, 32), np.uint8)
-        for rows, patches in side:
-            out[rows] = patches
-        return out
-    return assemble(side_a), assemble(side_b)
+    return _assemble(side_a, len(chosen)), _assemble(side_b, len(chosen))
+
+
+def _assemble(parts: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """(rows, patches) cut image by image -> (n, 32, 32) in row order."""
+    out = np.zeros((n, 32, 32), np.uint8)
+    for rows, patches in parts:
+        out[rows] = patches
+    return out
 
 
 def hpatches_keypoints(sequence: Path, k: int, per_pair: int = 500):

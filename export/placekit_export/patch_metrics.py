@@ -8,15 +8,18 @@ Inputs are (N, D) descriptors of side A and side B where row i of A and row i of
 * ``verification_map``: the true pairs against as many false ones (each A row with a random
   other B row), ranked by distance; average precision of the true pairs (the *verification* task).
 * ``fpr95``: share of false pairs closer than the distance that keeps 95% of true pairs.
+* ``matching_accuracy``: share of A rows whose nearest B row is their true partner.
 """
 from __future__ import annotations
 
 import numpy as np
 
 
-def _false_partners(n: int, rng: np.random.Generator) -> np.ndarray:
-    perm = rng.permutation(n)
-    return np.where(perm == np.arange(n), (perm + 1) % n, perm)
+def _true_and_false_distances(desc_a: np.ndarray, desc_b: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distances of the true pairs (N,) and of each A row to a random other B row (N,)."""
+    perm = np.random.default_rng(seed).permutation(len(desc_b))
+    false = np.where(perm == np.arange(len(perm)), (perm + 1) % len(perm), perm)
+    return np.linalg.norm(desc_a - desc_b, axis=1), np.linalg.norm(desc_a - desc_b[false], axis=1)
 
 
 def matching_map(desc_a: np.ndarray, desc_b: np.ndarray, block: int = 2048) -> float:
@@ -30,9 +33,7 @@ def matching_map(desc_a: np.ndarray, desc_b: np.ndarray, block: int = 2048) -> f
 
 
 def verification_map(desc_a: np.ndarray, desc_b: np.ndarray, seed: int = 0) -> float:
-    rng = np.random.default_rng(seed)
-    pos = np.linalg.norm(desc_a - desc_b, axis=1)
-    neg = np.linalg.norm(desc_a - desc_b[_false_partners(len(desc_b), rng)], axis=1)
+    pos, neg = _true_and_false_distances(desc_a, desc_b, seed)
     dist = np.r_[pos, neg]
     label = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
     label = label[np.argsort(dist, kind="stable")]
@@ -41,10 +42,12 @@ def verification_map(desc_a: np.ndarray, desc_b: np.ndarray, seed: int = 0) -> f
 
 
 def fpr95(desc_a: np.ndarray, desc_b: np.ndarray, seed: int = 0) -> float:
-    rng = np.random.default_rng(seed)
-    pos = np.linalg.norm(desc_a - desc_b, axis=1)
-    neg = np.linalg.norm(desc_a - desc_b[_false_partners(len(desc_b), rng)], axis=1)
+    pos, neg = _true_and_false_distances(desc_a, desc_b, seed)
     return float((neg <= np.percentile(pos, 95)).mean())
+
+
+def matching_accuracy(desc_a: np.ndarray, desc_b: np.ndarray) -> float:
+    return float(((desc_a @ desc_b.T).argmax(1) == np.arange(len(desc_a))).mean())
 
 
 def all_metrics(desc_a: np.ndarray, desc_b: np.ndarray) -> dict[str, float]:

@@ -9,8 +9,9 @@ incremental mapping on one folder of photos and returns one ``SfmScene`` per rec
   observation of a 3D point seen at least twice. ``size`` and ``angle`` follow OpenCV's
   ``KeyPoint`` convention (diameter in pixels, degrees, y axis down) so the runtime's patch cutter
   takes them as they are; COLMAP's affine SIFT shape ``[a11 a12; a21 a22]`` gives
-  ``scale = sqrt(|det|)``, ``size = SIZE_PER_SCALE * scale`` and ``angle = atan2(a21, a11)`` (checked against OpenCV SIFT on
-  the same photo: size ratio 1.00, median angle difference 1.8 degrees).
+  ``scale = sqrt(|det|)``, ``size = SIZE_PER_SCALE * scale`` and ``angle = atan2(a21, a11)``
+  (checked against OpenCV SIFT on the same photo: size ratio 1.00, median angle difference 1.8
+  degrees).
 
 Scenes are cached as ``.npz`` (no pickle) under ``work_dir`` keyed by the collection name, so a
 second run reads them back instead of re-running SfM.
@@ -54,10 +55,21 @@ def _affine_to_size_angle(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return SIZE_PER_SCALE * scale, angle
 
 
+def _opencv_keypoints(colmap_keypoints: np.ndarray) -> np.ndarray:
+    """COLMAP keypoints (N, 6) ``x y a11 a12 a21 a22`` or (N, 4) ``x y scale orientation`` ->
+    (N, 4) ``x y size angle`` in OpenCV's convention."""
+    kp = np.asarray(colmap_keypoints, np.float64)
+    if kp.shape[1] >= 6:
+        size, angle = _affine_to_size_angle(kp[:, 2:6])
+    else:
+        size, angle = kp[:, 2] * SIZE_PER_SCALE, np.degrees(kp[:, 3]) % 360.0
+    return np.c_[kp[:, :2], size, angle]
+
+
 def _scene_from_reconstruction(name: str, rec, database, image_dir: Path) -> SfmScene:
     image_ids = sorted(rec.reg_image_ids())
     index = {iid: k for k, iid in enumerate(image_ids)}
-    keypoints = {iid: database.read_keypoints(iid) for iid in image_ids}
+    keypoints = {iid: _opencv_keypoints(database.read_keypoints(iid)) for iid in image_ids}
     rows = []
     covis = np.zeros((len(image_ids), len(image_ids)), np.int32)
     for pid, point in rec.points3D.items():
@@ -67,9 +79,7 @@ def _scene_from_reconstruction(name: str, rec, database, image_dir: Path) -> Sfm
         seen = sorted({index[e.image_id] for e in elements})
         covis[np.ix_(seen, seen)] += 1
         for e in elements:
-            kp = keypoints[e.image_id][e.point2D_idx]
-            size, angle = _affine_to_size_angle(kp[None, 2:6]) if len(kp) >= 6 else (np.array([kp[2] * SIZE_PER_SCALE]), np.array([kp[3]]))
-            rows.append((pid, index[e.image_id], kp[0], kp[1], size[0], angle[0]))
+            rows.append((pid, index[e.image_id], *keypoints[e.image_id][e.point2D_idx]))
     tracks = np.array(rows, np.float32).reshape(-1, 6)
     images = [image_dir / rec.image(iid).name for iid in image_ids]
     return SfmScene(name, images, covis, tracks)

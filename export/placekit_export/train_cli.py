@@ -45,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="cache of pycolmap reconstructions whose tracks give training pairs (created when missing)")
     h.add_argument("--no-sfm", action="store_true", help="train without SfM tracks (the first model's recipe)")
     args = p.parse_args(argv)
-    if args.network == "gem":
-        return _train_gem(args)
-    from .train_hardnet import train
+    return _train_gem(args) if args.network == "gem" else _train_hardnet(args)
 
+
+def _train_hardnet(args: argparse.Namespace) -> int:
+    from .train_hardnet import train
     from .training_plots import plot_log
 
     log = train(args.output, steps=args.steps, batch=args.batch, seed=args.seed, lr=args.lr,

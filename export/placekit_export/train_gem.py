@@ -152,15 +152,13 @@ def trainable_parameters(net: GeMNet) -> tuple[list, list]:
 
 
 @torch.no_grad()
-def describe_images(net: GeMNet, images, device: torch.device, long_side: int = DESCRIBE_SIZE,
-                    whitened: bool = False) -> np.ndarray:
-    """Unit descriptors (N, D) of RGB images at ``long_side``; D = 1280 unless ``whitened``."""
+def describe_images(net: GeMNet, images, device: torch.device, long_side: int = DESCRIBE_SIZE) -> np.ndarray:
+    """Unwhitened unit descriptors (N, 1280) of RGB images at ``long_side``."""
     net.eval()
     out = []
     for rgb in images:
         x = normalise(resize_for_describe(rgb, long_side))[None].to(device)
-        d = net(x) if whitened else trainable_forward(net, frozen_features(net, x))
-        out.append(d.cpu().numpy()[0])
+        out.append(trainable_forward(net, frozen_features(net, x)).cpu().numpy()[0])
     return np.stack(out).astype(np.float32)
 
 
@@ -188,13 +186,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def evaluate_heldout(net: GeMNet, sets, caches, device) -> dict:
-    out = {}
-    for rs in sets:
-        db = describe_images(net, caches[rs.name][0], device)
-        q = describe_images(net, caches[rs.name][1], device)
-        out[rs.name] = retrieval_metrics(db, q, rs.relevant, rs.exclude)
-    return out
+def heldout_descriptors(net: GeMNet, sets, caches, device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{set name: (database (Nd, 1280), queries (Nq, 1280))} with the current network."""
+    return {rs.name: (describe_images(net, caches[rs.name][0], device), describe_images(net, caches[rs.name][1], device))
+            for rs in sets}
+
+
+def evaluate_heldout(sets, descriptors: dict) -> dict:
+    return {rs.name: retrieval_metrics(*descriptors[rs.name], rs.relevant, rs.exclude) for rs in sets}
 
 
 def whitening_pairs(data: TrainingSet, rng: np.random.Generator) -> np.ndarray:
@@ -205,8 +204,7 @@ def whitening_pairs(data: TrainingSet, rng: np.random.Generator) -> np.ndarray:
     return np.array(pairs, np.int64)
 
 
-def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, log_every: int = 20,
-          progress=print) -> dict:
+def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, progress=print) -> dict:
     """Train, whiten, write ``out`` (checkpoint) and ``out.log.json``; returns the log.
     ``heldout``: list of ``RetrievalSet`` evaluated after every epoch (None: skip)."""
     torch.manual_seed(config.seed)
@@ -223,7 +221,8 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, lo
     held_caches = {rs.name: (ImageCache(rs.database), ImageCache(rs.queries)) for rs in heldout}
     log = {"config": asdict(config), "data": data.summary(), "epochs": []}
     if heldout:
-        log["heldout_before"] = evaluate_heldout(net, heldout, held_caches, device)
+        held = heldout_descriptors(net, heldout, held_caches, device)
+        log["heldout_before"] = evaluate_heldout(heldout, held)
         progress(json.dumps({"epoch": 0, "heldout": log["heldout_before"]}))
     queries = data.queries()
     for epoch in range(1, config.epochs + 1):
@@ -248,7 +247,8 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, lo
         entry = {"epoch": epoch, "loss": float(np.mean(losses)), "tuples": len(tuples), "p": float(net.pool.p.detach()),
                  "seconds": round(time.time() - t0, 1)}
         if heldout:
-            entry["heldout"] = evaluate_heldout(net, heldout, held_caches, device)
+            held = heldout_descriptors(net, heldout, held_caches, device)
+            entry["heldout"] = evaluate_heldout(heldout, held)
         log["epochs"].append(entry)
         progress(json.dumps(entry))
     # learned whitening from the training pairs, folded into the final linear layer
@@ -261,8 +261,8 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, lo
         net.whiten.bias.copy_(torch.from_numpy(bias))
     log["whitening"] = {"kind": "learned (Lw)", "pairs": int(len(pairs)), "dim": config.whiten_dim}
     if heldout:
-        log["whitening_comparison"] = compare_whitening(net, descriptors, heldout, held_caches, device,
-                                                        config.whiten_dim, weight, bias)
+        # the last epoch's held-out descriptors: the whitening layer does not change them
+        log["whitening_comparison"] = compare_whitening(descriptors, heldout, held, config.whiten_dim, weight, bias)
         progress(json.dumps({"whitening_comparison": log["whitening_comparison"]}))
     log["seconds"] = round(time.time() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -272,13 +272,13 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, lo
     return log
 
 
-def compare_whitening(net, train_descriptors, heldout, held_caches, device, dim, lw_weight, lw_bias) -> dict:
-    """Held-out metrics of the trained network: raw 1280-D, PCA-whitened and Lw, both at ``dim``."""
+def compare_whitening(train_descriptors, heldout, held: dict, dim, lw_weight, lw_bias) -> dict:
+    """Held-out metrics of the trained network: raw 1280-D, PCA-whitened and Lw, both at ``dim``.
+    ``held``: ``heldout_descriptors`` of the trained network."""
     pw_weight, pw_bias = pca_whitening(train_descriptors, dim)
     out = {}
     for rs in heldout:
-        db = describe_images(net, held_caches[rs.name][0], device)
-        q = describe_images(net, held_caches[rs.name][1], device)
+        db, q = held[rs.name]
         out[rs.name] = {
             "raw_1280": retrieval_metrics(db, q, rs.relevant, rs.exclude),
             f"pca_whitened_{dim}": retrieval_metrics(apply(pw_weight, pw_bias, db), apply(pw_weight, pw_bias, q),

@@ -25,7 +25,7 @@ from placekit.patches import cut_patches
 from .hardnet import HardNet
 from .parity_images import shared_data_dir
 from .patch_data import homography_pairs, hpatches_keypoints, sfm_track_pairs, strecha_pairs
-from .patch_metrics import all_metrics
+from .patch_metrics import all_metrics, matching_accuracy
 from .sfm import reconstruct
 
 TRAIN_SCENES = ("fountain-P11", "Herz-Jesus-P8", "Herz-Jesus-P25")
@@ -50,12 +50,6 @@ def hardest_in_batch_loss(a: torch.Tensor, p: torch.Tensor, margin: float = 1.0)
 def describe(net: torch.nn.Module, patches: np.ndarray, batch: int = 1024) -> np.ndarray:
     net.eval()
     return np.concatenate([net(to_tensor(patches[s:s + batch])).numpy() for s in range(0, len(patches), batch)])
-
-
-def matching_accuracy(desc_a: np.ndarray, desc_b: np.ndarray) -> float:
-    """Share of side-A patches whose nearest side-B descriptor is their true partner."""
-    sims = desc_a @ desc_b.T
-    return float((sims.argmax(1) == np.arange(len(desc_a))).mean())
 
 
 def load_pairs(data: Path, seed: int, sfm_dir: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
