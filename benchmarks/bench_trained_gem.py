@@ -1,4 +1,4 @@
-"""Trained GeM (``placekit-train gem``) against the off-the-shelf ImageNet GeM, through the runtime.
+"""Trained GeM (``placekit-train gem``) against the off-the-shelf ImageNet GeM (fp32 and int8), through the runtime.
 
     python benchmarks/bench_trained_gem.py --out benchmarks/results/trained_gem.json
 
@@ -34,6 +34,8 @@ from real_data_suite import DATA, ie_tower, kitti, peer_rows, strecha  # noqa: E
 from placekit.evaluation import evaluate, load_dataset  # noqa: E402
 
 MODELS = (("ImageNet GeM fp32 (ONNX)", "gem-imagenet-fp32", "onnx"),
+          ("ImageNet GeM int8 (ONNX)", "gem-imagenet-int8", "onnx"),
+          ("ImageNet GeM int8 (LiteRT)", "gem-imagenet-int8.tflite", "litert"),
           ("trained GeM + Lw fp32 (ONNX)", "gem-fp32", "onnx"),
           ("trained GeM + Lw int8 (ONNX)", "gem-int8", "onnx"),
           ("trained GeM + Lw fp32 (LiteRT)", "gem-fp32.tflite", "litert"),

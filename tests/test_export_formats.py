@@ -18,7 +18,8 @@ from placekit_export.networks import PATCH_BATCH, patch_inputs  # noqa: E402
 from placekit_export.onnx_export import (ParityError, check_parity, export_onnx, model_descriptors,  # noqa: E402
                                         torch_descriptors)
 from placekit_export.onnx_quantize import quantize_onnx_int8  # noqa: E402
-from placekit_export.tflite_export import add_tflite_metadata, convert_tflite, quantize_tflite  # noqa: E402
+from placekit_export.tflite_export import (INT8_OPS, add_tflite_metadata, convert_tflite, op_input_types,  # noqa: E402
+                                          quantize_tflite)
 
 INFO = ModelInfo(name="hardnet-test", kind="local", output_dim=128, fixed_size=(32, 32), color="GRAY",
                  mean=(0.0,), std=(255.0,), checkpoint_sha256="x", patch_extent=7.5)
@@ -91,6 +92,13 @@ def test_int8_exports_run_and_are_checked(net, tmp_path):
     tfl = add_tflite_metadata(quantize_tflite(convert_tflite(net, torch.zeros(PATCH_BATCH, 1, 32, 32)), "int8", calib),
                               INFO.to_metadata())
     (tmp_path / "q.tflite").write_bytes(tfl)
+    # the convolutional body runs in int8 in one piece; normalisation and head stay float
+    ops = op_input_types(tfl)
+    int8 = [i for i, (_, t) in enumerate(ops) if t == "INT8"]
+    assert all(ops[i][1] == "INT8" for i in range(int8[0], int8[-1] + 1)), ops
+    assert {op for op, _ in ops[int8[0]:int8[-1] + 1]} <= {name for name, _ in INT8_OPS} | {"DEQUANTIZE"}
+    assert ops[int8[0] - 1][0] == "QUANTIZE" and ops[int8[-1]][0] == "DEQUANTIZE"
+    assert all(t == "FLOAT32" for op, t in ops[int8[-1] + 1:])
     assert (tmp_path / "q.tflite").stat().st_size < 0.5 * len(convert_tflite(net, torch.zeros(PATCH_BATCH, 1, 32, 32)))
     for path in (tmp_path / "q.onnx", tmp_path / "q.tflite"):
         out = LocalDescriber(open_engine(path)).describe_patches(_patches(20, 12))

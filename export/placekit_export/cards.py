@@ -26,13 +26,25 @@ def measure_latency(path: Path, example: np.ndarray, threads: int, repeats: int 
     return {"p50_ms": round(float(np.median(times)), 2), "p90_ms": round(float(np.percentile(times, 90)), 2)}
 
 
-def update_card(folder: Path, family: dict, file_entry: dict) -> dict:
-    """Merge one exported file's entry into ``folder/card.json`` and re-render CARD.md."""
+def _agreement_text(parity: dict) -> str:
+    if "top1_agreement" not in parity:
+        return "-"
+    if "decisive_items" not in parity:
+        return f"{parity['top1_agreement']:.3f} (all)"
+    return (f"{parity['top1_agreement']:.3f} on {parity['decisive_items']} / {parity['top1_agreement_all']:.3f} "
+            f"on {parity['n_items']} (margin {parity['tie_margin']})")
+
+
+def update_card(folder: Path, family: dict, file_entry: dict | None = None, drop: str | None = None) -> dict:
+    """Merge one exported file's entry into ``folder/card.json`` (or ``drop`` the entry of a
+    file that is gone, e.g. a rejected re-export) and re-render CARD.md. Entries of files that
+    are no longer in ``folder`` are dropped too."""
     card_path = folder / "card.json"
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     card.update(family)
-    files = [f for f in card.get("files", []) if f["file"] != file_entry["file"]]
-    files.append(file_entry)
+    replaced = {drop, file_entry["file"] if file_entry else None}
+    files = [f for f in card.get("files", []) if f["file"] not in replaced and (folder / f["file"]).is_file()]
+    files += [file_entry] if file_entry else []
     card["files"] = sorted(files, key=lambda f: f["file"])
     card["updated_utc"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     card_path.write_text(json.dumps(card, indent=2) + "\n")
@@ -56,18 +68,22 @@ def render_markdown(card: dict) -> str:
         lines += ["", f"Training time: {card['training_seconds'] / 60:.0f} min on the machine named below."]
     lines += ["", "## Files", "",
               "| file | format | precision | bytes | sha256 | input | parity (min / mean cosine vs PyTorch) "
-              "| latency p50 1 thread | 2 threads | latency input |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| top-1 agreement (decisive / all) | latency p50 1 thread | 2 threads | latency input |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for f in card.get("files", []):
         par = f.get("parity", {})
         lat = f.get("latency", {})
         lines.append(
             f"| {f['file']} | {f['format']} | {f['precision']} | {f['bytes']:,} | `{f['sha256'][:16]}…` "
             f"| {f.get('input', '')} | {par.get('min_cosine', float('nan')):.6f} / {par.get('mean_cosine', float('nan')):.6f} "
+            f"| {_agreement_text(par)} "
             f"| {lat.get('threads_1', {}).get('p50_ms', '-')} ms | {lat.get('threads_2', {}).get('p50_ms', '-')} ms "
             f"| {'x'.join(str(v) for v in f.get('latency_input_shape', []))} |"
         )
-    lines += ["", "Full sha256 values, parity details and the images they were measured on are in `card.json`.", ""]
+    lines += ["", "Top-1 agreement: each held-out item's nearest other item, found with the exported descriptor, is "
+              "PyTorch's; gated (int8) on the decisive items, whose two best PyTorch neighbours differ by at least "
+              "the tie margin in cosine; the share over all items is beside it.",
+              "", "Full sha256 values, parity details and the images they were measured on are in `card.json`.", ""]
     for f in card.get("files", []):
         lines += [f"### {f['file']}", "", f"- produced by: `{f['command']}`",
                   f"- calibration: {f.get('calibration') or 'none (not quantized)'}",

@@ -5,6 +5,8 @@
         --calibration CALIB_DIR -o models/hardnet/hardnet-int8.tflite
 
 int8 needs ``--calibration DIR``: images from the deployment domain (there is no default set).
+The shipped int8 models were calibrated on the folder ``python -m placekit_export.parity_images
+CALIB_DIR`` writes (outdoor pool photos + IE Tower frames outside the held-out floors).
 Every export is checked against PyTorch on real images that are not in the calibration set
 (``../shared/data`` when present) and fails when the check is missed; the figures go into
 ``card.json`` / ``CARD.md`` next to the output.
@@ -22,13 +24,17 @@ NETWORKS = ("gem", "hardnet")
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8")
 MAX_CALIBRATION_IMAGES = 64
+PARITY_IMAGES_GEM = 128      # one descriptor per image: Strecha (outdoor) + IE Tower highrise (indoor)
+PARITY_IMAGES_HARDNET = 32   # hundreds of patches per image
 
 
 def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: Path,
                  calibration: Path | None = None, input_size: int = 480, card: bool = True,
-                 bias_correction: bool = True) -> dict:
+                 bias_correction: bool = True, tflite_int8_ops: tuple[tuple[str, str], ...] | None = None,
+                 keep_rejected: bool = False) -> dict:
     """Export, check parity, write the card entry; returns that entry. The output file is
-    removed again when the parity check fails."""
+    removed again when the parity check fails (unless ``keep_rejected``, for benchmarks).
+    ``tflite_int8_ops``: TFLite ops to quantize (default ``tflite_export.INT8_OPS``)."""
     from placekit.engine import sha256_file
     from placekit.imageio import list_images, read_image
 
@@ -46,8 +52,10 @@ def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: P
     if calibration is not None and not calib_paths:
         raise SystemExit(f"no images in calibration folder {calibration}")
     calib_hashes = {sha256_file(p) for p in calib_paths}
-    sources = ("strecha",) if network == "gem" else ("strecha",)
-    held_out, where = parity_images(n=32, exclude=calib_hashes, sources=sources)
+    if network == "gem":
+        held_out, where = parity_images(n=PARITY_IMAGES_GEM, exclude=calib_hashes, sources=("strecha", "ie_tower"))
+    else:
+        held_out, where = parity_images(n=PARITY_IMAGES_HARDNET, exclude=calib_hashes, sources=("strecha",))
     parity_inputs = spec.to_inputs(held_out)
     calib_inputs = spec.to_traced_inputs([read_image(p) for p in calib_paths]) if calib_paths else []
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -59,11 +67,14 @@ def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: P
     if fmt == "onnx":
         _export_onnx(spec, net, precision, out, calib_inputs)
     else:
-        _export_tflite(spec, net, precision, out, calib_inputs)
+        _export_tflite(spec, net, precision, out, calib_inputs, tflite_int8_ops)
     try:
         parity = check_parity(spec.net, out, parity_inputs, precision)
     except ParityError:
-        out.unlink(missing_ok=True)
+        if not keep_rejected:
+            out.unlink(missing_ok=True)
+            if card and (out.parent / "card.json").is_file():
+                update_card(out.parent, spec.card, drop=out.name)
         raise
     parity["images"] = where
     example = parity_inputs[0]
@@ -99,12 +110,12 @@ def _export_onnx(spec, net, precision: str, out: Path, calib_inputs) -> None:
             convert_onnx_fp16(fp32, out)
 
 
-def _export_tflite(spec, net, precision: str, out: Path, calib_inputs) -> None:
-    from .tflite_export import add_tflite_metadata, convert_tflite, quantize_tflite, write_atomic
+def _export_tflite(spec, net, precision: str, out: Path, calib_inputs, int8_ops=None) -> None:
+    from .tflite_export import INT8_OPS, add_tflite_metadata, convert_tflite, quantize_tflite, write_atomic
 
     model = convert_tflite(net, spec.example)
     if precision != "fp32":
-        model = quantize_tflite(model, precision, calib_inputs)
+        model = quantize_tflite(model, precision, calib_inputs, int8_ops or INT8_OPS)
     write_atomic(out, add_tflite_metadata(model, spec.info.to_metadata()))
 
 
@@ -154,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                          bias_correction=not args.no_bias_correction)
     par = entry["parity"]
     print(f"wrote {args.output} ({entry['bytes']:,} bytes); parity on {par['n_items']} held-out items: "
-          f"min cosine {par['min_cosine']:.5f}, mean {par['mean_cosine']:.5f}, top-1 agreement {par['top1_agreement']:.3f}")
+          f"min cosine {par['min_cosine']:.5f}, mean {par['mean_cosine']:.5f}, top-1 agreement "
+          f"{par['top1_agreement']:.3f} on {par['decisive_items']} decisive items ({par['top1_agreement_all']:.3f} on all)")
     return 0
 
 

@@ -27,9 +27,11 @@ def _shrink(cov: np.ndarray, amount: float) -> np.ndarray:
     return (1 - amount) * cov + amount * np.trace(cov) / d * np.eye(d)
 
 
-def learned_whitening(x: np.ndarray, pairs: np.ndarray, dim: int,
-                      shrinkage: float = SHRINKAGE) -> tuple[np.ndarray, np.ndarray]:
-    """x (N, D) unit descriptors, pairs (P, 2) indices of matching images -> weight (dim, D), bias (dim,)."""
+def learned_whitening(x: np.ndarray, pairs: np.ndarray, dim: int, shrinkage: float = SHRINKAGE,
+                      extra_intra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """x (N, D) unit descriptors, pairs (P, 2) indices of matching images -> weight (dim, D), bias (dim,).
+    ``extra_intra`` (D, D): a covariance added to the intra-class one, e.g. of export noise that
+    matching images should also be invariant to."""
     if dim > x.shape[1]:
         raise ValueError(f"whitening to {dim} dimensions needs descriptors with at least that many, got {x.shape[1]}")
     if len(pairs) == 0:
@@ -38,6 +40,8 @@ def learned_whitening(x: np.ndarray, pairs: np.ndarray, dim: int,
     mean = x.mean(0)
     diff = x[pairs[:, 0]] - x[pairs[:, 1]]
     intra = _shrink(diff.T @ diff / len(diff), shrinkage)
+    if extra_intra is not None:
+        intra = intra + extra_intra
     whiten = _inverse_sqrt(intra)
     centred = (x - mean) @ whiten.T
     vals, vecs = np.linalg.eigh(centred.T @ centred / len(x))
