@@ -373,6 +373,24 @@ def hpatches_section(d: dict) -> list[str]:
     return out + [""]
 
 
+def rejection_section(d: dict) -> list[str]:
+    out = ["## Out-of-map rejection per global model (held-out data)", "", provenance(d), "",
+           "One map per held-out scene / drive (even images), in-map queries = its odd images (correct within "
+           f"{d['threshold_m']:.0f} m); out-of-map queries = the other three scenes' photos + {d['indoor_foreign_frames']} "
+           "IE Tower highrise frames (`benchmarks/bench_rejection.py` docstring). Global descriptor only, each map "
+           "calibrated at build time. Columns: in-map localized and correct / localized but wrong; out-of-map "
+           "answered `localized` (lower is better); precision of `localized` over both; the map's unknown threshold.", "",
+           "| model | map | in-map correct | in-map wrong | out-of-map localized | precision | unknown below |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for model, maps in d["results"].items():
+        for name, r in maps.items():
+            prec = "-" if r["precision_of_localized"] is None else f"{r['precision_of_localized']:.3f}"
+            out.append(f"| {model} | {name} | {r['in_map_localized_correct']:.3f} | {r['in_map_localized_wrong']:.3f} "
+                       f"| {r['out_of_map_localized']:.3f} ({r['out_of_map_queries']}) | {prec} | "
+                       f"{r['unknown_threshold']:.3f} |")
+    return out + [""]
+
+
 def whitening_int8_section(d: dict) -> list[str]:
     sets = list(d["rows"][0]["held_out"])
     out = ["## Trained GeM: whitening vs int8 fidelity", "", provenance(d), "",
@@ -421,7 +439,8 @@ def main() -> None:
                          ("scale.json", scale_section),
                          ("tracking.json", tracking_section), ("prior_growth.json", prior_growth_section),
                          ("soak.json", soak_section), ("install.json", install_section),
-                         ("trained_gem.json", trained_gem_section), ("hpatches.json", hpatches_section)):
+                         ("trained_gem.json", trained_gem_section), ("rejection.json", rejection_section),
+                         ("hpatches.json", hpatches_section)):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]
     lines += training_log_section()
