@@ -378,7 +378,8 @@ def rejection_section(d: dict) -> list[str]:
            "One map per held-out scene / drive (even images), in-map queries = its odd images (correct within "
            f"{d['threshold_m']:.0f} m); out-of-map queries = the other three scenes' photos + {d['indoor_foreign_frames']} "
            "IE Tower highrise frames (`benchmarks/bench_rejection.py` docstring). Global descriptor only, each map "
-           "calibrated at build time. Columns: in-map localized and correct / localized but wrong; out-of-map "
+           f"calibrated at build time on its own images, and again with {d.get('negatives', 0)} negatives "
+           "(`MapBuilder.add_negative`: pool photos and IE Tower frames of other floors, none of them a query). Columns: in-map localized and correct / localized but wrong; out-of-map "
            "answered `localized` (lower is better); precision of `localized` over both; the map's unknown threshold.", "",
            "| model | map | in-map correct | in-map wrong | out-of-map localized | precision | unknown below |",
            "|---|---|---:|---:|---:|---:|---:|"]

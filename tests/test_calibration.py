@@ -69,3 +69,58 @@ def test_builder_passes_groups_and_accepts_descriptors(tmp_path, tiny_model):
     assert len(builder) == len(x)
     info = builder.build(tmp_path / "m.pkmap")
     assert info["calibration"]["stats"]["groups"] == "other groups only"
+
+
+def _one_road(seed: int = 0):
+    """25 frames along one road (1 m apart): all share a strong 'road' component, neighbours
+    are close; the index whitens on the map itself, as ``auto`` does for small maps. Photos
+    of other places: unrelated unit vectors."""
+    rng = np.random.default_rng(seed)
+    dim, n = 128, 25
+    road = 3.0 * rng.normal(size=dim)
+    walk = np.cumsum(0.5 * rng.normal(size=(n, dim)), axis=0)
+    x = (road + walk + 0.3 * rng.normal(size=(n, dim))).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    xyz = np.stack([np.arange(n, dtype=float), np.zeros(n), np.zeros(n)], axis=1)
+    index = PlaceIndex(f"PCAW{n - 1},Flat", dim)
+    index.train(x)
+    index.add(x, np.arange(n))
+
+    def elsewhere(m, s):
+        y = np.random.default_rng(s).normal(size=(m, dim)).astype(np.float32)
+        return y / np.linalg.norm(y, axis=1, keepdims=True)
+    return index, x, np.arange(n), xyz, elsewhere
+
+
+def test_negatives_lift_the_threshold_above_what_other_places_score():
+    index, x, ids, xyz, elsewhere = _one_road()
+    plain = calibrate(index, x, ids, xyz, 5.0, 0.9)
+    informed = calibrate(index, x, ids, xyz, 5.0, 0.9, negatives=elsewhere(60, 1))
+    unseen = np.array([index.search(v, k=1)[1][0] for v in elsewhere(200, 2)])   # other places, not the negatives
+    assert (unseen >= plain.unknown_threshold).mean() > 0.5          # the failure negatives are for
+    assert informed.unknown_threshold > plain.unknown_threshold
+    assert (unseen >= informed.unknown_threshold).mean() < 0.2
+    assert informed.stats["negatives"] == 60 and informed.stats["negative_rejection"] >= 0.8
+    assert "negatives" not in plain.stats
+
+
+def test_builder_negatives_are_calibration_only(tmp_path, tiny_model):
+    import cv2
+
+    from placekit.demo import render_view, render_world, street_location
+
+    world, other = render_world(1), render_world(7)
+    builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), match_radius_m=10.0))
+    for i, s in enumerate(np.linspace(0.05, 0.95, 20)):
+        lat, lon = street_location(float(s))
+        builder.add(render_view(world, float(s), np.random.default_rng(i)), pk.Location(lat=lat, lon=lon), f"v{i}")
+    for i in range(6):
+        builder.add_negative(render_view(other, 0.1 + 0.15 * i, np.random.default_rng(50 + i)))
+    path = tmp_path / "neg.jpg"
+    cv2.imwrite(str(path), render_view(other, 0.5, np.random.default_rng(70)))
+    builder.add_negative(path)
+    with pytest.raises(pk.InvalidImageError):
+        builder.add_negative(np.zeros((4, 4), np.float64))
+    info = builder.build(tmp_path / "m.pkmap")
+    assert info["places"] == 20 == len(builder)
+    assert info["calibration"]["stats"]["negatives"] == 7

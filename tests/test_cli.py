@@ -143,3 +143,15 @@ def test_posed_map_from_the_command_line_gives_poses(tmp_path, descriptor):
     assert result["matches"][0]["inliers"] >= 25
     assert "pose centre" in run("localize", out, query).stdout
     assert "3D points" in run("map", "info", out).stdout
+
+
+def test_build_with_negatives_records_them_in_the_calibration(tmp_path, street, tiny_model):
+    negatives = tmp_path / "elsewhere"
+    negatives.mkdir()
+    for p in sorted((street / "queries").glob("foreign_*"))[:3]:
+        (negatives / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "neg.pkmap"
+    proc = run("map", "build", street / "database", "--locations", street / "database.csv", "-o", out,
+               "--model", tiny_model, "--negatives", negatives, "--json", "-q")
+    info = json.loads(proc.stdout)
+    assert info["calibration"]["stats"]["negatives"] == 3 and info["places"] == 40

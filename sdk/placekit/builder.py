@@ -63,6 +63,7 @@ class MapBuilder:
         self._names: list[str] = []
         self._groups: list[str] = []
         self._name_set: set[str] = set()
+        self._negatives: list[tuple[np.ndarray | None, np.ndarray | None]] = []
 
     def __len__(self) -> int:
         return len(self._names)
@@ -87,6 +88,20 @@ class MapBuilder:
             feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             self._local[len(self)] = (feats.keypoints, quantize_descriptors(feats.descriptors))
         self._append(descriptor, location, name, group)
+
+    def add_negative(self, image: Frame) -> None:
+        """Add an image of a place that is *not* in the map (another street, another building,
+        ideally from the same kind of camera). It is not stored; calibration counts its best
+        score as an out-of-map answer, so the ``unknown`` threshold rises above what unrelated
+        places score on this map. Local features are kept for a VLAD map only when the builder
+        already has a local extractor (add negatives after the map images)."""
+        bgr = to_bgr(image)
+        descriptor = None if self.vlad else self.extractor.describe_bgr(bgr)
+        local = None
+        if self.local is not None:
+            feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+            local = dequantize(quantize_descriptors(feats.descriptors))   # as map images are stored
+        self._negatives.append((descriptor, local))
 
     def add_descriptor(self, descriptor: np.ndarray, location: Location, name: str,
                        group: Optional[str] = None) -> None:
@@ -154,8 +169,9 @@ class MapBuilder:
         groups = None
         if any(self._groups):   # an image without a group is a group of its own
             groups = np.array([g or f"\0{i}" for i, g in enumerate(self._groups)])
+        negatives = self._negative_descriptors(vocabulary if use_vlad else None)
         cal: Calibration = calibrate(index, x, ids, xyz, opts.match_radius_m, opts.target_precision,
-                                     top_k=CALIBRATION_TOP_K, seed=opts.seed, groups=groups)
+                                     top_k=CALIBRATION_TOP_K, seed=opts.seed, groups=groups, negatives=negatives)
         pointmap = None
         if self.local is not None:
             pointmap = self._point_map(xyz)
@@ -203,6 +219,14 @@ class MapBuilder:
         costs less per frame since the local features are extracted anyway)."""
         n_local = sum(len(self._local[i][0]) for i in self._local)
         return len(self._local) == len(self) and n_local >= self.options.vlad_words * 4
+
+    def _negative_descriptors(self, vocabulary: np.ndarray | None) -> np.ndarray | None:
+        """(M, d) descriptors of the negatives in the map's descriptor space, or None."""
+        if vocabulary is None:
+            rows = [g for g, _ in self._negatives if g is not None]
+        else:
+            rows = [vlad(local, vocabulary) for _, local in self._negatives if local is not None]
+        return np.stack(rows) if rows else None
 
     def _vlad_descriptors(self) -> tuple[np.ndarray, np.ndarray]:
         """Learn the vocabulary on the map's local descriptors; VLAD of every image."""

@@ -15,6 +15,13 @@ place, as a later visit would be. When fewer than ``MIN_GROUP_POSITIVES`` such p
 
 ``unknown_threshold`` is the lowest score at which the share of positives among all answers
 at or above it reaches ``target_precision`` (in-map and out-of-map queries weighted equally).
+
+Place-out searches only see the map's own images. A map of one road or one building, whitened
+on itself, scores its own other places low, while a photo of somewhere else entirely may score
+higher. ``negatives``: descriptors of images known *not* to be in the map (another street,
+another building; ``MapBuilder.add_negative``). Each one's best score is an out-of-map answer;
+they then make up half of the out-of-map evidence (the place-out impostors the other half,
+each side represented by the same number of evenly spaced quantiles).
 """
 from __future__ import annotations
 
@@ -30,9 +37,11 @@ MIN_GROUP_POSITIVES = 10
 
 def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, positions: np.ndarray,
               radius: float, target_precision: float, top_k: int = 5, temperature: float = 0.02,
-              max_queries: int = 2000, seed: int = 0, groups: np.ndarray | None = None) -> Calibration:
+              max_queries: int = 2000, seed: int = 0, groups: np.ndarray | None = None,
+              negatives: np.ndarray | None = None) -> Calibration:
     """descriptors (N, d) raw, ids (N,), positions (N, 3) of the places stored in ``index``;
-    groups (N,) capture-group labels or None."""
+    groups (N,) capture-group labels or None; negatives (M, d) raw descriptors of images of
+    other places, or None."""
     n = len(ids)
     rng = np.random.default_rng(seed)
     queries = np.arange(n) if n <= max_queries else np.sort(rng.choice(n, max_queries, replace=False))
@@ -45,8 +54,33 @@ def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, posit
                           f"(< {MIN_GROUP_POSITIVES})")
             samples = _simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, None)
     positives, wrong, impostors, errors, near_tie_gaps = samples
+    external = _best_scores(index, negatives) if negatives is not None and len(negatives) else []
     return _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_precision, temperature,
-                len(queries), group_rule)
+                len(queries), group_rule, external)
+
+
+def _best_scores(index: PlaceIndex, negatives: np.ndarray) -> list[float]:
+    out = []
+    for d in negatives:
+        _, scores = index.search(d, k=1)
+        if len(scores):
+            out.append(float(scores[0]))
+    return out
+
+
+def _spread(values: list[float], k: int) -> list[float]:
+    """``k`` evenly spaced quantiles of ``values`` (their distribution at a fixed count)."""
+    return [float(v) for v in np.quantile(values, (np.arange(k) + 0.5) / k)] if values and k else []
+
+
+def _out_of_map(impostors: list[float], external: list[float], n_queries: int) -> list[float]:
+    """Place-out impostors alone, or, with external negatives, both kinds at equal weight."""
+    if not external:
+        return impostors
+    if not impostors:
+        return _spread(external, max(n_queries, 1))
+    half = (len(impostors) + 1) // 2
+    return _spread(impostors, half) + _spread(external, half)
 
 
 def _simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, groups):
@@ -80,8 +114,9 @@ def _simulate(index, descriptors, ids, positions, radius, top_k, temperature, qu
 
 
 def _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_precision, temperature,
-         n_queries, group_rule) -> Calibration:
-    pos, neg = np.array(positives), np.array(wrong + impostors)
+         n_queries, group_rule, external=()) -> Calibration:
+    external = list(external)
+    pos, neg = np.array(positives), np.array(wrong + _out_of_map(impostors, external, n_queries))
     threshold, how = _threshold(pos, neg, target_precision)
     slope, intercept = fit_logistic(pos, neg)
     margin = DEFAULT_MARGIN
@@ -100,6 +135,9 @@ def _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_prec
         "recall_at_threshold": float(accepted_pos / len(pos)) if len(pos) else 0.0,
         "impostor_rejection": float((np.array(impostors) < threshold).mean()) if impostors else None,
     }
+    if external:
+        stats["negatives"] = len(external)
+        stats["negative_rejection"] = float((np.array(external) < threshold).mean())
     return Calibration(
         unknown_threshold=float(threshold), ambiguity_margin=margin, match_radius_m=float(radius),
         temperature=temperature, base_uncertainty_m=max(base, 0.1), confidence_slope=slope,

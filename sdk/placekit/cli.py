@@ -1,6 +1,7 @@
 """``placekit``: the command line, mirroring the Python API.
 
     placekit map build DIR --locations CSV|exif -o MAP [--model NAME] [--descriptor gem|vlad] [--local-features NAME]
+                       [--negatives DIR]
     placekit map info MAP [--json]
     placekit localize MAP IMAGE [IMAGE...] [--json]
     placekit eval DATASET [--model NAME] [--descriptor gem|vlad] [--threshold M] [--json OUT] [--plots DIR]
@@ -53,6 +54,9 @@ def _build(args: argparse.Namespace) -> int:
                            max_keypoints=args.max_keypoints)
     builder = MapBuilder(options)
     builder.add_many(items, progress=not args.quiet)
+    if args.negatives:
+        for path in list_images(args.negatives):
+            builder.add_negative(path)
     info = builder.build(args.output, user={"source_dir": str(folder)})
     if args.json:
         print(json.dumps(info, indent=1))
@@ -217,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (hardnet-int8 for images with a camera in the CSV: qw..qz and fx..cy), none, "
                         "rootsift or a local model: stored for verification; 3D points from posed images")
     b.add_argument("--max-keypoints", type=int, default=1024)
+    b.add_argument("--negatives", default=None, metavar="DIR",
+                   help="photos of places NOT in the map (not stored): calibration keeps them out")
     b.add_argument("--threads", type=int, default=0)
     b.add_argument("--backend", default="auto", choices=["auto", "onnx", "litert"])
     b.add_argument("--json", action="store_true", help="print the map info as JSON")
