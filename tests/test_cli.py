@@ -155,3 +155,4 @@ def test_build_with_negatives_records_them_in_the_calibration(tmp_path, street, 
                "--model", tiny_model, "--negatives", negatives, "--json", "-q")
     info = json.loads(proc.stdout)
     assert info["calibration"]["stats"]["negatives"] == 3 and info["places"] == 40
+    assert "3 photos of other places" in run("map", "info", out).stdout

@@ -90,6 +90,10 @@ def _info(args: argparse.Namespace) -> int:
         f"radius {cal['match_radius_m']} m, target precision {cal['target_precision']}",
         f"size         {info['file_bytes']:,} bytes ({info['bytes_per_place']} per place)",
     ]
+    stats = cal.get("stats") or {}
+    if stats.get("negatives"):
+        lines.insert(-1, f"negatives    {stats['negatives']} photos of other places at build, "
+                         f"{stats['negative_rejection']:.0%} of them below the unknown threshold")
     local = info.get("local")
     if local:
         tri = local.get("triangulation") or {}
