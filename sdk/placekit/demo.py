@@ -21,6 +21,7 @@ METRES = 300.0           # street length
 PX_PER_M = 30.0
 VIEW_W, VIEW_H = 640, 480
 ORIGIN = (55.7047, 13.1910)  # the street runs east from here
+DEMO_NEGATIVES = 12          # views of a third street given to the map builder as negatives
 WORDS = ("CAFE", "BANK", "HOTEL", "BOOKS", "PHARMACY", "BAKERY", "TAXI", "MUSEUM", "BAR",
          "SHOES", "FLOWERS", "POST", "PIZZA", "MARKET", "CINEMA", "DENTIST", "GYM", "TOYS")
 
@@ -101,9 +102,10 @@ def street_location(s: float) -> tuple[float, float]:
 
 
 def write_dataset(folder: str | os.PathLike, n_database: int = 60, n_queries: int = 20,
-                  n_foreign: int = 8, seed: int = 7) -> Path:
+                  n_foreign: int = 8, seed: int = 7, n_negatives: int = 0) -> Path:
     """Write a dataset in the DESIGN section-7 layout: database/, queries/ (+ foreign views of
-    another street, named ``foreign_*``), database.csv and queries.csv (WGS84)."""
+    another street, named ``foreign_*``), database.csv and queries.csv (WGS84); with
+    ``n_negatives``, also negatives/: views of a third street for ``MapBuilder.add_negative``."""
     from .datasets import write_locations_csv
     from .types import Location
 
@@ -125,6 +127,12 @@ def write_dataset(folder: str | os.PathLike, n_database: int = 60, n_queries: in
         cv2.imwrite(str(folder / "queries" / name), render_view(other, rng.uniform(0, 1), rng, 1.0))
     write_locations_csv(folder / "database.csv", tables["database"])
     write_locations_csv(folder / "queries.csv", tables["queries"])
+    if n_negatives:
+        third, neg_rng = render_world(seed + 2000), np.random.default_rng(seed + 2000)
+        (folder / "negatives").mkdir(parents=True, exist_ok=True)
+        for i in range(n_negatives):
+            cv2.imwrite(str(folder / "negatives" / f"n{i:04d}.jpg"),
+                        render_view(third, (i + 0.5) / n_negatives, neg_rng, 1.0))
     return folder
 
 
@@ -141,15 +149,19 @@ def run_demo(workdir: str | os.PathLike | None = None, model: str = "default", t
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(workdir) if workdir else Path(tmp)
         t0 = time.perf_counter()
-        write_dataset(root)
-        say(f"rendered a {METRES:.0f} m street: 60 map views, 20 held-out views, 8 views of another street -> {root}")
+        write_dataset(root, n_negatives=DEMO_NEGATIVES)
+        say(f"rendered a {METRES:.0f} m street: 60 map views, 20 held-out views, 8 views of another street, "
+            f"{DEMO_NEGATIVES} views of a third street (negatives: calibration only) -> {root}")
         builder = MapBuilder(BuildOptions(model=model, threads=threads, match_radius_m=10.0))
         db = read_locations_csv(root / "database.csv")
         builder.add_many(((root / "database" / n, loc, n) for n, loc in db.items()), progress=not quiet)
+        for path in sorted((root / "negatives").iterdir()):
+            builder.add_negative(path)
         info = builder.build(root / "street.pkmap", user={"source": "placekit demo"})
         say(f"built {root / 'street.pkmap'}: {info['places']} places, {info['file_bytes']} bytes, "
             f"recipe {info['index']['recipe']}, unknown below score "
-            f"{info['calibration']['unknown_threshold']:.3f}")
+            f"{info['calibration']['unknown_threshold']:.3f} "
+            f"({info['calibration']['stats'].get('negative_rejection', 0):.0%} of the negatives below it)")
         queries = read_locations_csv(root / "queries.csv")
         frame = LocalFrame(*ORIGIN)
         errors, statuses, foreign, latency = [], [], [], []

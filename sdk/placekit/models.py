@@ -15,10 +15,11 @@ from pathlib import Path
 
 from .errors import ModelNotFoundError
 
-# The ImageNet GeM stays the default: the trained ``gem`` family (faster, 4 MB in int8, better on
-# IE Tower) rejects unseen places less often (placekit demo: 38% of foreign views answered
-# "unknown" vs 88%); see benchmarks/RESULTS.md and models/gem/CARD.md.
-DEFAULT_MODEL = "gem-imagenet-fp32"
+# The default is the ImageNet GeM in int8 (ONNX): 1.6x faster than its fp32 export in
+# ``localize`` and a quarter of the size, with the same held-out retrieval and out-of-map
+# rejection on real maps (benchmarks/RESULTS.md). The trained ``gem`` family (better on IE
+# Tower) rejects unseen places less often, and has no int8 file; see models/gem/CARD.md.
+DEFAULT_MODEL = "gem-imagenet-int8"
 
 
 @dataclass(frozen=True)
