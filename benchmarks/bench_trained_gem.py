@@ -17,8 +17,9 @@ Not held out (marked ``"held_out": false``): the full ``strecha`` and ``ie-tower
 real-data suite, which contain fountain-P11 and the trained IE Tower floors.
 
 Also per model: ``placekit demo`` (a rendered street; 20 held-out views and 8 views of another
-street), the share of held-out views localized and of foreign views answered ``unknown`` -- how
-well the calibrated decision rejects places that are not in the map.
+street; 12 views of a third street given to the builder as negatives), the share of held-out
+views localized and of foreign views answered ``unknown`` -- how well the calibrated decision
+rejects places that are not in the map.
 """
 from __future__ import annotations
 

@@ -324,7 +324,8 @@ def trained_gem_section(d: dict) -> list[str]:
             out.append(f"| {name} | {'yes' if t['held_out'] else '**no**'} | {t['queries']} | {r['method']} "
                        f"| {r['recall_at_1']:.3f} | {r['recall_at_5']:.3f} | {size:,.0f} |")
     if d.get("demo"):
-        out += ["", "`placekit demo` per model (rendered street; 20 held-out views, 8 views of another street):", "",
+        out += ["", "`placekit demo` per model (rendered street; 20 held-out views, 8 views of another street; 12 views of a "
+                "third street as negatives):", "",
                 "| model | held-out views localized | median error | foreign views answered unknown |",
                 "|---|---:|---:|---:|"]
         for label, r in d["demo"].items():
