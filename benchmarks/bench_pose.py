@@ -163,7 +163,10 @@ def main() -> None:
                     results[f"strecha entry-P10 (held out) / {cname}"] = summarize(runs[:1])
                 print(dname, cname, {k: v for k, v in results[f"{dname} / {cname}"].items() if k != "latency_ms_p50"},
                       flush=True)
-    save(args.out, {"threshold_m": THRESHOLD_M, "max_keypoints": args.max_keypoints, "results": results})
+    from placekit.models import DEFAULT_MODEL
+
+    save(args.out, {"threshold_m": THRESHOLD_M, "max_keypoints": args.max_keypoints, "global_model": DEFAULT_MODEL,
+                    "results": results})
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--model", default="default", help="global model (default: the shipped default)")
     args = p.parse_args()
     if not DATA.is_dir():
         print(f"tracking benchmark skipped: {DATA} is not present")
@@ -95,7 +96,7 @@ def main() -> None:
     import placekit as pk
     from placekit.imageio import read_image
 
-    builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=THRESHOLD_M, threads=args.threads))
+    builder = pk.MapBuilder(pk.BuildOptions(model=args.model, match_radius_m=THRESHOLD_M, threads=args.threads))
     queries, truth = [], []
     for seq in ("seq1", "seq2"):
         images, ground = sequence(seq)
@@ -119,8 +120,10 @@ def main() -> None:
                     results[f"{condition}/{mode}"] = run_mode(localizer, mode, frames, truth, kidnap_at,
                                                               np.random.default_rng(1))
                     print(condition, mode, results[f"{condition}/{mode}"], flush=True)
-    save(args.out, {"queries": len(queries), "kidnap_at_query": kidnap_at, "threshold_m": THRESHOLD_M,
-                    "results": results})
+    from placekit.models import resolve_model
+
+    save(args.out, {"model": resolve_model(args.model).stem, "queries": len(queries), "kidnap_at_query": kidnap_at,
+                    "threshold_m": THRESHOLD_M, "results": results})
 
 
 if __name__ == "__main__":

@@ -228,7 +228,8 @@ def scale_section(d: dict) -> list[str]:
 
 
 def tracking_section(d: dict) -> list[str]:
-    out = ["## Tracking on KITTI: single frames vs `Tracker`", "", provenance(d), "",
+    out = [f"## Tracking on KITTI: single frames vs `Tracker` (`{d.get('model', 'gem-imagenet-fp32')}`)", "",
+           provenance(d), "",
            f"{d['queries']} queries (odd frames of seq1 then seq2, 0.2 s apart; the switch at query "
            f"{d['kidnap_at_query']} is a kidnap), map = even frames of both (`benchmarks/bench_tracking.py` docstring "
            f"gives the degradation). Recall: share of queries answered `localized` within {d['threshold_m']:.0f} m. "
@@ -439,7 +440,8 @@ def main() -> None:
                          ("real_data.json", real_data_section), ("pose.json", pose_section),
                          ("pose_512.json", pose_section),
                          ("scale.json", scale_section),
-                         ("tracking.json", tracking_section), ("prior_growth.json", prior_growth_section),
+                         ("tracking.json", tracking_section),
+                         ("tracking_gem_imagenet_int8.json", tracking_section), ("prior_growth.json", prior_growth_section),
                          ("soak.json", soak_section), ("install.json", install_section),
                          ("trained_gem.json", trained_gem_section), ("rejection.json", rejection_section),
                          ("hpatches.json", hpatches_section)):

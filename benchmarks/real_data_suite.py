@@ -98,8 +98,12 @@ def ie_tower(root: Path, stride: int = 3, floor_range: str | None = None) -> flo
     return 25.0
 
 
-PLACEKIT_CONFIGS = (("placekit GeM (ImageNet) fp32, ONNX Runtime, PCA-whitened 256-D", "default", "onnx"),
-                    ("placekit GeM (ImageNet) fp32, LiteRT", "gem-imagenet-fp32.tflite", "litert"))
+def placekit_configs() -> tuple:
+    """(label, model, backend): the default model on ONNX Runtime, its TFLite sibling on LiteRT."""
+    from placekit.models import DEFAULT_MODEL
+
+    return ((f"placekit {DEFAULT_MODEL} (default), ONNX Runtime, PCA-whitened 256-D", DEFAULT_MODEL, "onnx"),
+            (f"placekit {DEFAULT_MODEL}, LiteRT", f"{DEFAULT_MODEL}.tflite", "litert"))
 
 
 def make_peers(threads: int) -> list:
@@ -151,7 +155,7 @@ def main() -> None:
             threshold = layout(root)
             dataset = load_dataset(root)
             table = []
-            for i, (label, model, backend) in enumerate(PLACEKIT_CONFIGS):
+            for i, (label, model, backend) in enumerate(placekit_configs()):
                 plots = args.plots / f"eval-{name}" if (args.plots and i == 0) else None
                 report = evaluate(dataset, model=model, threshold_m=threshold, threads=args.threads,
                                   backend=backend, plots_dir=plots)
@@ -167,7 +171,9 @@ def main() -> None:
             for row in table:
                 print(f"{name:<11} {row['method'][:60]:<60} r@1 {row['recall_at_1']:.3f} r@5 {row['recall_at_5']:.3f} "
                       f"{row['latency_ms_p50']:.1f} ms {row['bytes_per_place']:.0f} B", flush=True)
-    save(args.out, {"model": "default", "threads": args.threads, "datasets": reports, "peers": tables})
+    from placekit.models import DEFAULT_MODEL
+
+    save(args.out, {"model": DEFAULT_MODEL, "threads": args.threads, "datasets": reports, "peers": tables})
 
 
 if __name__ == "__main__":
