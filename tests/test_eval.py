@@ -79,3 +79,11 @@ def test_group_column_reaches_the_map(tmp_path, street, tiny_model):
     with pk.Localizer.open(keep / "eval.pkmap", pk.LocalizerOptions(model=str(tiny_model))) as loc:
         assert loc.info()["calibration"]["stats"]["groups"] in ("other groups only",) or \
             loc.info()["calibration"]["stats"]["groups"].startswith("fell back")
+
+
+def test_eval_negatives_calibrate_the_map(street, tiny_model):
+    foreign = sorted((street / "queries").glob("foreign_*"))[:2]
+    report = evaluate(load_dataset(street), model=str(tiny_model), threshold_m=10.0, negatives=foreign)
+    assert report["calibration"]["stats"]["negatives"] == 2
+    assert "negatives" not in evaluate(load_dataset(street), model=str(tiny_model),
+                                       threshold_m=10.0)["calibration"]["stats"]

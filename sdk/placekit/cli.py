@@ -5,6 +5,7 @@
     placekit map info MAP [--json]
     placekit localize MAP IMAGE [IMAGE...] [--json]
     placekit eval DATASET [--model NAME] [--descriptor gem|vlad] [--threshold M] [--json OUT] [--plots DIR]
+                  [--negatives DIR]
     placekit models [--json]
     placekit doctor [--json]
     placekit demo
@@ -154,11 +155,13 @@ def _result_text(r: dict) -> str:
 
 def _eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate, load_dataset
+    from .imageio import list_images
 
     report = evaluate(load_dataset(args.dataset), model=args.model, descriptor=args.descriptor,
                       threshold_m=args.threshold, threads=args.threads, workdir=args.keep_map, progress=not args.quiet,
                       top_k=args.top_k, plots_dir=args.plots, backend=args.backend,
-                      local_features=args.local_features)
+                      local_features=args.local_features,
+                      negatives=list_images(args.negatives) if args.negatives else ())
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     fmt = lambda v, unit="": "-" if v is None else f"{v:.3f}{unit}"  # noqa: E731
@@ -259,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots into DIR (needs matplotlib)")
     ev.add_argument("--top-k", type=int, default=10, help="matches returned per query; recall@N up to N=top-k")
     ev.add_argument("--backend", default="auto", choices=["auto", "onnx", "litert"])
+    ev.add_argument("--negatives", default=None, metavar="DIR",
+                    help="photos of places NOT in the map, for its calibration (as in 'map build')")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_eval)
 

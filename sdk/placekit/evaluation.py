@@ -15,7 +15,7 @@ import resource
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -86,9 +86,11 @@ def _metric(locations: list[Location], frame: Optional[LocalFrame]) -> np.ndarra
 def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "auto",
              threshold_m: float = DEFAULT_THRESHOLD_M, threads: int = 0, workdir: str | os.PathLike | None = None,
              progress: bool = False, top_k: int = max(RECALL_AT), plots_dir: str | os.PathLike | None = None,
-             backend: str = "auto", local_features: str = "auto") -> dict:
+             backend: str = "auto", local_features: str = "auto",
+             negatives: Sequence[str | os.PathLike] = ()) -> dict:
     """Build a map from the database, localize every query, measure. Returns the report dict
-    (keys in the module docstring); with ``plots_dir``, also writes the PNG plots there."""
+    (keys in the module docstring); with ``plots_dir``, also writes the PNG plots there.
+    ``negatives``: image paths of places not in the map, given to ``MapBuilder.add_negative``."""
     from .builder import MapBuilder
     from .localizer import Localizer
     from .options import BuildOptions, LocalizerOptions
@@ -98,6 +100,8 @@ def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "auto",
         builder = MapBuilder(BuildOptions(model=model, descriptor=descriptor, match_radius_m=threshold_m,
                                           threads=threads, backend=backend, local_features=local_features))
         builder.add_many(((s.path, s.location, s.path.name, s.group) for s in dataset.database), progress=progress)
+        for path in negatives:
+            builder.add_negative(path)
         map_info = builder.build(map_path)
         map_bytes = map_path.stat().st_size
         queries = dataset.queries
