@@ -3,7 +3,7 @@ recipe (``body``: convolutions and residual additions in int8, GeM head float) w
 bias correction and with every supported op in int8 (``full``), recorded even when the export
 gate rejects them (rejected files are never shipped), with their latency.
 
-    python -m placekit_export.parity_images CALIB_DIR      # the calibration folder of the shipped models
+    python -m placekit_export.calibration_images CALIB_DIR      # the calibration folder of the shipped models
     python benchmarks/int8_parity.py --calibration CALIB_DIR --out benchmarks/results/int8_parity.json
     python benchmarks/int8_parity.py --checkpoint models/gem/training/gem.pt --calibration CALIB_DIR \\
         --out benchmarks/results/int8_parity_trained.json
@@ -61,7 +61,7 @@ def main() -> None:
             out.unlink(missing_ok=True)
             print(rows[-1], flush=True)
     save(args.out, {"model": name, "rows": rows, "calibration": f"{args.calibration.name}/ "
-                    "(python -m placekit_export.parity_images: 32 pool photos + 32 IE Tower frames of the training "
+                    "(python -m placekit_export.calibration_images: 32 pool photos + 32 IE Tower frames of the training "
                     "floors)", "parity_images": where or "the placekit-export parity set",
                     "latency_input": list(LATENCY_SHAPE)})
 

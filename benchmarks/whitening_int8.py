@@ -1,7 +1,7 @@
 """Why the trained GeM ships no int8 file: how much the learned whitening magnifies int8 rounding
 of the network body, and whether another whitening would avoid it.
 
-    python -m placekit_export.parity_images CALIB_DIR
+    python -m placekit_export.calibration_images CALIB_DIR
     python benchmarks/whitening_int8.py --calibration CALIB_DIR --out benchmarks/results/whitening_int8.json
 
 The trained checkpoint's body (whitening removed) is exported to ONNX, bias-corrected and int8

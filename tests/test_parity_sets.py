@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("torch", reason="export tests need torch (pip install 'placekit[train]')")
 
 from placekit_export.onnx_export import retrieval_agreement  # noqa: E402
-from placekit_export.parity_images import calibration_set, parity_images  # noqa: E402
+from placekit_export.calibration_images import calibration_set
+from placekit_export.parity_images import parity_images  # noqa: E402
 
 
 def _reference():

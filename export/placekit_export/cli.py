@@ -5,7 +5,7 @@
         --calibration CALIB_DIR -o models/hardnet/hardnet-int8.tflite
 
 int8 needs ``--calibration DIR``: images from the deployment domain (there is no default set).
-The shipped int8 models were calibrated on the folder ``python -m placekit_export.parity_images
+The shipped int8 models were calibrated on the folder ``python -m placekit_export.calibration_images
 CALIB_DIR`` writes (outdoor pool photos + IE Tower frames outside the held-out floors).
 Every export is checked against PyTorch on real images that are not in the calibration set
 (``../shared/data`` when present) and fails when the check is missed; the figures go into

@@ -1,22 +1,20 @@
-"""Images for parity checks and int8 calibration: real photos from ``../shared/data`` when
-present, else generated ones (the model card records which).
+"""Images for parity checks: real photos from ``../shared/data`` when present, else generated
+ones (the model card records which).
 
 Parity sources (every source gets an equal share of ``n``; a source with fewer images passes
 the rest on):
 
 * ``strecha``: the photos of every Strecha scene (outdoor facades, 54 in all);
 * ``ie_tower``: IE Tower frames of the highrise floors (indoor), the floor range that neither
-  training nor ``calibration_set`` uses.
+  training nor the int8 calibration folder uses.
 
-``calibration_set`` writes the calibration folder the shipped int8 models were made with:
-outdoor ``pool`` photos and IE Tower frames of the other floor ranges, so that both deployment
-domains (outdoor streets, indoor buildings) set the activation ranges.
+The int8 calibration folder (``calibration_images``) is drawn from the other IE Tower floors,
+so the two sets never share an image.
 """
 from __future__ import annotations
 
 import csv
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -82,36 +80,3 @@ def parity_images(n: int = 24, seed: int = 0, exclude: set[str] = frozenset(),
     world = render_world(seed)
     imgs = [render_view(world, 0.1 + 0.8 * i / n, np.random.default_rng(i)) for i in range(n)]
     return imgs, f"{n} generated street views (shared/data absent)"
-
-
-def calibration_set(out: Path, n_outdoor: int = 32, n_indoor: int = 32) -> list[Path]:
-    """Copy a calibration folder: ``n_outdoor`` photos of ``pool`` and ``n_indoor`` IE Tower
-    frames of the non-held-out floors, both spread evenly over their sorted lists."""
-    data = shared_data_dir()
-    if data is None:
-        raise FileNotFoundError("shared/data not found (set PLACEKIT_SHARED_DATA)")
-    outdoor = sorted(p for d in sorted((data / "pool").glob("*")) if d.is_dir() for p in list_images(d))
-    indoor = ie_tower_frames(data, held_out=False)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for prefix, paths, k in (("outdoor", outdoor, n_outdoor), ("indoor", indoor, n_indoor)):
-        for p in [paths[int(i)] for i in np.linspace(0, len(paths) - 1, min(k, len(paths)))]:
-            target = out / f"{prefix}_{p.parent.name}_{p.name}"
-            shutil.copyfile(p, target)
-            written.append(target)
-    return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m placekit_export.parity_images",
-                                description="Write the int8 calibration folder used for the shipped models.")
-    p.add_argument("out", type=Path)
-    args = p.parse_args(argv)
-    print(f"wrote {len(calibration_set(args.out))} images to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
