@@ -25,7 +25,7 @@ def test_card_lists_only_files_that_exist_and_drops_a_rejected_one(tmp_path):
     assert [f["file"] for f in json.loads((tmp_path / "card.json").read_text())["files"]] == ["a-fp32.onnx",
                                                                                              "a-int8.onnx"]
     (tmp_path / "a-int8.onnx").unlink()   # what a rejected re-export does
-    card = update_card(tmp_path, FAMILY, drop="a-int8.onnx")
+    card = update_card(tmp_path, FAMILY)
     assert [f["file"] for f in card["files"]] == ["a-fp32.onnx"]
     text = (tmp_path / "CARD.md").read_text()
     assert "a-int8.onnx" not in text and "1.000 on 3 / 0.750 on 4" in text

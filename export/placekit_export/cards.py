@@ -35,15 +35,14 @@ def _agreement_text(parity: dict) -> str:
             f"on {parity['n_items']} (margin {parity['tie_margin']})")
 
 
-def update_card(folder: Path, family: dict, file_entry: dict | None = None, drop: str | None = None) -> dict:
-    """Merge one exported file's entry into ``folder/card.json`` (or ``drop`` the entry of a
-    file that is gone, e.g. a rejected re-export) and re-render CARD.md. Entries of files that
-    are no longer in ``folder`` are dropped too."""
+def update_card(folder: Path, family: dict, file_entry: dict | None = None) -> dict:
+    """Merge one exported file's entry (if given) into ``folder/card.json`` and re-render
+    CARD.md. Entries of files no longer in ``folder`` (e.g. a rejected re-export) are dropped."""
     card_path = folder / "card.json"
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     card.update(family)
-    replaced = {drop, file_entry["file"] if file_entry else None}
-    files = [f for f in card.get("files", []) if f["file"] not in replaced and (folder / f["file"]).is_file()]
+    replaced = file_entry["file"] if file_entry else None
+    files = [f for f in card.get("files", []) if f["file"] != replaced and (folder / f["file"]).is_file()]
     files += [file_entry] if file_entry else []
     card["files"] = sorted(files, key=lambda f: f["file"])
     card["updated_utc"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

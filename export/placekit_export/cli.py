@@ -74,7 +74,7 @@ def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: P
         if not keep_rejected:
             out.unlink(missing_ok=True)
             if card and (out.parent / "card.json").is_file():
-                update_card(out.parent, spec.card, drop=out.name)
+                update_card(out.parent, spec.card)   # drops the rejected file's old entry
         raise
     parity["images"] = where
     example = parity_inputs[0]
