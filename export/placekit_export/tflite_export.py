@@ -1,14 +1,12 @@
 """PyTorch -> TFLite with litert-torch; int8 / fp16 with ai-edge-quantizer; placekit metadata.
 
-int8 quantizes the convolutional body (``INT8_OPS``: convolutions, depthwise convolutions and
-residual additions, int8 weights per channel and int8 activations) and leaves the head in
-float: GeM's pow / mean / root, the whitening layer and the L2 normalisation. Quantizing the
-head too (ai-edge-quantizer's ``static_wi8_ai8``) costs no measurable time but cubes int8
-rounding error in GeM: on the parity set it drops the ImageNet GeM's mean cosine from 0.997
-to 0.985 and the trained GeM's from 0.987 to 0.80 (benchmarks/RESULTS.md, "TFLite int8").
-
-The metadata is a TFLite ``metadata`` entry named ``placekit`` whose buffer holds the JSON of
-``ModelInfo.to_metadata()``; ``placekit.tflite_metadata`` reads it back without TensorFlow.
+int8 quantizes the convolutional body (``INT8_OPS``: convolutions, depthwise convolutions, and
+the residual additions and paddings inside conv modules; int8 weights per channel, int8
+activations) and leaves the head in float: GeM's pow / mean / root, the whitening layer and the
+L2 normalisation. Quantizing the head too (``ALL_OPS_INT8``) is no faster (4.96 vs 4.64 ms at
+352x480, 2 threads) and cubes int8 rounding error in GeM: on the parity set the ImageNet GeM's
+mean cosine drops from 0.997 to 0.985 and the trained GeM's from 0.987 to 0.79
+(benchmarks/RESULTS.md, "GeM int8: parity gate").
 """
 from __future__ import annotations
 
