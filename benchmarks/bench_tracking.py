@@ -7,7 +7,7 @@ streets). Queries: the odd frames of seq1, then those of seq2, as one 10 Hz stre
 between queries); the jump from seq1 to seq2 is a kidnap. Positions are the poses' ground-plane
 coordinates (KITTI camera x, z). Conditions: ``clean`` frames, and ``degraded`` frames (a
 quarter of the resolution, blur, 0.4x brightness, sensor noise, a random grey occluder of a
-third of the frame: a dirty lens at dusk), seeded. Modes: single-frame ``localize``; ``Tracker``
+third of the frame: a dirty lens at dusk; ``placekit_export.retrieval_eval.dusk_lens``), seeded. Modes: single-frame ``localize``; ``Tracker``
 without odometry; ``Tracker`` with odometry (ground-truth displacement + 0.3 m noise).
 
 Reported per condition and mode: share of queries answered ``localized`` within 5 m (recall),
@@ -24,11 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
+
+from placekit_export.retrieval_eval import dusk_lens  # noqa: E402  (the held-out sets' degradation)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 THRESHOLD_M = 5.0
@@ -41,17 +42,6 @@ def sequence(seq: str) -> tuple[list[Path], np.ndarray]:
     t = poses[:, :, 3]
     ground = np.stack([t[:, 0] + OFFSET_M[seq], t[:, 2], -t[:, 1]], axis=1)   # east, north, up
     return images, ground
-
-
-def degrade(bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = bgr.shape[:2]
-    small = cv2.resize(bgr, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-    out = cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 1.5)
-    out = out.astype(np.float32) * 0.4 + rng.normal(0, 8, out.shape)
-    ow, oh = int(w * rng.uniform(0.3, 0.45)), int(h * rng.uniform(0.6, 0.9))
-    x, y = rng.integers(0, w - ow), rng.integers(0, h - oh)
-    out[y:y + oh, x:x + ow] = 60
-    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def run_mode(localizer, mode: str, frames: list[np.ndarray], truth: np.ndarray, kidnap_at: int, rng) -> dict:
@@ -115,7 +105,7 @@ def main() -> None:
         with pk.Localizer.open(path, pk.LocalizerOptions(threads=args.threads)) as localizer:
             for condition in ("clean", "degraded"):
                 rng = np.random.default_rng(0)
-                frames = queries if condition == "clean" else [degrade(q, rng) for q in queries]
+                frames = queries if condition == "clean" else [dusk_lens(q, rng) for q in queries]
                 for mode in ("single", "tracked", "tracked+odometry"):
                     results[f"{condition}/{mode}"] = run_mode(localizer, mode, frames, truth, kidnap_at,
                                                               np.random.default_rng(1))

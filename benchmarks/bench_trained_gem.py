@@ -12,6 +12,9 @@ Held out of GeM training (the trained model never saw them):
   queries = odd; 5 m.
 * ``kitti-seq1`` / ``kitti-seq2``: even frames map, odd frames query; 5 m.
 * ``ie-tower-highrise``: IE Tower floors 17-23 only, split by clip as in the real-data suite.
+* ``*-dusk``: the same four splits, every query seen at dusk through a dirty lens
+  (``placekit_export.retrieval_eval.dusk_lens``, the degradation of ``bench_tracking.py``); maps
+  built from the clean images.
 
 Not held out (marked ``"held_out": false``): the full ``strecha`` and ``ie-tower`` sets of the
 real-data suite, which contain fountain-P11 and the trained IE Tower floors.
@@ -45,6 +48,10 @@ DATASETS = (("strecha-heldout", True, lambda r: strecha(r, ("entry-P10", "Herz-J
             ("kitti-seq1", True, lambda r: kitti(r, "seq1")),
             ("kitti-seq2", True, lambda r: kitti(r, "seq2")),
             ("ie-tower-highrise", True, lambda r: ie_tower(r, floor_range="highrise")),
+            ("strecha-heldout-dusk", True, lambda r: strecha(r, ("entry-P10", "Herz-Jesus-P25"), dusk=True)),
+            ("kitti-seq1-dusk", True, lambda r: kitti(r, "seq1", dusk=True)),
+            ("kitti-seq2-dusk", True, lambda r: kitti(r, "seq2", dusk=True)),
+            ("ie-tower-highrise-dusk", True, lambda r: ie_tower(r, floor_range="highrise", dusk=True)),
             ("strecha", False, strecha),
             ("ie-tower", False, ie_tower))
 

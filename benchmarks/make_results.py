@@ -317,7 +317,10 @@ def trained_gem_section(d: dict) -> list[str]:
     out = ["## Trained GeM vs ImageNet GeM (through the runtime)", "", provenance(d), "",
            "`placekit eval` code path (map, PQ index, one query at a time) for each model, and the 1280-D float "
            "ImageNet GeM peer, on the same splits. **Held out** = not seen by `placekit-train gem`; the last two "
-           "sets contain training images and are shown only for continuity with the real-data suite.", "",
+           "sets contain training images and are shown only for continuity with the real-data suite. `-dusk`: the "
+           "same split with every query at dusk through a dirty lens (`placekit_export.retrieval_eval.dusk_lens`: "
+           "a quarter of the resolution, blur, 0.4x light, noise, a grey occluder), the map built from clean "
+           "images.", "",
            "| dataset | held out | queries | method | recall@1 | recall@5 | bytes / place |", "|---|---|---:|---|---:|---:|---:|"]
     for name, t in d["datasets"].items():
         for r in t["rows"]:

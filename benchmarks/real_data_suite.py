@@ -45,41 +45,55 @@ KEEP = ("recall_at_1", "recall_at_5", "recall_at_10", "median_position_error_m",
         "n_queries", "n_database", "threshold_m", "calibration")
 
 
-def _write(root: Path, split: str, rows: list[tuple]) -> None:
-    """rows: (source image, name, (x, y, z)[, group])."""
+def _write(root: Path, split: str, rows: list[tuple], dusk: bool = False) -> None:
+    """rows: (source image, name, (x, y, z)[, group]). Images are linked, or with ``dusk`` written
+    through ``placekit_export.retrieval_eval.dusk_lens`` (seeded by their order; JPEG quality 95
+    or PNG, as the source)."""
     (root / split).mkdir(parents=True, exist_ok=True)
     grouped = any(len(r) > 3 for r in rows)
     lines = ["name,x,y,z" + (",group" if grouped else "")]
+    if dusk:
+        import cv2
+
+        from placekit_export.retrieval_eval import DUSK_SEED, dusk_lens
+        rng = np.random.default_rng(DUSK_SEED)
     for src, name, (x, y, z), *group in rows:
-        (root / split / name).symlink_to(src.resolve())
+        if dusk:
+            cv2.imwrite(str(root / split / name), dusk_lens(cv2.imread(str(src)), rng), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        else:
+            (root / split / name).symlink_to(src.resolve())
         lines.append(f"{name},{x},{y},{z}" + (f",{group[0]}" if grouped else ""))
     (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
 
 
-def strecha(root: Path, scenes: tuple[str, ...] = ("entry-P10", "fountain-P11", "Herz-Jesus-P25")) -> float:
+def strecha(root: Path, scenes: tuple[str, ...] = ("entry-P10", "fountain-P11", "Herz-Jesus-P25"),
+            dusk: bool = False) -> float:
+    """Even views map, odd views query (``dusk``: queries through ``dusk_lens``); scenes 1 km apart."""
     parts = {"database": [], "queries": []}
     for k, scene in enumerate(scenes):
         for i, img in enumerate(sorted((DATA / "strecha" / scene / "images").glob("*.jpg"))):
             c = [float(v) for v in (DATA / "strecha" / scene / "cameras" / f"{img.name}.camera").read_text().split("\n")[7].split()]
             parts["database" if i % 2 == 0 else "queries"].append((img, f"{scene}_{img.name}", (c[0] + 1000 * k, c[1], c[2])))
     for split, rows in parts.items():
-        _write(root, split, rows)
+        _write(root, split, rows, dusk=dusk and split == "queries")
     return 5.0
 
 
-def kitti(root: Path, seq: str) -> float:
+def kitti(root: Path, seq: str, dusk: bool = False) -> float:
+    """Even frames map, odd frames query (``dusk``: queries through ``dusk_lens``)."""
     poses = np.loadtxt(DATA / "kitti" / seq / "poses.txt").reshape(-1, 3, 4)
     images = sorted((DATA / "kitti" / seq / "image_l").glob("*.png"))
     parts = {"database": [], "queries": []}
     for i, (img, pose) in enumerate(zip(images, poses)):
         parts["database" if i % 2 == 0 else "queries"].append((img, img.name, tuple(pose[:, 3])))
     for split, rows in parts.items():
-        _write(root, split, rows)
+        _write(root, split, rows, dusk=dusk and split == "queries")
     return 5.0
 
 
-def ie_tower(root: Path, stride: int = 3, floor_range: str | None = None) -> float:
-    """``floor_range``: keep only frames of that range (``highrise`` is held out of GeM training)."""
+def ie_tower(root: Path, stride: int = 3, floor_range: str | None = None, dusk: bool = False) -> float:
+    """``floor_range``: keep only frames of that range (``highrise`` is held out of GeM training);
+    ``dusk``: queries through ``dusk_lens``."""
     rows = [r for r in csv.DictReader(open(DATA / "ie_tower" / "dataset.csv"))
             if floor_range is None or r["floor_range"] == floor_range]
     by_area: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
@@ -94,7 +108,7 @@ def ie_tower(root: Path, stride: int = 3, floor_range: str | None = None) -> flo
             for img in sorted(by_area[area][clip])[::stride]:
                 parts[split].append((img, f"{area}_{img.name}", (1000.0 * k, 0.0, 0.0), clip))
     for split, rows_ in parts.items():
-        _write(root, split, rows_)
+        _write(root, split, rows_, dusk=dusk and split == "queries")
     return 25.0
 
 

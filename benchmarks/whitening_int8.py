@@ -73,7 +73,7 @@ def main() -> None:
     train_desc = train_gem.describe_images(net, train_gem.ImageCache(training.images).images, device)
     pairs = train_gem.whitening_pairs(training, np.random.default_rng(1))
     sets = heldout_sets(data)
-    caches = {rs.name: (train_gem.ImageCache(rs.database), train_gem.ImageCache(rs.queries)) for rs in sets}
+    caches = train_gem.heldout_caches(sets)
     held = train_gem.heldout_descriptors(net, sets, caches, device)
     with tempfile.TemporaryDirectory() as tmp:
         reference, int8_file, spec = unwhitened_int8(args.checkpoint, calibration, Path(tmp))

@@ -148,3 +148,20 @@ def test_tiny_hardnet_training_learns_generated_pairs(tmp_path):
     with pytest.raises(ValueError):
         train_on_pairs(tmp_path / "x.pt", {"train": (base[:10], noisy[:10]), "validation": pairs["validation"]},
                        steps=1, batch=64)
+
+
+def test_dusk_set_shares_the_clean_database_and_degrades_its_queries(tmp_path):
+    from placekit_export.retrieval_eval import RetrievalSet, degraded_sets
+    from placekit_export.train_gem import heldout_caches
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"{i}.png"
+        cv2.imwrite(str(p), rng.integers(60, 200, (120, 160, 3), dtype=np.uint8))
+        paths.append(p)
+    clean = RetrievalSet("s", paths[:2], paths[2:], np.array([[True, False]]))
+    sets = [clean, *degraded_sets([clean])]
+    caches = heldout_caches(sets)
+    assert caches["s"][0] is caches["s-dusk"][0]
+    assert caches["s-dusk"][1][0].mean() < 0.6 * caches["s"][1][0].mean()

@@ -94,7 +94,8 @@ def _fmt(m: dict) -> str:
 def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
     log_path = path.with_suffix(".log.json")
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    cfg = {"ie_tower_positives": "area", **log.get("config", {})}  # logs from before the option: "area"
+    # logs from before these options: area positives, no adverse conditions
+    cfg = {"ie_tower_positives": "area", "adverse_prob": 0.0, **log.get("config", {})}
     per_floor = cfg["ie_tower_positives"] == "floor_area"
     metrics = []
     before, after = log.get("heldout_before", {}), (log.get("epochs") or [{}])[-1].get("heldout", {})
@@ -110,8 +111,10 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
         "name": "gem", "kind": "global", "version": "1",
         "summary": "GeM global descriptor fine-tuned without manual labels (Radenovic et al.): tuples mined from "
                    "pycolmap reconstructions of unlabelled photo collections and from IE Tower area labels, "
-                   "contrastive loss with hard negatives re-mined every epoch, learned p, then learned whitening "
-                   f"(Lw) folded into a final linear layer to {out_dim}-D.",
+                   "contrastive loss with hard negatives re-mined every epoch, learned p"
+                   + (f", {cfg['adverse_prob']:.0%} of training views also in adverse capture conditions (low "
+                      "resolution, defocus, under-exposure with noise, occluders)" if cfg["adverse_prob"] else "")
+                   + f", then learned whitening (Lw) folded into a final linear layer to {out_dim}-D.",
         "architecture": "EfficientNet-Lite0 -> GeM (learned p) -> L2 -> linear (Lw) -> L2",
         "output": f"{out_dim}-D float32, unit norm",
         "training_data": [
@@ -129,7 +132,9 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
         ],
         "training_set": data,
         "held_out": ["IE Tower highrise (floors 17-23)", "Strecha entry-P10, Herz-Jesus-P8, Herz-Jesus-P25",
-                     "KITTI (never trained on: CC BY-NC-SA)", "HPatches"],
+                     "KITTI (never trained on: CC BY-NC-SA)", "HPatches",
+                     "-dusk sets: the same held-out queries at dusk through a dirty lens "
+                     "(placekit_export.retrieval_eval.dusk_lens), database clean"],
         "training_command": "placekit-train gem -o CHECKPOINT " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if k not in ("device",)),
         "training_seconds": log.get("seconds"),

@@ -11,13 +11,18 @@ Every set here is kept out of GeM training (``placekit-train gem``):
 * ``kitti``: both KITTI snippets (never trained on: licence). Odd frames query even ones;
   relevant = within 5 m in the same snippet.
 
+``*-dusk`` (``degraded_sets``): the same sets with every query seen through ``dusk_lens`` (a
+quarter of the resolution, blur, 0.4x light, sensor noise, a grey occluder; seeded), the database
+left clean: a robot revisiting a mapped place at dusk with a dirty lens. It is the degradation of
+``benchmarks/bench_tracking.py``, so PyTorch and runtime figures describe the same condition.
+
 Metrics: recall@1 (the top hit is relevant) and mAP over queries with at least one relevant item.
 """
 from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +42,7 @@ class RetrievalSet:
     queries: list[Path]
     relevant: np.ndarray
     exclude: np.ndarray | None = None
+    degraded_queries: bool = False   # queries pass through ``dusk_lens`` (seeded by their order)
 
 
 def clip_of(path: str | Path) -> str:
@@ -79,8 +85,34 @@ def kitti_set(data: Path) -> RetrievalSet:
     return RetrievalSet("kitti", db, q, dist <= KITTI_RADIUS_M)
 
 
+DUSK_SEED = 0
+
+
+def dusk_lens(bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) uint8 -> the same frame at dusk through a dirty lens: a quarter of the resolution,
+    Gaussian blur (sigma 1.5), 0.4x brightness, sensor noise (sigma 8) and a flat grey occluder of
+    30-45 % of the width and 60-90 % of the height."""
+    import cv2
+
+    h, w = bgr.shape[:2]
+    small = cv2.resize(bgr, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+    out = cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 1.5)
+    out = out.astype(np.float32) * 0.4 + rng.normal(0, 8, out.shape)
+    ow, oh = int(w * rng.uniform(0.3, 0.45)), int(h * rng.uniform(0.6, 0.9))
+    x, y = rng.integers(0, w - ow), rng.integers(0, h - oh)
+    out[y:y + oh, x:x + ow] = 60
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def degraded_sets(sets: list[RetrievalSet]) -> list[RetrievalSet]:
+    """Each set again, its queries through ``dusk_lens`` (named ``NAME-dusk``)."""
+    return [replace(rs, name=f"{rs.name}-dusk", degraded_queries=True) for rs in sets]
+
+
 def heldout_sets(data: Path) -> list[RetrievalSet]:
-    return [ie_tower_heldout(data), ie_tower_heldout(data, per_floor=True), strecha_heldout(data), kitti_set(data)]
+    """The clean held-out sets, then the dusk variants of the IE Tower, Strecha and KITTI ones."""
+    clean = [ie_tower_heldout(data), ie_tower_heldout(data, per_floor=True), strecha_heldout(data), kitti_set(data)]
+    return clean + degraded_sets([rs for rs in clean if rs.name != "ie-tower-highrise-floor"])
 
 
 def retrieval_metrics(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,

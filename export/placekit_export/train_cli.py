@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     for field_name in ("epochs", "queries_per_epoch", "negatives", "tuples_per_step", "ie_tower_stride", "seed",
                        "whiten_dim"):
         g.add_argument("--" + field_name.replace("_", "-"), type=int, default=getattr(defaults, field_name))
-    for field_name in ("lr", "p_lr", "margin"):
+    for field_name in ("lr", "p_lr", "margin", "adverse_prob"):
         g.add_argument("--" + field_name.replace("_", "-"), type=float, default=getattr(defaults, field_name))
     g.add_argument("--loss", choices=("contrastive", "triplet"), default=defaults.loss)
     g.add_argument("--ie-tower-positives", choices=("area", "floor_area"), default=defaults.ie_tower_positives,

@@ -16,6 +16,7 @@ class GemTrainConfig:
     loss: str = "contrastive"
     whiten_dim: int = 256
     ie_tower_stride: int = 2
-    ie_tower_positives: str = "area"   # "area": any floor's same area type (the shipped model); "floor_area": same floor too
+    ie_tower_positives: str = "area"   # "area": any floor's same area type; "floor_area": same floor too
+    adverse_prob: float = 0.5   # share of training views also seen in adverse conditions (0: the first model)
     seed: int = 0
     device: str = "auto"

@@ -8,15 +8,17 @@ Data (no manual labels; ``mining`` builds the tuples):
   area in another clip, negatives from other areas).
 
 Held out (``retrieval_eval``): IE Tower highrise, Strecha entry-P10 / Herz-Jesus-P8 / -P25,
-KITTI. They are evaluated after every epoch for the log; the shipped model is the last epoch of a
-fixed schedule, not chosen by those figures.
+KITTI, each also with its queries at dusk through a dirty lens (``-dusk``). They are evaluated
+after every epoch for the log; the shipped model is the last epoch of a fixed schedule, not
+chosen by those figures.
 
 Each epoch: descriptors of the training images with the current network -> hard negatives
 re-mined (``mining.mine_tuples``) -> ``queries_per_epoch`` tuples (query, positive, n negatives)
-with augmentations that model real change -> contrastive (or triplet) loss. The stem and the
-first ``FROZEN_BLOCKS`` blocks stay at their ImageNet weights, batch-norm statistics are frozen
-and p is learned. After training, learned whitening (``whitening``) from the training pairs is
-folded into the final linear layer (``whiten_dim`` outputs).
+with augmentations that model real change (``augmentations``: crops, rotation, light; a share
+``adverse_prob`` of the views also in adverse capture conditions) -> contrastive (or triplet)
+loss. The stem and the first ``FROZEN_BLOCKS`` blocks stay at their ImageNet weights, batch-norm
+statistics are frozen and p is learned. After training, learned whitening (``whitening``) from
+the training pairs is folded into the final linear layer (``whiten_dim`` outputs).
 """
 from __future__ import annotations
 
@@ -32,15 +34,16 @@ from torch.nn import functional as F
 
 from placekit.imageio import read_image
 
+from .augmentations import adverse_conditions, augment
 from .gem import GEM_MEAN, GEM_STD, GeMNet
 from .mining import TrainingSet, from_places, from_sfm, mine_tuples
-from .retrieval_eval import EXCLUDED_STRECHA, HELDOUT_FLOOR_RANGE, clip_of, heldout_sets, ie_tower_rows, retrieval_metrics
+from .retrieval_eval import (DUSK_SEED, EXCLUDED_STRECHA, HELDOUT_FLOOR_RANGE, clip_of, dusk_lens, heldout_sets,
+                             ie_tower_rows, retrieval_metrics)
 from .sfm import reconstruct
 from .train_config import GemTrainConfig
 from .whitening import apply, learned_whitening, pca_whitening
 
 FROZEN_BLOCKS = 8          # stem + stages 1-3 keep their ImageNet weights
-TRAIN_HW = (256, 320)      # augmented crops (H, W)
 DESCRIBE_SIZE = 320        # long side for mining and validation descriptors
 PAIRS_PER_QUERY = 10       # positive pairs per image for learned whitening
 
@@ -66,12 +69,15 @@ def training_set(data: Path, sfm_dir: Path, ie_tower_stride: int = 2, ie_tower_p
 
 
 class ImageCache:
-    """RGB uint8 images resized once so their long side is ``long_side``."""
+    """RGB uint8 images resized once so their long side is ``long_side``; with ``dusk``, each
+    first passes through ``retrieval_eval.dusk_lens`` at full size (seeded by their order)."""
 
-    def __init__(self, paths: list[Path], long_side: int = 400):
+    def __init__(self, paths: list[Path], long_side: int = 400, dusk: bool = False):
         self.images = []
+        rng = np.random.default_rng(DUSK_SEED)
         for p in paths:
-            rgb = cv2.cvtColor(read_image(p), cv2.COLOR_BGR2RGB)
+            bgr = read_image(p)
+            rgb = cv2.cvtColor(dusk_lens(bgr, rng) if dusk else bgr, cv2.COLOR_BGR2RGB)
             s = long_side / max(rgb.shape[:2])
             self.images.append(cv2.resize(rgb, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else rgb)
 
@@ -85,25 +91,10 @@ def normalise(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x.transpose(2, 0, 1).copy())
 
 
-def augment(rgb: np.ndarray, rng: np.random.Generator, out_hw: tuple[int, int] = TRAIN_HW) -> np.ndarray:
-    """A crop (scale 0.5-1 of the area, landscape), a rotation up to 10 degrees, brightness,
-    contrast, saturation and blur changes: what a second visit to a place looks like."""
-    h, w = rgb.shape[:2]
-    aspect = out_hw[1] / out_hw[0]
-    area = rng.uniform(0.5, 1.0) * h * w
-    cw = int(min(w, np.sqrt(area * aspect)))
-    ch = int(min(h, cw / aspect))
-    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-    rot = cv2.getRotationMatrix2D((x0 + cw / 2, y0 + ch / 2), rng.uniform(-10, 10), 1.0)
-    rot[:, 2] -= (x0, y0)
-    crop = cv2.warpAffine(rgb, rot, (cw, ch), borderMode=cv2.BORDER_REFLECT)
-    out = cv2.resize(crop, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
-    grey = out.mean(2, keepdims=True)
-    out = grey + (out - grey) * rng.uniform(0.6, 1.4)                       # saturation
-    out = (out - out.mean()) * rng.uniform(0.7, 1.3) + out.mean() + rng.uniform(-40, 40)  # contrast, brightness
-    if rng.random() < 0.3:
-        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
-    return np.clip(out, 0, 255).astype(np.uint8)
+def training_view(rgb: np.ndarray, rng: np.random.Generator, adverse_prob: float) -> np.ndarray:
+    """One augmented view; with probability ``adverse_prob`` also seen in adverse conditions."""
+    out = augment(rgb, rng)
+    return adverse_conditions(out, rng) if rng.random() < adverse_prob else out
 
 
 def resize_for_describe(rgb: np.ndarray, long_side: int = DESCRIBE_SIZE) -> np.ndarray:
@@ -186,6 +177,18 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def heldout_caches(sets) -> dict[str, tuple[ImageCache, ImageCache]]:
+    """{set name: (database, queries)} images; a ``-dusk`` set shares its clean set's database."""
+    caches: dict[str, tuple[ImageCache, ImageCache]] = {}
+    clean_db = {}
+    for rs in sets:
+        key = tuple(rs.database)
+        if key not in clean_db:
+            clean_db[key] = ImageCache(rs.database)
+        caches[rs.name] = (clean_db[key], ImageCache(rs.queries, dusk=rs.degraded_queries))
+    return caches
+
+
 def heldout_descriptors(net: GeMNet, sets, caches, device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{set name: (database (Nd, 1280), queries (Nq, 1280))} with the current network."""
     return {rs.name: (describe_images(net, caches[rs.name][0], device), describe_images(net, caches[rs.name][1], device))
@@ -218,7 +221,7 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, pr
     t0 = time.time()
     cache = ImageCache(data.images)
     heldout = heldout or []
-    held_caches = {rs.name: (ImageCache(rs.database), ImageCache(rs.queries)) for rs in heldout}
+    held_caches = heldout_caches(heldout)
     log = {"config": asdict(config), "data": data.summary(), "epochs": []}
     if heldout:
         held = heldout_descriptors(net, heldout, held_caches, device)
@@ -235,7 +238,8 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, pr
             opt.zero_grad()
             step_loss = 0.0
             for q, pos, negs in tuples[s:s + config.tuples_per_step]:
-                batch = torch.stack([normalise(augment(cache[i], rng)) for i in (q, pos, *negs)]).to(device)
+                batch = torch.stack([normalise(training_view(cache[i], rng, config.adverse_prob))
+                                     for i in (q, pos, *negs)]).to(device)
                 d = trainable_forward(net, frozen_features(net, batch))
                 loss = loss_fn(d[0], d[1:], config.margin) / config.tuples_per_step
                 loss.backward()
