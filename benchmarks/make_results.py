@@ -412,6 +412,20 @@ def whitening_int8_section(d: dict) -> list[str]:
     return out + [""]
 
 
+def gem_checkpoints_section(d: dict) -> list[str]:
+    labels = list(d["results"])
+    sets = list(d["results"][labels[0]])
+    out = ["## GeM checkpoints on every held-out set (PyTorch, 320 px)", "", provenance(d), "",
+           "Whole networks as exported (trained ones with their 256-D learned whitening) on "
+           "`placekit_export.retrieval_eval.heldout_sets`, none of whose images any GeM was trained on. "
+           "Checkpoints: " + "; ".join(f"{k} = `{v}`" for k, v in d["checkpoints"].items()) + ". Recall@1 / mAP.", "",
+           "| held-out set | queries | " + " | ".join(labels) + " |", "|---|---:|" + "---:|" * len(labels)]
+    for s in sets:
+        out.append(f"| {s} | {d['results'][labels[0]][s]['queries']} | " + " | ".join(
+            f"{d['results'][k][s]['recall_at_1']:.3f} / {d['results'][k][s]['mAP']:.3f}" for k in labels) + " |")
+    return out + [""]
+
+
 def _agreement(par: dict) -> str:
     if "decisive_items" not in par:
         return f"{par['top1_agreement']:.3f}"
@@ -444,9 +458,10 @@ def main() -> None:
                          ("pose_512.json", pose_section),
                          ("scale.json", scale_section),
                          ("tracking.json", tracking_section),
-                         ("tracking_gem_imagenet_int8.json", tracking_section), ("prior_growth.json", prior_growth_section),
+                         ("tracking_gem_imagenet_int8.json", tracking_section), ("tracking_gem.json", tracking_section), ("prior_growth.json", prior_growth_section),
                          ("soak.json", soak_section), ("install.json", install_section),
-                         ("trained_gem.json", trained_gem_section), ("rejection.json", rejection_section),
+                         ("trained_gem.json", trained_gem_section), ("gem_checkpoints.json", gem_checkpoints_section),
+                         ("rejection.json", rejection_section),
                          ("hpatches.json", hpatches_section)):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]

@@ -29,3 +29,27 @@ def test_card_lists_only_files_that_exist_and_drops_a_rejected_one(tmp_path):
     assert [f["file"] for f in card["files"]] == ["a-fp32.onnx"]
     text = (tmp_path / "CARD.md").read_text()
     assert "a-int8.onnx" not in text and "1.000 on 3 / 0.750 on 4" in text
+
+
+def test_trained_gem_card_names_held_out_losses_and_a_refit_whitening(tmp_path):
+    from placekit_export.networks import trained_gem_card
+
+    m = lambda r, a: {"recall_at_1": r, "mAP": a, "queries": 10}  # noqa: E731
+    log = {"config": {"adverse_prob": 0.5, "seed": 0},
+           "heldout_before": {"kitti": m(1.0, 0.90), "ie": m(0.80, 0.50)},
+           "epochs": [{"heldout": {"kitti": m(1.0, 0.95), "ie": m(0.70, 0.55)}}],
+           "whitening_comparison": {"kitti": {"learned_whitening_256": m(1.0, 0.94)},
+                                    "ie": {"learned_whitening_256": m(0.75, 0.52)}},
+           "rewhitened_from": {"checkpoint": "gem.pt", "whiten_dim": 256}}
+    (tmp_path / "gem.log.json").write_text(json.dumps(log))
+    card = trained_gem_card(tmp_path / "gem.pt", "0" * 64, 256)
+    losses = [x for x in card["limitations"] if x.startswith("Held-out")]
+    assert len(losses) == 1 and "ie:" in losses[0] and "0.750 / 0.520 vs 0.800 / 0.500" in losses[0]
+    assert "placekit-train whiten" in card["training_note"] and "--adverse-prob 0.5" in card["training_command"]
+    assert "adverse capture conditions" in card["summary"]
+    del log["rewhitened_from"]
+    log["config"] = {"seed": 0}   # a log from before adverse views
+    (tmp_path / "gem.log.json").write_text(json.dumps(log))
+    card = trained_gem_card(tmp_path / "gem.pt", "0" * 64, 256)
+    assert "training_note" not in card and "adverse" not in card["summary"]
+    assert "--adverse-prob 0.0" in card["training_command"]

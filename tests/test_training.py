@@ -109,7 +109,7 @@ def test_sfm_scene_round_trips_without_pickle(tmp_path):
 
 def test_tiny_gem_training_writes_a_whitened_checkpoint(tmp_path):
     from placekit_export.train_config import GemTrainConfig
-    from placekit_export.train_gem import load_checkpoint, train
+    from placekit_export.train_gem import load_checkpoint, rewhiten, train
     from placekit_export.training_plots import plot_log
 
     rng = np.random.default_rng(0)
@@ -126,11 +126,20 @@ def test_tiny_gem_training_writes_a_whitened_checkpoint(tmp_path):
     config = GemTrainConfig(epochs=1, queries_per_epoch=2, negatives=1, tuples_per_step=1, whiten_dim=4, device="cpu")
     log = train(tmp_path / "gem.pt", data, config, progress=lambda s: None)
     assert np.isfinite(log["epochs"][0]["loss"]) and log["whitening"]["dim"] == 4
+    assert log["whitening"]["adverse_weight"] == 0.5 and log["whitening"]["adverse_views"] == len(paths)
     net = load_checkpoint(tmp_path / "gem.pt")
     out = net(torch.zeros(1, 3, 64, 96))
     assert out.shape == (1, 4) and torch.allclose(out.norm(dim=1), torch.ones(1), atol=1e-5)
     assert json.loads((tmp_path / "gem.log.json").read_text())["config"]["epochs"] == 1
     assert plot_log(log, tmp_path / "gem.png").is_file()
+    # refitting the whitening reproduces the trained matrix; another size only changes the last layer
+    again = rewhiten(tmp_path / "gem.pt", tmp_path / "again.pt", data, progress=lambda s: None)
+    assert again["whitening"] == log["whitening"] and again["rewhitened_from"]["checkpoint"] == "gem.pt"
+    torch.testing.assert_close(load_checkpoint(tmp_path / "again.pt").whiten.weight, net.whiten.weight)
+    rewhiten(tmp_path / "gem.pt", tmp_path / "w3.pt", data, whiten_dim=3, progress=lambda s: None)
+    small = load_checkpoint(tmp_path / "w3.pt")
+    assert small(torch.zeros(1, 3, 64, 96)).shape == (1, 3)
+    torch.testing.assert_close(small.pool.p, net.pool.p)
 
 
 def test_tiny_hardnet_training_learns_generated_pairs(tmp_path):

@@ -63,6 +63,8 @@ def render_markdown(card: dict) -> str:
         lines += ["", "Held out of training: " + "; ".join(card["held_out"]) + "."]
     if card.get("training_command"):
         lines += ["", f"Training command (seeded; its log sits beside the checkpoint): `{card['training_command']}`"]
+    if card.get("training_note"):
+        lines += ["", card["training_note"]]
     if card.get("training_seconds"):
         lines += ["", f"Training time: {card['training_seconds'] / 60:.0f} min on the machine named below."]
     lines += ["", "## Files", "",

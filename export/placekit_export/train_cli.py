@@ -1,6 +1,7 @@
 """``placekit-train``: train placekit's networks.
 
     placekit-train gem -o checkpoints/gem.pt [--epochs 10] [--queries-per-epoch 240] [--seed 0]
+    placekit-train whiten --checkpoint checkpoints/gem.pt -o checkpoints/gem-128.pt [--whiten-dim 128]
     placekit-train hardnet -o checkpoints/hardnet.pt [--steps 1200] [--batch 256] [--seed 0]
 
 Both read ``../shared/data`` (or $PLACEKIT_SHARED_DATA), fix their seeds, and write the
@@ -35,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--ie-tower-positives", choices=("area", "floor_area"), default=defaults.ie_tower_positives,
                    help="IE Tower positives: same area type on any floor (default; the shipped model), or the same floor's area")
     g.add_argument("--device", default=defaults.device, help="auto (GPU when present), cpu, cuda")
+    w = sub.add_parser("whiten", help="refit a trained GeM's learned whitening, without retraining the network")
+    w.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by placekit-train gem")
+    w.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
+    w.add_argument("--whiten-dim", type=int, default=None, help="output dimension (default: the checkpoint's)")
+    w.add_argument("--sfm-dir", type=Path, default=Path("work/sfm"), help="cache of pycolmap reconstructions")
     h = sub.add_parser("hardnet", help="HardNet on real patch pairs (needs ../shared/data)")
     h.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
     h.add_argument("--steps", type=int, default=1200)
@@ -45,7 +51,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="cache of pycolmap reconstructions whose tracks give training pairs (created when missing)")
     h.add_argument("--no-sfm", action="store_true", help="train without SfM tracks (the first model's recipe)")
     args = p.parse_args(argv)
-    return _train_gem(args) if args.network == "gem" else _train_hardnet(args)
+    return {"gem": _train_gem, "whiten": _rewhiten, "hardnet": _train_hardnet}[args.network](args)
+
+
+def _rewhiten(args: argparse.Namespace) -> int:
+    from .parity_images import shared_data_dir
+    from .train_gem import rewhiten_from_shared
+    from .training_plots import plot_log
+
+    data = shared_data_dir()
+    if data is None:
+        raise SystemExit("refitting the whitening needs ../shared/data (or PLACEKIT_SHARED_DATA)")
+    log = rewhiten_from_shared(args.checkpoint, args.output, data, args.sfm_dir, args.whiten_dim)
+    if log.get("epochs"):
+        plot_log(log, args.output.with_suffix(".png"))
+    print(f"wrote {args.output}; whitening: {json.dumps(log['whitening'])}")
+    return 0
 
 
 def _train_hardnet(args: argparse.Namespace) -> int:

@@ -46,6 +46,7 @@ from .whitening import apply, learned_whitening, pca_whitening
 FROZEN_BLOCKS = 8          # stem + stages 1-3 keep their ImageNet weights
 DESCRIBE_SIZE = 320        # long side for mining and validation descriptors
 PAIRS_PER_QUERY = 10       # positive pairs per image for learned whitening
+WHITENING_SEED_OFFSET = 1  # the whitening's generator: seed + this
 
 
 # ---------------------------------------------------------------- data
@@ -255,25 +256,56 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, pr
             entry["heldout"] = evaluate_heldout(heldout, held)
         log["epochs"].append(entry)
         progress(json.dumps(entry))
-    # learned whitening from the training pairs, folded into the final linear layer
-    descriptors = describe_images(net, cache.images, device)
-    pairs = whitening_pairs(data, rng)
-    weight, bias = learned_whitening(descriptors, pairs, config.whiten_dim)
-    net.whiten = torch.nn.Linear(net.backbone._conv_head.out_channels, config.whiten_dim).to(device)
-    with torch.no_grad():
-        net.whiten.weight.copy_(torch.from_numpy(weight))
-        net.whiten.bias.copy_(torch.from_numpy(bias))
-    log["whitening"] = {"kind": "learned (Lw)", "pairs": int(len(pairs)), "dim": config.whiten_dim}
+    weight, bias, descriptors, log["whitening"] = fit_whitening(net, data, cache.images, config, device)
+    set_whitening(net, weight, bias)
     if heldout:
         # the last epoch's held-out descriptors: the whitening layer does not change them
         log["whitening_comparison"] = compare_whitening(descriptors, heldout, held, config.whiten_dim, weight, bias)
         progress(json.dumps({"whitening_comparison": log["whitening_comparison"]}))
     log["seconds"] = round(time.time() - t0, 1)
+    save_checkpoint(net, config, log, out)
+    return log
+
+
+def fit_whitening(net: GeMNet, data: TrainingSet, images: list[np.ndarray], config: GemTrainConfig,
+                  device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Learned whitening of the trained network -> (weight (dim, 1280), bias (dim,), the training
+    images' unwhitened descriptors (N, 1280), a summary for the log).
+
+    Intra-class scatter: ``PAIRS_PER_QUERY`` matching pairs per training image and, when
+    ``config.adverse_prob`` > 0, the difference between each training image and one view of it in
+    adverse conditions, weighted by ``adverse_prob``: the directions in which bad captures move a
+    descriptor are damped like those in which a second visit moves it. Draws come from their own
+    generator (seed + ``WHITENING_SEED_OFFSET``), so refitting a checkpoint reproduces the matrix."""
+    rng = np.random.default_rng(config.seed + WHITENING_SEED_OFFSET)
+    descriptors = describe_images(net, images, device)
+    pairs = whitening_pairs(data, rng)
+    info = {"kind": "learned (Lw)", "pairs": int(len(pairs)), "dim": config.whiten_dim}
+    extra = None
+    if config.adverse_prob > 0:
+        adverse = describe_images(net, [adverse_conditions(rgb, rng) for rgb in images], device)
+        diff = (descriptors - adverse).astype(np.float64)
+        extra = config.adverse_prob * diff.T @ diff / len(diff)
+        info.update(adverse_views=len(images), adverse_weight=config.adverse_prob)
+    weight, bias = learned_whitening(descriptors, pairs, config.whiten_dim, extra_intra=extra)
+    return weight, bias, descriptors, info
+
+
+def set_whitening(net: GeMNet, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Fold (weight (dim, 1280), bias (dim,)) into the network's final linear layer."""
+    device = next(net.parameters()).device
+    net.whiten = torch.nn.Linear(weight.shape[1], weight.shape[0]).to(device)
+    with torch.no_grad():
+        net.whiten.weight.copy_(torch.from_numpy(weight))
+        net.whiten.bias.copy_(torch.from_numpy(bias))
+
+
+def save_checkpoint(net: GeMNet, config: GemTrainConfig, log: dict, out: Path) -> None:
+    """``out`` (state dict + config) and ``out.log.json``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": {k: v.cpu() for k, v in net.state_dict().items()}, "config": asdict(config),
                 "whiten_dim": config.whiten_dim}, out)
     out.with_suffix(".log.json").write_text(json.dumps(log, indent=1))
-    return log
 
 
 def compare_whitening(train_descriptors, heldout, held: dict, dim, lw_weight, lw_bias) -> dict:
@@ -306,3 +338,40 @@ def train_from_shared(out: Path, config: GemTrainConfig, data_dir: Path, sfm_dir
     data = training_set(data_dir, sfm_dir, config.ie_tower_stride, config.ie_tower_positives)
     print(json.dumps({"training_set": data.summary()}), flush=True)
     return train(out, data, config, heldout_sets(data_dir), progress=lambda s: print(s, flush=True))
+
+
+def checkpoint_config(checkpoint: Path, **overrides) -> GemTrainConfig:
+    """The ``GemTrainConfig`` a checkpoint was trained with (fields it predates keep their
+    defaults, except ``adverse_prob``: 0), with ``overrides`` applied."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("config", {})
+    known = set(GemTrainConfig.__dataclass_fields__)
+    return GemTrainConfig(**{"adverse_prob": 0.0, **{k: v for k, v in saved.items() if k in known}, **overrides})
+
+
+def rewhiten(checkpoint: Path, out: Path, data: TrainingSet, heldout=None, whiten_dim: int | None = None,
+             progress=print) -> dict:
+    """Refit the learned whitening of a trained checkpoint without retraining the network (the
+    same ``fit_whitening`` that ``train`` ends with), e.g. to another ``whiten_dim``. Writes ``out``
+    and ``out.log.json``: the input's log with its whitening entries replaced and a
+    ``rewhitened_from`` note. ``data``: the training set the checkpoint was trained on."""
+    config = checkpoint_config(checkpoint, **({"whiten_dim": whiten_dim} if whiten_dim else {}))
+    log_path = checkpoint.with_suffix(".log.json")
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    log["config"] = asdict(config)
+    net = load_checkpoint(checkpoint)
+    device = torch.device("cpu")
+    weight, bias, descriptors, log["whitening"] = fit_whitening(net, data, ImageCache(data.images).images, config, device)
+    set_whitening(net, weight, bias)
+    if heldout:
+        held = heldout_descriptors(net, heldout, heldout_caches(heldout), device)
+        log["whitening_comparison"] = compare_whitening(descriptors, heldout, held, config.whiten_dim, weight, bias)
+        progress(json.dumps({"whitening_comparison": log["whitening_comparison"]}))
+    log["rewhitened_from"] = {"checkpoint": checkpoint.name, "whiten_dim": config.whiten_dim}
+    save_checkpoint(net, config, log, out)
+    return log
+
+
+def rewhiten_from_shared(checkpoint: Path, out: Path, data_dir: Path, sfm_dir: Path, whiten_dim: int | None = None) -> dict:
+    config = checkpoint_config(checkpoint)
+    data = training_set(data_dir, sfm_dir, config.ie_tower_stride, config.ie_tower_positives)
+    return rewhiten(checkpoint, out, data, heldout_sets(data_dir), whiten_dim, progress=lambda s: print(s, flush=True))

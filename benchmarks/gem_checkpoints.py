@@ -1,0 +1,69 @@
+"""GeM checkpoints side by side on every held-out retrieval set (PyTorch, 320 px).
+
+    python benchmarks/gem_checkpoints.py --checkpoint "first model (no adverse views)=PATH" \
+        --checkpoint "shipped=models/gem/training/gem.pt" --out benchmarks/results/gem_checkpoints.json
+
+Each checkpoint's full network (whitening included, as exported) and the off-the-shelf ImageNet
+GeM (1280-D) describe the database and the queries of ``retrieval_eval.heldout_sets``: IE Tower
+highrise (area type, and floor + area), held-out Strecha, KITTI, and the ``-dusk`` variants whose
+queries pass through ``dusk_lens``. None of these images is in any GeM training set. The training
+logs report the same sets for the unwhitened 1280-D descriptor after each epoch; this script
+compares finished models, including ones trained before a set existed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from placekit_export import train_gem
+from placekit_export.parity_images import shared_data_dir
+from placekit_export.retrieval_eval import heldout_sets, retrieval_metrics
+
+sys.path.insert(0, str(Path(__file__).parent))
+from provenance import save  # noqa: E402
+
+
+@torch.no_grad()
+def full_descriptors(net, images) -> np.ndarray:
+    """(N, D) descriptors of the whole network (whitening included) at the training log's size."""
+    net.eval()
+    return np.stack([net(train_gem.normalise(train_gem.resize_for_describe(rgb))[None])[0].numpy() for rgb in images])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", action="append", default=[], metavar="LABEL=PATH")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    data = shared_data_dir()
+    if data is None:
+        print("skipped: shared/data is not present")
+        return
+    torch.set_num_threads(args.threads)
+    nets = {"ImageNet GeM 1280-D": train_gem.build_net().eval()}
+    for spec in args.checkpoint:
+        label, _, path = spec.rpartition("=")
+        nets[label or path] = train_gem.load_checkpoint(Path(path))
+    sets = heldout_sets(data)
+    caches = train_gem.heldout_caches(sets)
+    results: dict[str, dict] = {label: {} for label in nets}
+    for label, net in nets.items():
+        described: dict[int, np.ndarray] = {}    # a cache shared by a set and its -dusk variant
+        for rs in sets:
+            db_cache, q_cache = caches[rs.name]
+            for c in (db_cache, q_cache):
+                if id(c) not in described:
+                    described[id(c)] = full_descriptors(net, c.images)
+            m = retrieval_metrics(described[id(db_cache)], described[id(q_cache)], rs.relevant, rs.exclude)
+            results[label][rs.name] = m
+            print(f"{label:<40} {rs.name:<26} r@1 {m['recall_at_1']:.3f} mAP {m['mAP']:.3f}", flush=True)
+    save(args.out, {"checkpoints": dict(spec.rpartition("=")[::2] for spec in args.checkpoint), "results": results})
+
+
+if __name__ == "__main__":
+    main()
