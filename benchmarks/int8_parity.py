@@ -31,23 +31,30 @@ from provenance import save  # noqa: E402
 VARIANTS = [("onnx", "-", False, None), ("onnx", "-", True, None),
             ("tflite", "body", False, None), ("tflite", "body", True, None),
             ("tflite", "full", True, ALL_OPS_INT8)]
-LATENCY_SHAPE = (1, 3, 352, 480)
+
+
+def latency_shape(input_size: int) -> tuple[int, int, int, int]:
+    """A 640x480 frame resized as the runtime does: long side ``input_size``, sides multiples of 32."""
+    return (1, 3, int(round(input_size * 0.75 / 32)) * 32, input_size)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calibration", type=Path, required=True)
     p.add_argument("--checkpoint", default="imagenet", help="'imagenet' or a placekit-train gem checkpoint")
+    p.add_argument("--input-size", type=int, default=480, help="long side, as the shipped file")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     name = "gem-imagenet" if args.checkpoint == "imagenet" else "gem"
-    example = np.random.default_rng(0).normal(size=LATENCY_SHAPE).astype(np.float32)
+    shape = latency_shape(args.input_size)
+    example = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     rows, where = [], ""
     with tempfile.TemporaryDirectory() as tmp:
         for fmt, variant, bc, ops in VARIANTS:
             out = Path(tmp) / f"{name}-int8.{fmt}"
             try:
-                entry = export_model("gem", args.checkpoint, fmt, "int8", out, args.calibration, card=False,
+                entry = export_model("gem", args.checkpoint, fmt, "int8", out, args.calibration,
+                                     input_size=args.input_size, card=False,
                                      bias_correction=bc, tflite_int8_ops=ops, keep_rejected=True)
                 result, accepted = entry["parity"], True
             except ParityError as exc:
@@ -63,7 +70,7 @@ def main() -> None:
     save(args.out, {"model": name, "rows": rows, "calibration": f"{args.calibration.name}/ "
                     "(python -m placekit_export.calibration_images: 32 pool photos + 32 IE Tower frames of the training "
                     "floors)", "parity_images": where or "the placekit-export parity set",
-                    "latency_input": list(LATENCY_SHAPE)})
+                    "latency_input": list(shape)})
 
 
 if __name__ == "__main__":

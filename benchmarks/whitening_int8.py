@@ -42,9 +42,9 @@ SHRINKAGES = (0.1, 0.3, 0.5, 0.8)
 NOISE_WEIGHTS = (1.0, 4.0)
 
 
-def unwhitened_int8(checkpoint: Path, calibration: list[Path], tmp: Path):
+def unwhitened_int8(checkpoint: Path, calibration: list[Path], tmp: Path, input_size: int):
     """(PyTorch net without whitening, its int8 ONNX file, ModelSpec)."""
-    spec = gem_spec(str(checkpoint), 480, "int8")
+    spec = gem_spec(str(checkpoint), input_size, "int8")
     calib_inputs = spec.to_traced_inputs([read_image(p) for p in calibration])
     body = bias_correct(spec.net, calib_inputs)
     body.whiten = None
@@ -60,6 +60,7 @@ def main() -> None:
     p.add_argument("--calibration", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, default=Path("models/gem/training/gem.pt"))
     p.add_argument("--sfm-dir", type=Path, default=Path("work/sfm"))
+    p.add_argument("--input-size", type=int, default=480, help="long side, as the shipped file")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     data = shared_data_dir()
@@ -76,7 +77,7 @@ def main() -> None:
     caches = train_gem.heldout_caches(sets)
     held = train_gem.heldout_descriptors(net, sets, caches, device)
     with tempfile.TemporaryDirectory() as tmp:
-        reference, int8_file, spec = unwhitened_int8(args.checkpoint, calibration, Path(tmp))
+        reference, int8_file, spec = unwhitened_int8(args.checkpoint, calibration, Path(tmp), args.input_size)
         calib_inputs = spec.to_inputs([read_image(p) for p in calibration])
         noise = model_descriptors(int8_file, calib_inputs) - torch_descriptors(reference, calib_inputs)
         images, where = parity_images(n=128, exclude={sha256_file(p) for p in calibration},
