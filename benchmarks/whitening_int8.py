@@ -11,8 +11,11 @@ PyTorch's, raw and after each whitening applied in float: the learned whitening 
 shrinkage values, Lw whose intra-class covariance also holds the int8 noise covariance measured
 on CALIB_DIR ("noise-aware"), and none. Each whitening is also scored on the training run's
 held-out retrieval sets (PyTorch, 320 px), so a fidelity gain is weighed against accuracy.
-Whitening pairs are drawn with seed 1 (training used the generator's later state), so the
-``shrinkage 0.1`` row is the shipped recipe, not the shipped matrix.
+Whitening pairs are drawn as ``train_gem.fit_whitening`` draws them. For a checkpoint trained
+with adverse views, two more rows add the adverse-conditions scatter: at shrinkage 0.1 (the
+shipped recipe and matrix) and at 0.8. The 0.8 row is exploratory and not shipped. Choosing a
+whitening by these held-out figures would tune on the test sets; that choice needs a validation
+split of the training data.
 """
 from __future__ import annotations
 
@@ -71,7 +74,8 @@ def main() -> None:
     device = torch.device("cpu")
     net = train_gem.load_checkpoint(args.checkpoint)
     training = train_gem.training_set(data, args.sfm_dir)
-    train_desc = train_gem.describe_images(net, train_gem.ImageCache(training.images).images, device)
+    train_images = train_gem.ImageCache(training.images).images
+    train_desc = train_gem.describe_images(net, train_images, device)
     pairs = train_gem.whitening_pairs(training, np.random.default_rng(1))
     sets = heldout_sets(data)
     caches = train_gem.heldout_caches(sets)
@@ -101,6 +105,12 @@ def main() -> None:
     rows += [row(f"Lw, shrinkage 0.1, noise-aware x{k:g}",
                  *learned_whitening(train_desc, pairs, 256, shrinkage=0.1, extra_intra=k * noise_cov))
              for k in NOISE_WEIGHTS]
+    config = train_gem.checkpoint_config(args.checkpoint)
+    if config.adverse_prob > 0:
+        for s in (SHRINKAGES[0], SHRINKAGES[-1]):
+            weight, bias, _, _ = train_gem.fit_whitening(net, training, train_images, config, device, shrinkage=s)
+            label = "the shipped recipe" if s == SHRINKAGES[0] else "exploratory, not shipped"
+            rows.append(row(f"Lw + adverse scatter, shrinkage {s} ({label})", weight, bias))
     save(args.out, {"checkpoint": str(args.checkpoint), "checkpoint_sha256": sha256_file(args.checkpoint),
                     "parity_images": where, "calibration": f"{len(calibration)} images of {args.calibration.name}/",
                     "rows": rows})

@@ -41,7 +41,7 @@ from .retrieval_eval import (DUSK_SEED, EXCLUDED_STRECHA, HELDOUT_FLOOR_RANGE, c
                              ie_tower_rows, retrieval_metrics)
 from .sfm import reconstruct
 from .train_config import GemTrainConfig
-from .whitening import apply, learned_whitening, pca_whitening
+from .whitening import SHRINKAGE, apply, learned_whitening, pca_whitening
 
 FROZEN_BLOCKS = 8          # stem + stages 1-3 keep their ImageNet weights
 DESCRIBE_SIZE = 320        # long side for mining and validation descriptors
@@ -268,7 +268,7 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, pr
 
 
 def fit_whitening(net: GeMNet, data: TrainingSet, images: list[np.ndarray], config: GemTrainConfig,
-                  device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+                  device: torch.device, shrinkage: float = SHRINKAGE) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Learned whitening of the trained network -> (weight (dim, 1280), bias (dim,), the training
     images' unwhitened descriptors (N, 1280), a summary for the log).
 
@@ -287,7 +287,7 @@ def fit_whitening(net: GeMNet, data: TrainingSet, images: list[np.ndarray], conf
         diff = (descriptors - adverse).astype(np.float64)
         extra = config.adverse_prob * diff.T @ diff / len(diff)
         info.update(adverse_views=len(images), adverse_weight=config.adverse_prob)
-    weight, bias = learned_whitening(descriptors, pairs, config.whiten_dim, extra_intra=extra)
+    weight, bias = learned_whitening(descriptors, pairs, config.whiten_dim, shrinkage=shrinkage, extra_intra=extra)
     return weight, bias, descriptors, info
 
 
