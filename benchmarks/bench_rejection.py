@@ -32,7 +32,7 @@ from bench_pose import DATA, kitti, strecha  # noqa: E402
 from provenance import save  # noqa: E402
 
 THRESHOLD_M = 5.0
-MODELS = ("gem-imagenet-fp32", "gem-imagenet-int8", "gem-imagenet-int8.tflite", "gem-fp32")
+MODELS = ("gem-imagenet-fp32", "gem-imagenet-int8", "gem-imagenet-int8.tflite", "gem-fp32", "gem-int8.tflite")
 
 
 def maps() -> dict[str, list]:

@@ -11,11 +11,11 @@ PyTorch's, raw and after each whitening applied in float: the learned whitening 
 shrinkage values, Lw whose intra-class covariance also holds the int8 noise covariance measured
 on CALIB_DIR ("noise-aware"), and none. Each whitening is also scored on the training run's
 held-out retrieval sets (PyTorch, 320 px), so a fidelity gain is weighed against accuracy.
-Whitening pairs are drawn as ``train_gem.fit_whitening`` draws them. For a checkpoint trained
-with adverse views, two more rows add the adverse-conditions scatter: at shrinkage 0.1 (the
-shipped recipe and matrix) and at 0.8. The 0.8 row is exploratory and not shipped. Choosing a
-whitening by these held-out figures would tune on the test sets; that choice needs a validation
-split of the training data.
+Whitening pairs are drawn as ``train_gem.whitening_inputs`` draws them. For a checkpoint trained
+with adverse views, more rows add the adverse-conditions scatter at each shrinkage; the one at
+the checkpoint's ``whiten_shrinkage`` is the shipped matrix. The shrinkage is chosen on a
+validation split of the training floors (``whitening_validation.py``), not by these held-out
+figures.
 """
 from __future__ import annotations
 
@@ -107,10 +107,11 @@ def main() -> None:
              for k in NOISE_WEIGHTS]
     config = train_gem.checkpoint_config(args.checkpoint)
     if config.adverse_prob > 0:
-        for s in (SHRINKAGES[0], SHRINKAGES[-1]):
-            weight, bias, _, _ = train_gem.fit_whitening(net, training, train_images, config, device, shrinkage=s)
-            label = "the shipped recipe" if s == SHRINKAGES[0] else "exploratory, not shipped"
-            rows.append(row(f"Lw + adverse scatter, shrinkage {s} ({label})", weight, bias))
+        _, adv_pairs, adverse, _ = train_gem.whitening_inputs(net, training, train_images, config, device)
+        for s in SHRINKAGES:
+            label = " (the shipped recipe)" if s == config.whiten_shrinkage else ""
+            rows.append(row(f"Lw + adverse scatter, shrinkage {s}{label}",
+                            *learned_whitening(train_desc, adv_pairs, 256, shrinkage=s, extra_intra=adverse)))
     save(args.out, {"checkpoint": str(args.checkpoint), "checkpoint_sha256": sha256_file(args.checkpoint),
                     "parity_images": where, "calibration": f"{len(calibration)} images of {args.calibration.name}/",
                     "rows": rows})

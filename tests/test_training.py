@@ -136,6 +136,9 @@ def test_tiny_gem_training_writes_a_whitened_checkpoint(tmp_path):
     again = rewhiten(tmp_path / "gem.pt", tmp_path / "again.pt", data, progress=lambda s: None)
     assert again["whitening"] == log["whitening"] and again["rewhitened_from"]["checkpoint"] == "gem.pt"
     torch.testing.assert_close(load_checkpoint(tmp_path / "again.pt").whiten.weight, net.whiten.weight)
+    shrunk = rewhiten(tmp_path / "gem.pt", tmp_path / "s8.pt", data, shrinkage=0.8, progress=lambda s: None)
+    assert shrunk["whitening"]["shrinkage"] == 0.8 and shrunk["config"]["whiten_shrinkage"] == 0.8
+    assert not torch.allclose(load_checkpoint(tmp_path / "s8.pt").whiten.weight, net.whiten.weight)
     rewhiten(tmp_path / "gem.pt", tmp_path / "w3.pt", data, whiten_dim=3, progress=lambda s: None)
     small = load_checkpoint(tmp_path / "w3.pt")
     assert small(torch.zeros(1, 3, 64, 96)).shape == (1, 3)

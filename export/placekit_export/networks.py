@@ -107,7 +107,7 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
     log_path = path.with_suffix(".log.json")
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     # logs from before these options: area positives, no adverse conditions
-    cfg = {"ie_tower_positives": "area", "adverse_prob": 0.0, **log.get("config", {})}
+    cfg = {"ie_tower_positives": "area", "adverse_prob": 0.0, "whiten_shrinkage": 0.1, **log.get("config", {})}
     per_floor = cfg["ie_tower_positives"] == "floor_area"
     metrics = []
     before, after = log.get("heldout_before", {}), (log.get("epochs") or [{}])[-1].get("heldout", {})
@@ -149,10 +149,12 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
                      "(placekit_export.retrieval_eval.dusk_lens), database clean"],
         "training_command": "placekit-train gem -o CHECKPOINT " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if k not in ("device",)),
-        **({"training_note": "This checkpoint was trained before the learned whitening took the adverse-conditions "
-                             "scatter; its whitening was then refit with `placekit-train whiten --checkpoint "
-                             "CHECKPOINT -o OUT`, the step the training command now ends with (same generator, "
-                             "same matrix)."} if "rewhitened_from" in log else {}),
+        **({"training_note": "This checkpoint's network was trained when training still ended with plain Lw; its "
+                             "whitening was then refit with `placekit-train whiten --checkpoint CHECKPOINT -o OUT"
+                             + "".join(f" --{k.replace('_', '-')} {v}" for k, v in log["rewhitened_from"].items()
+                                       if k != "checkpoint")
+                             + "`, the step the training command now ends with (same generator, same matrix)."}
+           if "rewhitened_from" in log else {}),
         "training_seconds": log.get("seconds"),
         "metrics": metrics,
         "limitations": ["Trained for about half an hour on a 2-core CPU on ~1.1k images; indoor data from one "
@@ -165,15 +167,18 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
                         *_losses_to_imagenet(log),
                         "On the degraded frames of the KITTI tracking benchmark it answers fewer frames within 5 m "
                         "than the ImageNet GeM, with higher precision (benchmarks/RESULTS.md, 'Tracking on KITTI').",
-                        "Exported at 480 px, the runtime's size, though trained at 320 px: at 320 px, maps "
-                        "calibrated on clean frames answer unknown for most degraded frames "
-                        "(benchmarks/results/experiments/README.md).",
+                        "Maps calibrated with negatives taken from its own training photos reject out-of-map "
+                        "places worse than the ImageNet GeM's (benchmarks/RESULTS.md, 'Out-of-map rejection'): "
+                        "give it negatives it was not trained on.",
+                        "Exported at 480 px, the runtime's size, though trained at 320 px: at 320 px (tried with "
+                        "an earlier whitening), maps calibrated on clean frames answered unknown for most "
+                        "degraded frames (benchmarks/results/experiments/README.md).",
                         "H and W are multiples of 32 (the runtime resizes so).",
                         "pycolmap reconstructions are cached under --sfm-dir; a fresh SfM run may register a few "
                         "images differently (multi-threaded RANSAC), so mined tuples are not bit-identical.",
-                        "No int8 file: the learned whitening centres and rescales the descriptor, which magnifies "
-                        "int8 rounding of the body, and the ONNX and TFLite int8 exports miss the top-1 agreement "
-                        "gate (figures: benchmarks/RESULTS.md, 'GeM int8: parity gate (`gem`)' and 'Trained GeM: "
+                        "int8: the learned whitening centres and rescales the descriptor, which magnifies int8 "
+                        "rounding of the body; an int8 export that misses the top-1 agreement gate is not shipped "
+                        "(figures: benchmarks/RESULTS.md, 'GeM int8: parity gate (`gem`)' and 'Trained GeM: "
                         "whitening vs int8 fidelity')."],
     }
 

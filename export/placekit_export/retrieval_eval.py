@@ -64,6 +64,19 @@ def ie_tower_heldout(data: Path, stride: int = 2, per_floor: bool = False) -> Re
     return RetrievalSet(name, paths, paths, (area[:, None] == area[None]) & ~same_clip, same_clip)
 
 
+def ie_tower_validation(data: Path, stride: int = 2) -> RetrievalSet:
+    """Not a held-out set: the training floor ranges' frames that ``placekit-train gem`` skips
+    (it takes every ``stride``-th one; these are the others, from the same clips). For choices made
+    after training, such as the whitening's shrinkage, so the held-out sets are not tuned on.
+    Relevant = same area type in another clip."""
+    rows = [r for r in ie_tower_rows(data) if r["floor_range"] != HELDOUT_FLOOR_RANGE][1::stride]
+    paths = [data / "ie_tower" / r["image_path"] for r in rows]
+    area = np.array([r["area"] for r in rows])
+    clip = np.array([clip_of(r["image_path"]) for r in rows])
+    same_clip = clip[:, None] == clip[None]
+    return RetrievalSet("ie-tower-validation", paths, paths, (area[:, None] == area[None]) & ~same_clip, same_clip)
+
+
 def strecha_heldout(data: Path) -> RetrievalSet:
     db, q, db_scene, q_scene = [], [], [], []
     for scene in HELDOUT_STRECHA:

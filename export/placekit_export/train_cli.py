@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     for field_name in ("epochs", "queries_per_epoch", "negatives", "tuples_per_step", "ie_tower_stride", "seed",
                        "whiten_dim"):
         g.add_argument("--" + field_name.replace("_", "-"), type=int, default=getattr(defaults, field_name))
-    for field_name in ("lr", "p_lr", "margin", "adverse_prob"):
+    for field_name in ("lr", "p_lr", "margin", "adverse_prob", "whiten_shrinkage"):
         g.add_argument("--" + field_name.replace("_", "-"), type=float, default=getattr(defaults, field_name))
     g.add_argument("--loss", choices=("contrastive", "triplet"), default=defaults.loss)
     g.add_argument("--ie-tower-positives", choices=("area", "floor_area"), default=defaults.ie_tower_positives,
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by placekit-train gem")
     w.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
     w.add_argument("--whiten-dim", type=int, default=None, help="output dimension (default: the checkpoint's)")
+    w.add_argument("--whiten-shrinkage", type=float, default=None,
+                   help="shrinkage of the intra-class covariance (default: the checkpoint's)")
     w.add_argument("--sfm-dir", type=Path, default=Path("work/sfm"), help="cache of pycolmap reconstructions")
     h = sub.add_parser("hardnet", help="HardNet on real patch pairs (needs ../shared/data)")
     h.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pt)")
@@ -62,7 +64,7 @@ def _rewhiten(args: argparse.Namespace) -> int:
     data = shared_data_dir()
     if data is None:
         raise SystemExit("refitting the whitening needs ../shared/data (or PLACEKIT_SHARED_DATA)")
-    log = rewhiten_from_shared(args.checkpoint, args.output, data, args.sfm_dir, args.whiten_dim)
+    log = rewhiten_from_shared(args.checkpoint, args.output, data, args.sfm_dir, args.whiten_dim, args.whiten_shrinkage)
     if log.get("epochs"):
         plot_log(log, args.output.with_suffix(".png"))
     print(f"wrote {args.output}; whitening: {json.dumps(log['whitening'])}")

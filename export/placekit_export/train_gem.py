@@ -41,7 +41,7 @@ from .retrieval_eval import (DUSK_SEED, EXCLUDED_STRECHA, HELDOUT_FLOOR_RANGE, c
                              ie_tower_rows, retrieval_metrics)
 from .sfm import reconstruct
 from .train_config import GemTrainConfig
-from .whitening import SHRINKAGE, apply, learned_whitening, pca_whitening
+from .whitening import apply, learned_whitening, pca_whitening
 
 FROZEN_BLOCKS = 8          # stem + stages 1-3 keep their ImageNet weights
 DESCRIBE_SIZE = 320        # long side for mining and validation descriptors
@@ -267,16 +267,16 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, pr
     return log
 
 
-def fit_whitening(net: GeMNet, data: TrainingSet, images: list[np.ndarray], config: GemTrainConfig,
-                  device: torch.device, shrinkage: float = SHRINKAGE) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Learned whitening of the trained network -> (weight (dim, 1280), bias (dim,), the training
-    images' unwhitened descriptors (N, 1280), a summary for the log).
+def whitening_inputs(net: GeMNet, data: TrainingSet, images: list[np.ndarray], config: GemTrainConfig,
+                     device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+    """What learned whitening is fit on -> (the training images' unwhitened descriptors (N, 1280),
+    matching pairs (P, 2), extra intra-class covariance (1280, 1280) or None, a summary for the log).
 
-    Intra-class scatter: ``PAIRS_PER_QUERY`` matching pairs per training image and, when
-    ``config.adverse_prob`` > 0, the difference between each training image and one view of it in
-    adverse conditions, weighted by ``adverse_prob``: the directions in which bad captures move a
-    descriptor are damped like those in which a second visit moves it. Draws come from their own
-    generator (seed + ``WHITENING_SEED_OFFSET``), so refitting a checkpoint reproduces the matrix."""
+    Pairs: ``PAIRS_PER_QUERY`` per training image. Extra covariance, when ``config.adverse_prob`` >
+    0: the difference between each training image and one view of it in adverse conditions,
+    weighted by ``adverse_prob``, so the directions in which bad captures move a descriptor are
+    damped like those in which a second visit moves it. Draws come from their own generator (seed
+    + ``WHITENING_SEED_OFFSET``), so refitting a checkpoint reproduces the matrix."""
     rng = np.random.default_rng(config.seed + WHITENING_SEED_OFFSET)
     descriptors = describe_images(net, images, device)
     pairs = whitening_pairs(data, rng)
@@ -287,8 +287,18 @@ def fit_whitening(net: GeMNet, data: TrainingSet, images: list[np.ndarray], conf
         diff = (descriptors - adverse).astype(np.float64)
         extra = config.adverse_prob * diff.T @ diff / len(diff)
         info.update(adverse_views=len(images), adverse_weight=config.adverse_prob)
-    weight, bias = learned_whitening(descriptors, pairs, config.whiten_dim, shrinkage=shrinkage, extra_intra=extra)
-    return weight, bias, descriptors, info
+    return descriptors, pairs, extra, info
+
+
+def fit_whitening(net: GeMNet, data: TrainingSet, images: list[np.ndarray], config: GemTrainConfig,
+                  device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Learned whitening of the trained network (``whitening_inputs``, shrinkage
+    ``config.whiten_shrinkage``) -> (weight (dim, 1280), bias (dim,), the training images'
+    unwhitened descriptors (N, 1280), a summary for the log)."""
+    descriptors, pairs, extra, info = whitening_inputs(net, data, images, config, device)
+    weight, bias = learned_whitening(descriptors, pairs, config.whiten_dim, shrinkage=config.whiten_shrinkage,
+                                     extra_intra=extra)
+    return weight, bias, descriptors, {**info, "shrinkage": config.whiten_shrinkage}
 
 
 def set_whitening(net: GeMNet, weight: np.ndarray, bias: np.ndarray) -> None:
@@ -341,20 +351,23 @@ def train_from_shared(out: Path, config: GemTrainConfig, data_dir: Path, sfm_dir
 
 
 def checkpoint_config(checkpoint: Path, **overrides) -> GemTrainConfig:
-    """The ``GemTrainConfig`` a checkpoint was trained with (fields it predates keep their
-    defaults, except ``adverse_prob``: 0), with ``overrides`` applied."""
+    """The ``GemTrainConfig`` a checkpoint was trained with, with ``overrides`` applied. Fields it
+    predates take the values of that time (no adverse views, whitening shrinkage 0.1), others
+    their defaults."""
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("config", {})
     known = set(GemTrainConfig.__dataclass_fields__)
-    return GemTrainConfig(**{"adverse_prob": 0.0, **{k: v for k, v in saved.items() if k in known}, **overrides})
+    before_fields = {"adverse_prob": 0.0, "whiten_shrinkage": 0.1}
+    return GemTrainConfig(**{**before_fields, **{k: v for k, v in saved.items() if k in known}, **overrides})
 
 
 def rewhiten(checkpoint: Path, out: Path, data: TrainingSet, heldout=None, whiten_dim: int | None = None,
-             progress=print) -> dict:
+             shrinkage: float | None = None, progress=print) -> dict:
     """Refit the learned whitening of a trained checkpoint without retraining the network (the
     same ``fit_whitening`` that ``train`` ends with), e.g. to another ``whiten_dim``. Writes ``out``
     and ``out.log.json``: the input's log with its whitening entries replaced and a
     ``rewhitened_from`` note. ``data``: the training set the checkpoint was trained on."""
-    config = checkpoint_config(checkpoint, **({"whiten_dim": whiten_dim} if whiten_dim else {}))
+    overrides = {k: v for k, v in (("whiten_dim", whiten_dim), ("whiten_shrinkage", shrinkage)) if v is not None}
+    config = checkpoint_config(checkpoint, **overrides)
     log_path = checkpoint.with_suffix(".log.json")
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log["config"] = asdict(config)
@@ -366,12 +379,14 @@ def rewhiten(checkpoint: Path, out: Path, data: TrainingSet, heldout=None, white
         held = heldout_descriptors(net, heldout, heldout_caches(heldout), device)
         log["whitening_comparison"] = compare_whitening(descriptors, heldout, held, config.whiten_dim, weight, bias)
         progress(json.dumps({"whitening_comparison": log["whitening_comparison"]}))
-    log["rewhitened_from"] = {"checkpoint": checkpoint.name, "whiten_dim": config.whiten_dim}
+    log["rewhitened_from"] = {"checkpoint": checkpoint.name, **overrides}
     save_checkpoint(net, config, log, out)
     return log
 
 
-def rewhiten_from_shared(checkpoint: Path, out: Path, data_dir: Path, sfm_dir: Path, whiten_dim: int | None = None) -> dict:
+def rewhiten_from_shared(checkpoint: Path, out: Path, data_dir: Path, sfm_dir: Path, whiten_dim: int | None = None,
+                         shrinkage: float | None = None) -> dict:
     config = checkpoint_config(checkpoint)
     data = training_set(data_dir, sfm_dir, config.ie_tower_stride, config.ie_tower_positives)
-    return rewhiten(checkpoint, out, data, heldout_sets(data_dir), whiten_dim, progress=lambda s: print(s, flush=True))
+    return rewhiten(checkpoint, out, data, heldout_sets(data_dir), whiten_dim, shrinkage,
+                    progress=lambda s: print(s, flush=True))
