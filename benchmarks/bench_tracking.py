@@ -112,7 +112,9 @@ def main() -> None:
                     print(condition, mode, results[f"{condition}/{mode}"], flush=True)
     from placekit.models import resolve_model
 
-    save(args.out, {"model": resolve_model(args.model).stem, "queries": len(queries), "kidnap_at_query": kidnap_at,
+    model_file = resolve_model(args.model)
+    label = model_file.stem if model_file.suffix == ".onnx" else model_file.name   # as `placekit models` names it
+    save(args.out, {"model": label, "queries": len(queries), "kidnap_at_query": kidnap_at,
                     "threshold_m": THRESHOLD_M, "results": results})
 
 

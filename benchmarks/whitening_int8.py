@@ -1,5 +1,6 @@
-"""Why the trained GeM ships no int8 file: how much the learned whitening magnifies int8 rounding
-of the network body, and whether another whitening would avoid it.
+"""int8 fidelity of the trained GeM under each whitening: how much the learned whitening magnifies
+int8 rounding of the network body (why its ONNX int8 export misses the parity gate), and whether
+another whitening would avoid it.
 
     python -m placekit_export.calibration_images CALIB_DIR
     python benchmarks/whitening_int8.py --calibration CALIB_DIR --out benchmarks/results/whitening_int8.json
