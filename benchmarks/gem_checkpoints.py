@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from placekit_export import train_gem
-from placekit_export.parity_images import shared_data_dir
+from placekit_export.parity_images import shared_data_or_skip
 from placekit_export.retrieval_eval import heldout_sets, retrieval_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -40,9 +40,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    data = shared_data_dir()
-    if data is None:
-        print("skipped: shared/data is not present")
+    if (data := shared_data_or_skip()) is None:
         return
     torch.set_num_threads(args.threads)
     nets = {"ImageNet GeM 1280-D": train_gem.build_net().eval()}

@@ -35,7 +35,7 @@ from placekit_export.bias_correction import bias_correct
 from placekit_export.networks import gem_spec
 from placekit_export.onnx_export import export_onnx, model_descriptors, retrieval_agreement, torch_descriptors
 from placekit_export.onnx_quantize import quantize_onnx_int8
-from placekit_export.parity_images import parity_images, shared_data_dir
+from placekit_export.parity_images import parity_images, shared_data_or_skip
 from placekit_export.retrieval_eval import heldout_sets, retrieval_metrics
 from placekit_export.whitening import apply, learned_whitening
 
@@ -67,9 +67,7 @@ def main() -> None:
     p.add_argument("--input-size", type=int, default=480, help="long side, as the shipped file")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    data = shared_data_dir()
-    if data is None:
-        print("skipped: shared/data is not present")
+    if (data := shared_data_or_skip()) is None:
         return
     calibration = list_images(args.calibration)[:64]
     device = torch.device("cpu")

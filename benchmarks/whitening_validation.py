@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from placekit_export import train_gem
-from placekit_export.parity_images import shared_data_dir
+from placekit_export.parity_images import shared_data_or_skip
 from placekit_export.retrieval_eval import degraded_sets, ie_tower_validation, retrieval_metrics
 from placekit_export.whitening import apply, learned_whitening
 
@@ -35,9 +35,7 @@ def main() -> None:
     p.add_argument("--sfm-dir", type=Path, default=Path("work/sfm"))
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    data = shared_data_dir()
-    if data is None:
-        print("skipped: shared/data is not present")
+    if (data := shared_data_or_skip()) is None:
         return
     torch.set_num_threads(2)
     device = torch.device("cpu")

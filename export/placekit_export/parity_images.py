@@ -24,6 +24,14 @@ from placekit.imageio import list_images, read_image
 HELD_OUT_FLOOR_RANGE = "highrise"
 
 
+def shared_data_or_skip() -> Path | None:
+    """``shared_data_dir()``, or None after saying so (for scripts that need the real data)."""
+    data = shared_data_dir()
+    if data is None:
+        print("skipped: shared/data is not present")
+    return data
+
+
 def shared_data_dir() -> Path | None:
     env = os.environ.get("PLACEKIT_SHARED_DATA")
     candidates = [Path(env)] if env else []
