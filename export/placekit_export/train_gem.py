@@ -18,7 +18,8 @@ with augmentations that model real change (``augmentations``: crops, rotation, l
 ``adverse_prob`` of the views also in adverse capture conditions) -> contrastive (or triplet)
 loss. The stem and the first ``FROZEN_BLOCKS`` blocks stay at their ImageNet weights, batch-norm
 statistics are frozen and p is learned. After training, learned whitening (``whitening``) from
-the training pairs is folded into the final linear layer (``whiten_dim`` outputs).
+the training pairs and adverse views (``fit_whitening``) is folded into the final linear layer
+(``whiten_dim`` outputs); ``rewhiten`` refits it on a finished checkpoint.
 """
 from __future__ import annotations
 
