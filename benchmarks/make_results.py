@@ -418,7 +418,8 @@ def gem_checkpoints_section(d: dict) -> list[str]:
     out = ["## GeM checkpoints on every held-out set (PyTorch, 320 px)", "", provenance(d), "",
            "Whole networks as exported (trained ones with their 256-D learned whitening) on "
            "`placekit_export.retrieval_eval.heldout_sets`, none of whose images any GeM was trained on. "
-           "Checkpoints: " + "; ".join(f"{k} = `{v}`" for k, v in d["checkpoints"].items()) + ". Recall@1 / mAP.", "",
+           "Checkpoints: " + "; ".join(f"{k} = `{v}`" for k, v in d["checkpoints"].items()) + " (a path outside the "
+           "repo is an earlier `models/gem/training/gem.pt`; `benchmarks/README.md` names its commit). Recall@1 / mAP.", "",
            "| held-out set | queries | " + " | ".join(labels) + " |", "|---|---:|" + "---:|" * len(labels)]
     for s in sets:
         out.append(f"| {s} | {d['results'][labels[0]][s]['queries']} | " + " | ".join(
