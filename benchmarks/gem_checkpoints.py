@@ -28,7 +28,7 @@ from provenance import save  # noqa: E402
 
 
 @torch.no_grad()
-def full_descriptors(net, images) -> np.ndarray:
+def full_descriptors(net, images, device=None) -> np.ndarray:
     """(N, D) descriptors of the whole network (whitening included) at the training log's size."""
     net.eval()
     return np.stack([net(train_gem.normalise(train_gem.resize_for_describe(rgb))[None])[0].numpy() for rgb in images])
@@ -51,13 +51,9 @@ def main() -> None:
     caches = train_gem.heldout_caches(sets)
     results: dict[str, dict] = {label: {} for label in nets}
     for label, net in nets.items():
-        described: dict[int, np.ndarray] = {}    # a cache shared by a set and its -dusk variant
+        held = train_gem.heldout_descriptors(net, sets, caches, None, describe=full_descriptors)
         for rs in sets:
-            db_cache, q_cache = caches[rs.name]
-            for c in (db_cache, q_cache):
-                if id(c) not in described:
-                    described[id(c)] = full_descriptors(net, c.images)
-            m = retrieval_metrics(described[id(db_cache)], described[id(q_cache)], rs.relevant, rs.exclude)
+            m = retrieval_metrics(*held[rs.name], rs.relevant, rs.exclude)
             results[label][rs.name] = m
             print(f"{label:<40} {rs.name:<26} r@1 {m['recall_at_1']:.3f} mAP {m['mAP']:.3f}", flush=True)
     save(args.out, {"checkpoints": dict(spec.rpartition("=")[::2] for spec in args.checkpoint), "results": results})

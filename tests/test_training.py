@@ -173,7 +173,9 @@ def test_dusk_set_shares_the_clean_database_and_degrades_its_queries(tmp_path):
         cv2.imwrite(str(p), rng.integers(60, 200, (120, 160, 3), dtype=np.uint8))
         paths.append(p)
     clean = RetrievalSet("s", paths[:2], paths[2:], np.array([[True, False]]))
-    sets = [clean, *degraded_sets([clean])]
+    self_query = RetrievalSet("all", paths, paths, np.eye(3, dtype=bool))
+    sets = [clean, *degraded_sets([clean]), self_query]
     caches = heldout_caches(sets)
     assert caches["s"][0] is caches["s-dusk"][0]
+    assert caches["all"][0] is caches["all"][1]     # queries that are the database are loaded once
     assert caches["s-dusk"][1][0].mean() < 0.6 * caches["s"][1][0].mean()

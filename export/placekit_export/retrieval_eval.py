@@ -53,15 +53,20 @@ def ie_tower_rows(data: Path) -> list[dict]:
     return list(csv.DictReader(open(data / "ie_tower" / "dataset.csv")))
 
 
-def ie_tower_heldout(data: Path, stride: int = 2, per_floor: bool = False) -> RetrievalSet:
-    """``per_floor``: relevant = same floor *and* area (the instance), else same area type."""
-    rows = [r for r in ie_tower_rows(data) if r["floor_range"] == HELDOUT_FLOOR_RANGE][::stride]
+def _ie_tower_set(name: str, data: Path, rows: list[dict], per_floor: bool = False) -> RetrievalSet:
+    """Every frame queries the frames of the other clips; relevant = same area type (with
+    ``per_floor``: same floor *and* area, the instance)."""
     paths = [data / "ie_tower" / r["image_path"] for r in rows]
     area = np.array([f"{r['label']}/{r['area']}" if per_floor else r["area"] for r in rows])
     clip = np.array([clip_of(r["image_path"]) for r in rows])
     same_clip = clip[:, None] == clip[None]
-    name = "ie-tower-highrise-floor" if per_floor else "ie-tower-highrise"
     return RetrievalSet(name, paths, paths, (area[:, None] == area[None]) & ~same_clip, same_clip)
+
+
+def ie_tower_heldout(data: Path, stride: int = 2, per_floor: bool = False) -> RetrievalSet:
+    """The held-out floor range, every ``stride``-th frame."""
+    rows = [r for r in ie_tower_rows(data) if r["floor_range"] == HELDOUT_FLOOR_RANGE][::stride]
+    return _ie_tower_set("ie-tower-highrise-floor" if per_floor else "ie-tower-highrise", data, rows, per_floor)
 
 
 def ie_tower_validation(data: Path, stride: int = 2) -> RetrievalSet:
@@ -70,11 +75,7 @@ def ie_tower_validation(data: Path, stride: int = 2) -> RetrievalSet:
     after training, such as the whitening's shrinkage, so the held-out sets are not tuned on.
     Relevant = same area type in another clip."""
     rows = [r for r in ie_tower_rows(data) if r["floor_range"] != HELDOUT_FLOOR_RANGE][1::stride]
-    paths = [data / "ie_tower" / r["image_path"] for r in rows]
-    area = np.array([r["area"] for r in rows])
-    clip = np.array([clip_of(r["image_path"]) for r in rows])
-    same_clip = clip[:, None] == clip[None]
-    return RetrievalSet("ie-tower-validation", paths, paths, (area[:, None] == area[None]) & ~same_clip, same_clip)
+    return _ie_tower_set("ie-tower-validation", data, rows)
 
 
 def strecha_heldout(data: Path) -> RetrievalSet:

@@ -180,21 +180,31 @@ def pick_device(name: str) -> torch.device:
 
 
 def heldout_caches(sets) -> dict[str, tuple[ImageCache, ImageCache]]:
-    """{set name: (database, queries)} images; a ``-dusk`` set shares its clean set's database."""
-    caches: dict[str, tuple[ImageCache, ImageCache]] = {}
-    clean_db = {}
-    for rs in sets:
-        key = tuple(rs.database)
-        if key not in clean_db:
-            clean_db[key] = ImageCache(rs.database)
-        caches[rs.name] = (clean_db[key], ImageCache(rs.queries, dusk=rs.degraded_queries))
-    return caches
+    """{set name: (database, queries)} images, each list loaded once: a ``-dusk`` set shares its
+    clean set's database, and a set whose queries are its database shares that too."""
+    loaded: dict[tuple, ImageCache] = {}
+
+    def cache(paths, dusk: bool = False) -> ImageCache:
+        key = (tuple(paths), dusk)
+        if key not in loaded:
+            loaded[key] = ImageCache(paths, dusk=dusk)
+        return loaded[key]
+
+    return {rs.name: (cache(rs.database), cache(rs.queries, rs.degraded_queries)) for rs in sets}
 
 
-def heldout_descriptors(net: GeMNet, sets, caches, device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{set name: (database (Nd, 1280), queries (Nq, 1280))} with the current network."""
-    return {rs.name: (describe_images(net, caches[rs.name][0], device), describe_images(net, caches[rs.name][1], device))
-            for rs in sets}
+def heldout_descriptors(net: GeMNet, sets, caches, device, describe=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{set name: (database (Nd, D), queries (Nq, D))}, each shared image list described once.
+    ``describe(net, images, device)``: default ``describe_images`` (unwhitened 1280-D)."""
+    describe = describe or describe_images
+    described: dict[int, np.ndarray] = {}
+
+    def of(c: ImageCache) -> np.ndarray:
+        if id(c) not in described:
+            described[id(c)] = describe(net, c.images, device)
+        return described[id(c)]
+
+    return {rs.name: (of(caches[rs.name][0]), of(caches[rs.name][1])) for rs in sets}
 
 
 def evaluate_heldout(sets, descriptors: dict) -> dict:
