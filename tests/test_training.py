@@ -44,6 +44,13 @@ def test_instance_places_keep_area_types_out_of_negatives():
     assert list(np.flatnonzero(data.negative_mask(0))) == [3]  # ...nor a negative
 
 
+def test_instance_negatives_include_the_same_area_type_on_other_floors():
+    data = from_places([f"{i}.jpg" for i in range(4)], ["hall"] * 3 + ["lift"], ["c1", "c2", "c3", "c4"],
+                       places=["f1/hall", "f1/hall", "f2/hall", "f1/lift"], negatives_by_place=True)
+    assert list(data.positives[0]) == [1]
+    assert list(np.flatnonzero(data.negative_mask(0))) == [2, 3]  # floor 2's hall is a negative
+
+
 def test_geotag_rules_use_distance_and_direction():
     xyz = np.array([[0, 0, 0], [5, 0, 0], [5, 0, 0], [100, 0, 0]], float)
     dirs = np.array([[1, 0, 0], [1, 0, 0], [-1, 0, 0], [1, 0, 0]], float)

@@ -113,11 +113,15 @@ def from_geotags(paths: list[Path], xyz: np.ndarray, view_dirs: np.ndarray | Non
 
 
 def from_places(paths: list[Path], areas: list[str], clips: list[str], label: str = "places",
-                 places: list[str] | None = None) -> TrainingSet:
+                 places: list[str] | None = None, negatives_by_place: bool = False) -> TrainingSet:
     """Positives: same place (default: same area), another clip. Negatives: other areas (one
     cluster per area). With ``places`` finer than ``areas`` (e.g. floor + area type), positives
-    are instance-level while look-alikes of the same area type are never used as negatives."""
+    are instance-level while look-alikes of the same area type are never used as negatives,
+    unless ``negatives_by_place``: then one cluster per place, and the same area type on another
+    floor is a negative (instance-level training)."""
     places = list(areas) if places is None else places
+    if negatives_by_place:
+        areas = places
     area_ids = {a: k for k, a in enumerate(sorted(set(areas)))}
     by_place: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(places):

@@ -108,7 +108,8 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     # logs from before these options: area positives, no adverse conditions
     cfg = {"ie_tower_positives": "area", "adverse_prob": 0.0, "whiten_shrinkage": 0.1, **log.get("config", {})}
-    per_floor = cfg["ie_tower_positives"] == "floor_area"
+    per_floor = cfg["ie_tower_positives"] in ("floor_area", "floor")
+    floor_negatives = cfg["ie_tower_positives"] == "floor"
     metrics = []
     before, after = log.get("heldout_before", {}), (log.get("epochs") or [{}])[-1].get("heldout", {})
     for name in after:
@@ -139,7 +140,8 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
              "licence": "research use", "source": "Strecha et al. 2008 via openMVG SfM_quality_evaluation"},
             {"what": "IE Tower floor ranges basement, lowrise, midrise, every 2nd frame: positives from the same "
                      + ("floor and area" if per_floor else "area type (any floor)")
-                     + " in another clip, negatives from other area types",
+                     + " in another clip, negatives from other area types"
+                     + (" and the same area type on other floors" if floor_negatives else ""),
              "licence": "MIT", "source": "JSebastianIEU/ie-tower-visual-place-recognition"},
         ],
         "training_set": data,

@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     for field_name in ("lr", "p_lr", "margin", "adverse_prob", "whiten_shrinkage"):
         g.add_argument("--" + field_name.replace("_", "-"), type=float, default=getattr(defaults, field_name))
     g.add_argument("--loss", choices=("contrastive", "triplet"), default=defaults.loss)
-    g.add_argument("--ie-tower-positives", choices=("area", "floor_area"), default=defaults.ie_tower_positives,
-                   help="IE Tower positives: same area type on any floor (default; the shipped model), or the same floor's area")
+    g.add_argument("--ie-tower-positives", choices=("area", "floor_area", "floor"), default=defaults.ie_tower_positives,
+                   help="IE Tower tuples: 'area' (default): positives of the same area type on any floor; 'floor_area': "
+                        "on the same floor; 'floor': on the same floor, and the same area type on other floors "
+                        "as negatives")
     g.add_argument("--device", default=defaults.device, help="auto (GPU when present), cpu, cuda")
     w = sub.add_parser("whiten", help="refit a trained GeM's learned whitening, without retraining the network")
     w.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by placekit-train gem")

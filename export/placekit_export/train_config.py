@@ -17,7 +17,7 @@ class GemTrainConfig:
     whiten_dim: int = 256
     whiten_shrinkage: float = 0.3   # of the intra-class covariance; chosen on a validation split (whitening_validation.py)
     ie_tower_stride: int = 2
-    ie_tower_positives: str = "area"   # "area": any floor's same area type; "floor_area": same floor too
+    ie_tower_positives: str = "area"   # "area", "floor_area" or "floor": train_gem.IE_TOWER_POSITIVES
     adverse_prob: float = 0.5   # share of training views also seen in adverse conditions (0: the first model)
     seed: int = 0
     device: str = "auto"

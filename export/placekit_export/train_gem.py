@@ -48,6 +48,10 @@ FROZEN_BLOCKS = 8          # stem + stages 1-3 keep their ImageNet weights
 DESCRIBE_SIZE = 320        # long side for mining and validation descriptors
 PAIRS_PER_QUERY = 10       # positive pairs per image for learned whitening
 WHITENING_SEED_OFFSET = 1  # the whitening's generator: seed + this
+# IE Tower labels -> tuples: "area": positives of the same area type on any floor, negatives other
+# areas; "floor_area": positives on the same floor too, negatives other areas; "floor": positives
+# on the same floor, negatives also the same area type on other floors (instance level)
+IE_TOWER_POSITIVES = ("area", "floor_area", "floor")
 
 
 # ---------------------------------------------------------------- data
@@ -62,11 +66,12 @@ def training_set(data: Path, sfm_dir: Path, ie_tower_stride: int = 2, ie_tower_p
             collections[f"strecha/{scene}"] = reconstruct(data / "strecha" / scene / "images", sfm_dir, name=scene)
     out = from_sfm(collections)
     rows = [r for r in ie_tower_rows(data) if r["floor_range"] != HELDOUT_FLOOR_RANGE][::ie_tower_stride]
-    if ie_tower_positives not in ("area", "floor_area"):
-        raise ValueError(f"ie_tower_positives must be 'area' or 'floor_area', got {ie_tower_positives!r}")
+    if ie_tower_positives not in IE_TOWER_POSITIVES:
+        raise ValueError(f"ie_tower_positives must be one of {IE_TOWER_POSITIVES}, got {ie_tower_positives!r}")
     places = [r["area"] if ie_tower_positives == "area" else f"{r['label']}/{r['area']}" for r in rows]
     out.extend(from_places([data / "ie_tower" / r["image_path"] for r in rows], [r["area"] for r in rows],
-                           [clip_of(r["image_path"]) for r in rows], label="ie_tower", places=places))
+                           [clip_of(r["image_path"]) for r in rows], label="ie_tower", places=places,
+                           negatives_by_place=ie_tower_positives == "floor"))
     return out
 
 
