@@ -9,6 +9,10 @@ highrise (area type, and floor + area), held-out Strecha, KITTI, and the ``-dusk
 queries pass through ``dusk_lens``. None of these images is in any GeM training set. The training
 logs report the same sets for the unwhitened 1280-D descriptor after each epoch; this script
 compares finished models, including ones trained before a set existed.
+
+Each trained checkpoint is also compared with the ImageNet GeM query by query: the mean
+difference of recall@1 and of AP on the same queries, with a 95% paired bootstrap interval
+(``retrieval_eval.paired_bootstrap``). A gain is "clear" when the interval's low end is above 0.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import torch
 
 from placekit_export import train_gem
 from placekit_export.parity_images import shared_data_or_skip
-from placekit_export.retrieval_eval import heldout_sets, retrieval_metrics
+from placekit_export.retrieval_eval import heldout_sets, paired_bootstrap, per_query_scores
 
 sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
@@ -50,10 +54,17 @@ def main() -> None:
     sets = heldout_sets(data)
     caches = train_gem.heldout_caches(sets)
     results: dict[str, dict] = {label: {} for label in nets}
+    baseline: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for label, net in nets.items():
         held = train_gem.heldout_descriptors(net, sets, caches, None, describe=full_descriptors)
         for rs in sets:
-            m = retrieval_metrics(*held[rs.name], rs.relevant, rs.exclude)
+            hit1, ap = per_query_scores(*held[rs.name], rs.relevant, rs.exclude)
+            m = {"recall_at_1": float(hit1.mean()), "mAP": float(ap.mean()), "queries": int(len(ap))}
+            if rs.name not in baseline:        # the first network: ImageNet GeM
+                baseline[rs.name] = (hit1, ap)
+            else:
+                m["vs_imagenet"] = {"recall_at_1": paired_bootstrap(baseline[rs.name][0], hit1),
+                                    "mAP": paired_bootstrap(baseline[rs.name][1], ap)}
             results[label][rs.name] = m
             print(f"{label:<40} {rs.name:<26} r@1 {m['recall_at_1']:.3f} mAP {m['mAP']:.3f}", flush=True)
     save(args.out, {"checkpoints": dict(spec.rpartition("=")[::2] for spec in args.checkpoint), "results": results})

@@ -424,7 +424,21 @@ def gem_checkpoints_section(d: dict) -> list[str]:
     for s in sets:
         out.append(f"| {s} | {d['results'][labels[0]][s]['queries']} | " + " | ".join(
             f"{d['results'][k][s]['recall_at_1']:.3f} / {d['results'][k][s]['mAP']:.3f}" for k in labels) + " |")
+    trained = [k for k in labels[1:] if "vs_imagenet" in d["results"][k][sets[0]]]
+    if trained:
+        out += ["", "Difference to the ImageNet GeM on the same queries, mean [95% paired bootstrap interval]; "
+                "**bold**: a clear gain (the interval's low end above 0), _italic_: a clear loss.", "",
+                "| held-out set | " + " | ".join(f"{k}: recall@1 | {k}: mAP" for k in trained) + " |",
+                "|---|" + "---:|" * (2 * len(trained))]
+        for s in sets:
+            cells = [_interval(d["results"][k][s]["vs_imagenet"][m]) for k in trained for m in ("recall_at_1", "mAP")]
+            out.append(f"| {s} | " + " | ".join(cells) + " |")
     return out + [""]
+
+
+def _interval(ci: dict) -> str:
+    text = f"{ci['mean']:+.3f} [{ci['low']:+.3f}, {ci['high']:+.3f}]"
+    return f"**{text}**" if ci["low"] > 0 else f"_{text}_" if ci["high"] < 0 else text
 
 
 def whitening_validation_section(d: dict) -> list[str]:

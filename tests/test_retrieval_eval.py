@@ -5,7 +5,8 @@ import csv
 
 import numpy as np
 
-from placekit_export.retrieval_eval import HELDOUT_FLOOR_RANGE, ie_tower_heldout, ie_tower_rows, ie_tower_validation
+from placekit_export.retrieval_eval import (HELDOUT_FLOOR_RANGE, ie_tower_heldout, ie_tower_rows, ie_tower_validation,
+                                            paired_bootstrap, per_query_scores, retrieval_metrics)
 
 
 def fake_ie_tower(tmp_path):
@@ -36,3 +37,24 @@ def test_validation_is_the_training_floors_frames_that_training_skips(tmp_path):
     # relevant: same area type, never the same clip
     assert not (val.relevant & val.exclude).any() and val.relevant.any()
     assert np.array_equal(val.exclude, val.exclude.T)
+
+
+def test_per_query_scores_rank_and_skip_queries_without_relevant_items():
+    db = np.eye(3, dtype=np.float32)
+    queries = np.array([[0.9, 0.1, 0], [0, 0.2, 0.8], [1, 0, 0]], np.float32)
+    relevant = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]], bool)   # query 2 has nothing relevant
+    hit1, ap = per_query_scores(db, queries, relevant)
+    assert list(hit1) == [False, True] and np.allclose(ap, [0.5, 1.0])
+    exclude = np.array([[1, 0, 0], [0, 0, 0], [0, 0, 0]], bool)      # excluding the top item promotes the next
+    assert retrieval_metrics(db, queries, relevant, exclude) == {"recall_at_1": 1.0, "mAP": 1.0, "queries": 2}
+
+
+def test_paired_bootstrap_brackets_the_mean_difference_and_spans_zero_for_noise():
+    rng = np.random.default_rng(1)
+    a = rng.random(200)
+    b = a + rng.normal(0.1, 0.05, 200)
+    better = paired_bootstrap(a, b)
+    assert better["low"] < better["mean"] < better["high"] and better["low"] > 0
+    assert abs(better["mean"] - float((b - a).mean())) < 1e-12
+    noise = paired_bootstrap(a, rng.permutation(a))
+    assert noise["low"] < 0 < noise["high"]

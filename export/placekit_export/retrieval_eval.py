@@ -129,9 +129,10 @@ def heldout_sets(data: Path) -> list[RetrievalSet]:
     return clean + degraded_sets([rs for rs in clean if rs.name != "ie-tower-highrise-floor"])
 
 
-def retrieval_metrics(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,
-                      exclude: np.ndarray | None = None) -> dict[str, float]:
-    """db (Nd, D), queries (Nq, D) unit rows; relevant / exclude (Nq, Nd) bool."""
+def per_query_scores(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,
+                     exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(hit at rank 1 (Nq',) bool, average precision (Nq',)) for the Nq' queries that have a
+    relevant item. db (Nd, D), queries (Nq, D) unit rows; relevant / exclude (Nq, Nd) bool."""
     sims = queries @ db.T
     if exclude is not None:
         sims = np.where(exclude, -np.inf, sims)
@@ -143,4 +144,23 @@ def retrieval_metrics(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,
     ranks = np.arange(1, hits.shape[1] + 1)
     precision = np.cumsum(hits, 1) / ranks
     ap = (precision * hits).sum(1)[has] / hits.sum(1)[has]
-    return {"recall_at_1": float(hits[has, 0].mean()), "mAP": float(ap.mean()), "queries": int(has.sum())}
+    return hits[has, 0], ap
+
+
+def retrieval_metrics(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,
+                      exclude: np.ndarray | None = None) -> dict[str, float]:
+    """Recall@1 and mAP over the queries that have a relevant item (``per_query_scores``)."""
+    hit1, ap = per_query_scores(db, queries, relevant, exclude)
+    return {"recall_at_1": float(hit1.mean()), "mAP": float(ap.mean()), "queries": int(len(ap))}
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> dict[str, float]:
+    """Mean of b - a over the same queries (a, b: (Nq,) per-query scores of two models) and its
+    bootstrap confidence interval (queries resampled with replacement, ``n`` times)."""
+    diff = np.asarray(b, np.float64) - np.asarray(a, np.float64)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (n, len(diff)))].mean(1)
+    tail = (1 - level) / 2 * 100
+    return {"mean": float(diff.mean()), "low": float(np.percentile(means, tail)),
+            "high": float(np.percentile(means, 100 - tail))}
