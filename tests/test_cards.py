@@ -45,6 +45,7 @@ def test_trained_gem_card_names_held_out_losses_and_a_refit_whitening(tmp_path):
     card = trained_gem_card(tmp_path / "gem.pt", "0" * 64, 256)
     losses = [x for x in card["limitations"] if x.startswith("Held-out")]
     assert len(losses) == 1 and "ie:" in losses[0] and "0.750 / 0.520 vs 0.800 / 0.500" in losses[0]
+    assert any("paired bootstrap" in x for x in card["limitations"])   # where to read whether it is noise
     assert "placekit-train whiten" in card["training_note"] and "--adverse-prob 0.5" in card["training_command"]
     assert "adverse capture conditions" in card["summary"]
     del log["rewhitened_from"]
@@ -52,4 +53,14 @@ def test_trained_gem_card_names_held_out_losses_and_a_refit_whitening(tmp_path):
     (tmp_path / "gem.log.json").write_text(json.dumps(log))
     card = trained_gem_card(tmp_path / "gem.pt", "0" * 64, 256)
     assert "training_note" not in card and "adverse" not in card["summary"]
+    assert "IE Tower" in card["training_data"][-1]["what"] and "other floors" not in card["training_data"][-1]["what"]
     assert "--adverse-prob 0.0" in card["training_command"]
+
+
+def test_trained_gem_card_says_which_ie_tower_tuples_trained_it(tmp_path):
+    from placekit_export.networks import trained_gem_card
+
+    for mode, says in (("area", "area type (any floor)"), ("floor_area", "floor and area"), ("floor", "other floors")):
+        (tmp_path / "gem.log.json").write_text(json.dumps({"config": {"ie_tower_positives": mode}}))
+        ie_tower = trained_gem_card(tmp_path / "gem.pt", "0" * 64, 256)["training_data"][-1]["what"]
+        assert says in ie_tower

@@ -100,6 +100,9 @@ def _losses_to_imagenet(log: dict) -> list[str]:
         if lw and name in before and (lw["recall_at_1"] < before[name]["recall_at_1"] or lw["mAP"] < before[name]["mAP"]):
             out.append(f"Held-out {name}: below the ImageNet GeM 1280-D (recall@1 / mAP {lw['recall_at_1']:.3f} / "
                        f"{lw['mAP']:.3f} vs {before[name]['recall_at_1']:.3f} / {before[name]['mAP']:.3f}).")
+    if out:
+        out.append("Whether a difference to the ImageNet GeM is larger than the query sample's noise: the paired "
+                   "bootstrap intervals in benchmarks/RESULTS.md, 'GeM checkpoints on every held-out set'.")
     return out
 
 
