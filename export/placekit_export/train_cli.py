@@ -15,7 +15,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .train_config import GemTrainConfig
+from .train_config import IE_TOWER_POSITIVES, GemTrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     for field_name in ("lr", "p_lr", "margin", "adverse_prob", "whiten_shrinkage"):
         g.add_argument("--" + field_name.replace("_", "-"), type=float, default=getattr(defaults, field_name))
     g.add_argument("--loss", choices=("contrastive", "triplet"), default=defaults.loss)
-    g.add_argument("--ie-tower-positives", choices=("area", "floor_area", "floor"), default=defaults.ie_tower_positives,
+    g.add_argument("--ie-tower-positives", choices=IE_TOWER_POSITIVES, default=defaults.ie_tower_positives,
                    help="IE Tower tuples: 'area' (default): positives of the same area type on any floor; 'floor_area': "
                         "on the same floor; 'floor': on the same floor, and the same area type on other floors "
                         "as negatives")

@@ -41,17 +41,13 @@ from .mining import TrainingSet, from_places, from_sfm, mine_tuples
 from .retrieval_eval import (DUSK_SEED, EXCLUDED_STRECHA, HELDOUT_FLOOR_RANGE, clip_of, dusk_lens, heldout_sets,
                              ie_tower_rows, retrieval_metrics)
 from .sfm import reconstruct
-from .train_config import GemTrainConfig
+from .train_config import IE_TOWER_POSITIVES, GemTrainConfig
 from .whitening import apply, learned_whitening, pca_whitening
 
 FROZEN_BLOCKS = 8          # stem + stages 1-3 keep their ImageNet weights
 DESCRIBE_SIZE = 320        # long side for mining and validation descriptors
 PAIRS_PER_QUERY = 10       # positive pairs per image for learned whitening
 WHITENING_SEED_OFFSET = 1  # the whitening's generator: seed + this
-# IE Tower labels -> tuples: "area": positives of the same area type on any floor, negatives other
-# areas; "floor_area": positives on the same floor too, negatives other areas; "floor": positives
-# on the same floor, negatives also the same area type on other floors (instance level)
-IE_TOWER_POSITIVES = ("area", "floor_area", "floor")
 
 
 # ---------------------------------------------------------------- data
