@@ -25,7 +25,7 @@ import torch
 
 from placekit_export import train_gem
 from placekit_export.parity_images import shared_data_or_skip
-from placekit_export.retrieval_eval import heldout_sets, paired_bootstrap, per_query_scores
+from placekit_export.retrieval_eval import heldout_sets, paired_bootstrap, per_query_scores, summarize_scores
 
 sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> None:
         held = train_gem.heldout_descriptors(net, sets, caches, None, describe=full_descriptors)
         for rs in sets:
             hit1, ap = per_query_scores(*held[rs.name], rs.relevant, rs.exclude)
-            m = {"recall_at_1": float(hit1.mean()), "mAP": float(ap.mean()), "queries": int(len(ap))}
+            m = summarize_scores(hit1, ap)
             if rs.name not in baseline:        # the first network: ImageNet GeM
                 baseline[rs.name] = (hit1, ap)
             else:

@@ -150,7 +150,11 @@ def per_query_scores(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,
 def retrieval_metrics(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,
                       exclude: np.ndarray | None = None) -> dict[str, float]:
     """Recall@1 and mAP over the queries that have a relevant item (``per_query_scores``)."""
-    hit1, ap = per_query_scores(db, queries, relevant, exclude)
+    return summarize_scores(*per_query_scores(db, queries, relevant, exclude))
+
+
+def summarize_scores(hit1: np.ndarray, ap: np.ndarray) -> dict[str, float]:
+    """Per-query hit@1 (Nq,) and AP (Nq,) -> recall@1, mAP and the query count."""
     return {"recall_at_1": float(hit1.mean()), "mAP": float(ap.mean()), "queries": int(len(ap))}
 
 
