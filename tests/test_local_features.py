@@ -46,10 +46,10 @@ def test_posed_map_gives_poses(tmp_path, tiny_model, local):
         assert loc.localize(other_wall).status == "unknown"
 
 
-def test_auto_local_features_and_descriptor_follow_the_cameras(tmp_path, tiny_model):
+def test_auto_local_features_follow_the_cameras_and_auto_descriptor_is_gem(tmp_path, tiny_model):
     path, info = _build(tmp_path, tiny_model, "auto", descriptor="auto")
     assert info["local"]["extractor"] == "hardnet" and info["local"]["triangulation"]["points"] > 100
-    assert info["descriptor"]["kind"] == "vlad"             # every image has local features
+    assert info["descriptor"]["kind"] == "gem"              # auto is GeM: VLAD only when asked for
     path, info = _build(tmp_path, tiny_model, "auto", posed=False, descriptor="auto")
     assert info["local"] is None and info["descriptor"]["kind"] == "gem"
 

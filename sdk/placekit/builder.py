@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional
@@ -12,7 +13,7 @@ import numpy as np
 from .calibration import calibrate
 from .decision import Calibration
 from .engine import open_engine
-from .errors import BuildError, LocationError, PlacekitError
+from .errors import BuildError, CalibrationWarning, LocationError, PlacekitError
 from .features import GlobalExtractor, LocalDescriber
 from .geo import LocalFrame
 from .imageio import Frame, to_bgr
@@ -146,12 +147,14 @@ class MapBuilder:
             self.add(*item)
 
     def build(self, path: str | os.PathLike, user: Optional[dict] = None) -> dict:
-        """Train, calibrate and write the map to ``path``; returns ``map info`` of the result."""
+        """Train, calibrate and write the map to ``path``; returns ``map info`` of the result.
+        When the calibration cannot promise the target precision, ``info["warnings"]`` says why
+        and a ``CalibrationWarning`` is issued (the map is written all the same)."""
         n = len(self)
         if n < MIN_IMAGES:
             raise BuildError(f"a map needs at least {MIN_IMAGES} images, got {n}")
         vocabulary = None
-        use_vlad = self.vlad or (self.options.descriptor == "auto" and self._vlad_possible())
+        use_vlad = self.vlad            # 'auto' is GeM: VLAD lost on the generalization suite
         if use_vlad:
             vocabulary, x = self._vlad_descriptors()
         else:
@@ -171,7 +174,8 @@ class MapBuilder:
             groups = np.array([g or f"\0{i}" for i, g in enumerate(self._groups)])
         negatives = self._negative_descriptors(vocabulary if use_vlad else None)
         cal: Calibration = calibrate(index, x, ids, xyz, opts.match_radius_m, opts.target_precision,
-                                     top_k=CALIBRATION_TOP_K, seed=opts.seed, groups=groups, negatives=negatives)
+                                     top_k=CALIBRATION_TOP_K, seed=opts.seed, groups=groups, negatives=negatives,
+                                     refit=_refitter(index, x, ids, opts.seed))
         pointmap = None
         if self.local is not None:
             pointmap = self._point_map(xyz)
@@ -208,17 +212,13 @@ class MapBuilder:
         placemap.save(path)
         loaded = PlaceMap.load(path)
         try:
-            return loaded.info()
+            info = loaded.info()
         finally:
             loaded.close()
+        for message in info["warnings"]:
+            warnings.warn(f"{path}: {message}", CalibrationWarning, stacklevel=2)
+        return info
 
-
-    def _vlad_possible(self) -> bool:
-        """descriptor='auto' takes VLAD when every image has local features (measured on the
-        posed Strecha and KITTI maps: VLAD matches GeM after verification, beats it before, and
-        costs less per frame since the local features are extracted anyway)."""
-        n_local = sum(len(self._local[i][0]) for i in self._local)
-        return len(self._local) == len(self) and n_local >= self.options.vlad_words * 4
 
     def _negative_descriptors(self, vocabulary: np.ndarray | None) -> np.ndarray | None:
         """(M, d) descriptors of the negatives in the map's descriptor space, or None."""
@@ -249,6 +249,24 @@ class MapBuilder:
                    "max_side": self.local.max_side, "triangulation": stats, **self._local_model}
         return PointMap.create(section, {i: (k, d, point_ids.get(i, np.full(len(k), -1, np.int32)))
                                          for i, (k, d) in features.items()}, points)
+
+
+def _refitter(index: PlaceIndex, x: np.ndarray, ids: np.ndarray, seed: int):
+    """For cross-fitted calibration: a function that trains an index of the map's recipe on
+    some rows of ``x`` ((N,) bool) and adds all N vectors; None when the index learns nothing
+    from the map that calibration must hold out (no PCA), or when refitting is too costly
+    (IVF-PQ maps, built from >= 20,000 images, whose PCA barely depends on any one image)."""
+    recipe = index.recipe
+    if not (recipe.flat and recipe.pca_dim):
+        return None
+
+    def refit(rows: np.ndarray) -> PlaceIndex:
+        fold_recipe = replace(recipe, pca_dim=min(recipe.pca_dim, int(rows.sum()) - 1))
+        fold_index = PlaceIndex(fold_recipe, x.shape[1], index.params)
+        fold_index.train(x[rows], seed=seed)
+        fold_index.add(x, ids)
+        return fold_index
+    return refit
 
 
 def _local_extractor(options: BuildOptions) -> tuple[LocalFeatureExtractor | None, dict]:

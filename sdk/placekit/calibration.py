@@ -25,6 +25,8 @@ each side represented by the same number of evenly spaced quantiles).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .decision import Calibration, fuse
@@ -33,30 +35,67 @@ from .index import PlaceIndex
 DEFAULT_MARGIN = 0.02
 MIN_MARGIN, MAX_MARGIN = 0.005, 0.1
 MIN_GROUP_POSITIVES = 10
+MIN_CALIBRATION_POSITIVES = 10
+CROSS_FIT_FOLDS = 5   # fewer: the threshold is a guess, and map build says so
 
 
 def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, positions: np.ndarray,
               radius: float, target_precision: float, top_k: int = 5, temperature: float = 0.02,
               max_queries: int = 2000, seed: int = 0, groups: np.ndarray | None = None,
-              negatives: np.ndarray | None = None) -> Calibration:
+              negatives: np.ndarray | None = None,
+              refit: Callable[[np.ndarray], PlaceIndex] | None = None) -> Calibration:
     """descriptors (N, d) raw, ids (N,), positions (N, 3) of the places stored in ``index``;
     groups (N,) capture-group labels or None; negatives (M, d) raw descriptors of images of
-    other places, or None."""
+    other places, or None.
+
+    refit: for an index that learned something from the map's own vectors (a PCA-whitening),
+    ``refit(train_rows)`` returns an index of the same recipe trained on ``descriptors[train_rows]``
+    ((N,) bool) holding all N vectors. Calibration is then cross-fitted: the map's groups (or
+    images) are split into ``CROSS_FIT_FOLDS`` folds and each query is searched in the index
+    trained without its fold, as a query or a photo from elsewhere is never part of what the
+    map learned. Without it an image inside the whitening scores its own neighbours
+    unrealistically low and the threshold falls below what foreign photos score."""
     n = len(ids)
     rng = np.random.default_rng(seed)
     queries = np.arange(n) if n <= max_queries else np.sort(rng.choice(n, max_queries, replace=False))
-    samples = _simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, groups)
+    searchers = _cross_fitted(refit, n, groups, queries, seed) if refit is not None else [(index, queries)]
+    samples = _simulate_all(searchers, descriptors, ids, positions, radius, top_k, temperature, groups)
     group_rule = "none given"
     if groups is not None:
         group_rule = "other groups only"
         if len(samples[0]) < MIN_GROUP_POSITIVES:
             group_rule = (f"fell back to leave-one-out: only {len(samples[0])} matches across groups "
                           f"(< {MIN_GROUP_POSITIVES})")
-            samples = _simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, None)
+            samples = _simulate_all(searchers, descriptors, ids, positions, radius, top_k, temperature, None)
     positives, wrong, impostors, errors, near_tie_gaps = samples
     external = _best_scores(index, negatives) if negatives is not None and len(negatives) else []
-    return _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_precision, temperature,
-                len(queries), group_rule, external)
+    cal = _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_precision, temperature,
+               len(queries), group_rule, external)
+    cal.stats["cross_fitted_folds"] = len(searchers) if refit is not None else 0
+    return cal
+
+
+def _cross_fitted(refit: Callable[[np.ndarray], PlaceIndex], n: int, groups: np.ndarray | None,
+                  queries: np.ndarray, seed: int) -> list[tuple[PlaceIndex, np.ndarray]]:
+    """[(index trained without fold f, the queries of fold f)]: folds of whole groups (or of
+    single images without groups), assigned at random."""
+    units = np.unique(groups, return_inverse=True)[1] if groups is not None else np.arange(n)
+    n_folds = min(CROSS_FIT_FOLDS, int(units.max()) + 1)
+    fold_of_unit = np.random.default_rng(seed).permutation(int(units.max()) + 1) % n_folds
+    fold = fold_of_unit[units]
+    out = []
+    for f in range(n_folds):
+        in_fold = queries[fold[queries] == f]
+        if len(in_fold) and (fold != f).sum() >= 2:
+            out.append((refit(fold != f), in_fold))
+    return out
+
+
+def _simulate_all(searchers, descriptors, ids, positions, radius, top_k, temperature, groups):
+    """``_simulate`` over each (index, queries) pair; the samples concatenated."""
+    parts = [_simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, groups)
+             for index, queries in searchers]
+    return tuple([v for part in parts for v in part[k]] for k in range(5))
 
 
 def _best_scores(index: PlaceIndex, negatives: np.ndarray) -> list[float]:
@@ -118,6 +157,11 @@ def _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_prec
     external = list(external)
     pos, neg = np.array(positives), np.array(wrong + _out_of_map(impostors, external, n_queries))
     threshold, how = _threshold(pos, neg, target_precision)
+    if external:
+        # negatives add evidence; they must never lower the bar the map's own images set
+        own_threshold, own_how = _threshold(pos, np.array(wrong + impostors), target_precision)
+        if own_threshold > threshold:
+            threshold, how = own_threshold, own_how + " (map's own images; above the negatives' threshold)"
     slope, intercept = fit_logistic(pos, neg)
     margin = DEFAULT_MARGIN
     if len(near_tie_gaps) >= 5:
@@ -138,11 +182,35 @@ def _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_prec
     if external:
         stats["negatives"] = len(external)
         stats["negative_rejection"] = float((np.array(external) < threshold).mean())
+    stats["warnings"] = calibration_warnings(stats, target_precision)
     return Calibration(
         unknown_threshold=float(threshold), ambiguity_margin=margin, match_radius_m=float(radius),
         temperature=temperature, base_uncertainty_m=max(base, 0.1), confidence_slope=slope,
         confidence_intercept=intercept, target_precision=float(target_precision), stats=stats,
     )
+
+
+def calibration_warnings(stats: dict, target_precision: float) -> list[str]:
+    """What a map builder should be told about its calibration: the target precision not
+    reached, or too little evidence to judge out-of-map photos."""
+    out = []
+    rule = stats.get("threshold_rule", "")
+    precision = stats.get("precision_at_threshold")
+    fallback = rule.startswith(("no positives", "no negatives", "no calibration data"))
+    if fallback:
+        out.append(f"calibration incomplete ({rule}); the 'unknown' threshold is a fallback, not a measurement")
+    elif "never reached" in rule or (precision is not None and precision < target_precision):
+        out.append(f"target precision {target_precision:.2f} not reached on the map's own images "
+                   f"(best: {_fmt(precision)}); expect wrong 'localized' answers. Add more views per place, "
+                   "capture groups, or negatives (photos of places not in the map)")
+    if not fallback and stats.get("positives", 0) < MIN_CALIBRATION_POSITIVES:
+        out.append(f"only {stats.get('positives', 0)} map images found a correct match with themselves left out "
+                   f"(< {MIN_CALIBRATION_POSITIVES}): the 'unknown' threshold rests on little evidence")
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f}"
 
 
 def _precision(pos: np.ndarray, neg: np.ndarray, t: float) -> float | None:
@@ -161,7 +229,10 @@ def _threshold(pos: np.ndarray, neg: np.ndarray, target: float) -> tuple[float, 
         p = _precision(pos, neg, t)
         if p is not None and p >= target and (pos >= t).any():
             return float(t), "lowest score reaching the target precision"
-    return float(pos.max()), "target precision never reached: best positive score"
+    candidates = np.unique(pos)
+    precisions = np.array([_precision(pos, neg, t) for t in candidates])
+    best = candidates[int(np.argmax(precisions))]      # the lowest score of the best precision
+    return float(best), "target precision never reached: the score of the highest precision"
 
 
 def fit_logistic(pos: np.ndarray, neg: np.ndarray, iters: int = 50, l2: float = 1e-3) -> tuple[float, float]:

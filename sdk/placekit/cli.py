@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 
 def _build(args: argparse.Namespace) -> int:
     from .builder import MapBuilder
     from .datasets import read_locations_and_groups
-    from .errors import CSVFormatError, ImageReadError
+    from .errors import CalibrationWarning, CSVFormatError, ImageReadError
     from .imageio import list_images, read_exif_gps
     from .options import BuildOptions
     from .types import Location
@@ -58,7 +59,11 @@ def _build(args: argparse.Namespace) -> int:
     if args.negatives:
         for path in list_images(args.negatives):
             builder.add_negative(path)
-    info = builder.build(args.output, user={"source_dir": str(folder)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)      # printed below, once, without a traceback line
+        info = builder.build(args.output, user={"source_dir": str(folder)})
+    for message in info["warnings"]:
+        print(f"warning: {message}", file=sys.stderr)
     if args.json:
         print(json.dumps(info, indent=1))
     else:
@@ -101,6 +106,11 @@ def _info(args: argparse.Namespace) -> int:
         lines.append(f"local        {local['extractor']}, up to {local['max_keypoints']} keypoints per image, "
                      f"{local['places_with_features']} places with features, {tri.get('points', 0):,} 3D points, "
                      f"{local['bytes']:,} bytes; verified at >= {cal.get('min_inliers', 0)} inliers")
+    if stats.get("precision_at_threshold") is not None:
+        lines.append(f"calibrated   precision {stats['precision_at_threshold']:.2f} at the threshold on the map's own "
+                     f"images ({'cross-fitted, ' if stats.get('cross_fitted_folds') else ''}"
+                     f"{stats.get('threshold_rule', '')})")
+    lines += [f"warning      {message}" for message in info.get("warnings", [])]
     print("\n".join(lines))
     return 0
 

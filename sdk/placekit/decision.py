@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+VETO_MIN_VERIFIED_RECALL = 0.9
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -34,6 +36,15 @@ class Calibration:
     target_precision: float = 0.9
     min_inliers: int = 0
     stats: dict = field(default_factory=dict)
+
+    @property
+    def verification_rejects(self) -> bool:
+        """Whether an unverified answer means "another place": true when, at build, at least
+        ``VETO_MIN_VERIFIED_RECALL`` of the map's own correct matches reached ``min_inliers``
+        (posed, overlapping views). On maps of wide-baseline photos most correct matches fail
+        to verify, and a veto would turn them into ``unknown``."""
+        recall = (self.stats.get("verification") or {}).get("recall_at_threshold")
+        return recall is not None and recall >= VETO_MIN_VERIFIED_RECALL
 
     def confidence(self, score: float) -> float:
         z = self.confidence_slope * score + self.confidence_intercept
@@ -94,18 +105,21 @@ def decide(scores: np.ndarray, positions: np.ndarray, cal: Calibration) -> Decis
 
 def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, inliers: np.ndarray,
                     cal: Calibration, pose=None) -> Decision:
-    """Fold geometric verification into a decision. Candidates are already ordered by inliers.
-    The best is trusted when its inliers reach ``cal.min_inliers``: ``localized`` (``ambiguous``
+    """Fold geometric verification into a decision. Verified candidates (inliers >=
+    ``cal.min_inliers``) come first. A verified best is trusted: ``localized`` (``ambiguous``
     if a place farther than 2 x radius is verified nearly as well), its position the pose's
     camera centre when there is a pose, else the inlier-weighted mean of the verified places
-    near it; a pose settles ambiguity between far views of the same structure. Below
-    ``min_inliers`` the answer is ``unknown`` (texture-less frames, places not in the map). Only
-    when the best place has no stored features (added live) does the similarity-only decision
-    stand."""
+    near it; a pose settles ambiguity between far views of the same structure. When no
+    candidate is verified the similarity decision stands: few inliers are no evidence against a
+    place (wide baselines, night, texture-less frames), and the calibrated similarity threshold
+    already answers ``unknown`` for places not in the map. Only on maps whose own correct
+    matches nearly all verify (``cal.verification_rejects``) is an unverified best ``unknown``:
+    there, failing to verify is evidence of another place."""
     if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < 0:
         return base                   # nothing to verify with (no features for the best place)
     if inliers[0] < cal.min_inliers:
-        # similar-looking but not the same structure: a map with local features says so
+        if not cal.verification_rejects:
+            return base
         return Decision("unknown", None, None, min(base.confidence, 0.5 * inliers[0] / cal.min_inliers))
     dist = np.linalg.norm(positions[:len(inliers)] - positions[0], axis=1)
     confidence = max(cal.confidence(float(scores[0])),

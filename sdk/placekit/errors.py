@@ -2,7 +2,7 @@
 built-in exception a caller would catch for the same problem."""
 from __future__ import annotations
 
-__all__ = ["PlacekitError", "MapFormatError", "ModelMismatchError", "ModelNotFoundError", "ModelFormatError", "BackendUnavailableError", "InvalidImageError", "ImageReadError", "LocationError", "CSVFormatError", "OptionsError", "PlaceIndexError", "BuildError", "ClosedError"]
+__all__ = ["PlacekitError", "MapFormatError", "ModelMismatchError", "ModelNotFoundError", "ModelFormatError", "BackendUnavailableError", "InvalidImageError", "ImageReadError", "LocationError", "CSVFormatError", "OptionsError", "PlaceIndexError", "BuildError", "ClosedError", "CalibrationWarning"]
 
 
 class PlacekitError(Exception):
@@ -59,3 +59,9 @@ class BuildError(PlacekitError, RuntimeError):
 
 class ClosedError(PlacekitError, RuntimeError):
     """The Localizer was closed."""
+
+
+class CalibrationWarning(UserWarning):
+    """A map was built, but its calibration cannot promise the target precision (too few
+    matches among its own images, or the target never reached): expect wrong ``localized``
+    answers. ``MapBuilder.build`` issues it; the messages are also in ``info["warnings"]``."""

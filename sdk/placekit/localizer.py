@@ -128,10 +128,13 @@ class Localizer:
         )
 
     def _rerank_by_inliers(self, feats, ids, scores, rows, verify_top: int):
-        """Verify the first ``verify_top`` candidates; order them by inliers (then score).
-        Returns (ids, scores, rows, inliers (verify_top',))."""
+        """Verify the first ``verify_top`` candidates. Verified ones (>= the map's calibrated
+        ``min_inliers``) move ahead of unverified ones, each part keeping the global order:
+        geometry re-ranks only when its evidence is decisive, and a confident global ranking
+        is never overridden by raw inlier counts. Returns (ids, scores, rows, inliers (verify_top',))."""
         inliers = verify(feats.xy, feats.descriptors, self.map.pointmap, ids[:verify_top])
-        order = np.lexsort((-scores[:len(inliers)], -inliers))
+        verified = inliers >= max(self.map.calibration.min_inliers, 1)
+        order = np.lexsort((np.arange(len(inliers)), ~verified))
         head = len(inliers)
         ids, scores, rows = ids.copy(), scores.copy(), rows.copy()
         ids[:head], scores[:head], rows[:head] = ids[order], scores[order], rows[order]

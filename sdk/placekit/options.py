@@ -32,8 +32,9 @@ class BuildOptions:
     descriptor: global descriptor kind: ``gem`` (the global model), ``vlad`` (compact VLAD of
     the local features; a vocabulary of ``vlad_words`` words is learned at build and stored;
     implies local features, ``hardnet-int8`` unless ``local_features`` names another), or
-    ``auto`` (the default): VLAD when every map image has local features (with
-    ``local_features='auto'``: when every image comes with a camera), else GeM.
+    ``auto`` (the default): GeM. (It chose VLAD for maps whose images all had local features
+    until the generalization suite, ``benchmarks/generalization.py``, showed VLAD losing to
+    GeM on unseen outdoor landmarks and indoor frames; VLAD is now opt-in.)
     model: shipped model name or a model path (the global model, for ``gem``).
     recipe: index recipe (see ``placekit.index``) or ``auto``. match_radius_m: two images
     within this distance show the same place (calibration, fusion). target_precision: the

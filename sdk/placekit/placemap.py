@@ -71,6 +71,7 @@ class PlaceMap:
             "frame": self.frame.to_dict() if self.frame else {"kind": "local"},
             "index": section,
             "calibration": self.calibration.to_dict(),
+            "warnings": list(self.calibration.stats.get("warnings", [])),
             "places": {"count": len(self.places)},
             "user": self.user,
         }
@@ -184,6 +185,7 @@ class PlaceMap:
             "index": {"recipe": str(self.index.recipe), "dim": self.index.dim,
                       "search": m.get("index", {}).get("search")},
             "calibration": self.calibration.to_dict(),
+            "warnings": list(self.calibration.stats.get("warnings", [])),
             "local": (dict(self.pointmap.section, bytes=self.pointmap.bytes(), places_with_features=len(self.pointmap.place_ids))
                       if self.pointmap is not None else None),
             "file_bytes": size,
