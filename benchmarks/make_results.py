@@ -24,6 +24,79 @@ def provenance(d: dict) -> str:
     return f"_Command:_ `{d['command']}` — _date:_ {d['date']} — _machine:_ {d.get('machine', '?')}"
 
 
+def generalization_section(d: dict, before: dict | None = None) -> list[str]:
+    """The generalization suite: per-set quality of every configuration and peer, the
+    foreign-photo matrix, calibration honesty, intervals against the floor and the targets."""
+    f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    out = ["## Generalization suite", "", provenance(d), "",
+           "Every query through `MapBuilder` / `Localizer` (placekit rows) or exhaustive search (peers). "
+           "`localized` precision: share of `localized` answers whose top place is correct. `claimed`: the "
+           "precision `map info` reports at the threshold (in-map and out-of-map answers weighted equally); "
+           "`measured`: the same quantity measured, the set's queries and the foreign photos weighted "
+           "equally, with a 95% bootstrap interval. `foreign unknown`: share of photos of the other sets and "
+           "the pool answered `unknown` by this set's map (no negatives given).", ""]
+    for name, rows in d["sets"].items():
+        out += [f"### {name}", "",
+                "| method | recall@1 | recall@5 | localized | unknown | precision of localized | claimed | measured | "
+                "foreign unknown | p50 ms | bytes/place |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for method, r in rows.items():
+            ci = r.get("measured_precision_interval")
+            measured = f"{f(r.get('measured_precision'))} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f(r.get("measured_precision"))
+            out.append(f"| {method} | {r['recall_at_1']:.3f} | {r['recall_at_5']:.3f} | {f(r.get('localized_share'))} | "
+                       f"{f(r.get('unknown_share'))} | {f(r.get('localized_precision'))} | {f(r.get('claimed_precision'))} | "
+                       f"{measured if 'unknown_share' in r else '-'} | {f(r.get('foreign_unknown_all'))} | "
+                       f"{r['latency_ms_p50']:.1f} | {r['bytes_per_place']:.0f} |")
+        out.append("")
+    floor = d.get("intervals_vs_floor") or {}
+    if floor:
+        methods = sorted({m for rows in floor.values() for m in rows})
+        out += ["### Recall@1 minus the raw ImageNet GeM 1280-D (exact), paired bootstrap 95% intervals", "",
+                "**bold**: the whole interval above 0; _italic_: below 0.", "",
+                "| set | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+        for name, rows in floor.items():
+            out.append(f"| {name} | " + " | ".join(_interval(rows[m]) if m in rows else "-" for m in methods) + " |")
+        out.append("")
+    default_rows = {name: rows["default"] for name, rows in d["sets"].items() if "foreign_unknown" in rows.get("default", {})}
+    if default_rows:
+        sources = sorted({src for r in default_rows.values() for src in r["foreign_unknown"]})
+        out += ["### Foreign-photo matrix (default options, no negatives): share answered `unknown`", "",
+                "Rows: the map; columns: where the photos come from "
+                f"(counts: {', '.join(f'{k} {v}' for k, v in next(iter(d['foreign_sources'].values())).items())}).", "",
+                "| map | " + " | ".join(sources) + " | all |", "|---|" + "---:|" * (len(sources) + 1)]
+        for name, r in default_rows.items():
+            out.append(f"| {name} | " + " | ".join(f(r["foreign_unknown"].get(src)) for src in sources)
+                       + f" | {f(r['foreign_unknown_all'])} |")
+        out += ["", "### Targets (default options)", "",
+                "| set | foreign unknown >= 0.95 | precision of localized >= 0.9 | claimed within 0.05 of measured "
+                "(or inside its interval) | recall@1 within 0.02 of before |", "|---|---|---|---|---|"]
+        for name, r in default_rows.items():
+            ci = r.get("measured_precision_interval")
+            claim, meas = r.get("claimed_precision"), r.get("measured_precision")
+            honest = (claim is not None and meas is not None
+                      and (abs(claim - meas) <= 0.05 or (ci and ci[0] <= claim <= ci[1])))
+            prec = r.get("localized_precision")
+            old = ((before or {}).get("sets", {}).get(name) or {}).get("default")
+            recall = "-" if old is None else (f"{'yes' if r['recall_at_1'] >= old['recall_at_1'] - 0.02 else 'no'} "
+                                              f"({old['recall_at_1']:.3f} -> {r['recall_at_1']:.3f})")
+            out.append(f"| {name} | {'yes' if r['foreign_unknown_all'] >= 0.95 else 'no'} ({r['foreign_unknown_all']:.2f}) | "
+                       f"{'-' if prec is None else ('yes' if prec >= 0.9 else 'no')} ({f(prec)}) | "
+                       f"{'yes' if honest else 'no'} ({f(claim)} vs {f(meas)}) | {recall} |")
+        out.append("")
+    if before:
+        out += [f"### Before this suite's fixes (default options at commit {before.get('commit', '?')})", "",
+                provenance(before), "",
+                "| set | recall@1 | localized | precision of localized | claimed | measured | foreign unknown |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, rows in before["sets"].items():
+            r = rows.get("default")
+            if r:
+                out.append(f"| {name} | {r['recall_at_1']:.3f} | {f(r['localized_share'])} | {f(r['localized_precision'])} | "
+                           f"{f(r['claimed_precision'])} | {f(r.get('measured_precision'))} | {f(r.get('foreign_unknown_all'))} |")
+        out.append("")
+    return out
+
+
 def index_section(d: dict) -> list[str]:
     out = ["## Index search", "", provenance(d), "",
            "Clustered 256-D unit vectors (`benchmarks/synthetic.py`); recall@1 is against exact float32 "
@@ -480,6 +553,11 @@ def main() -> None:
     lines = ["# Benchmark results", "",
              "Generated by `python benchmarks/make_results.py` from `benchmarks/results/*.json`; each section "
              "names the command that measured it. Machine: the project's 2-core x86-64 VM, no GPU.", ""]
+    generalization = load("generalization.json")
+    if generalization:
+        lines += generalization_section(generalization, load("generalization_before.json"))
+    else:
+        lines += ["_generalization.json: not measured yet._", ""]
     for name, render in (("index.json", index_section), ("map.json", map_section),
                          ("localize.json", localize_section), ("localize_gem_imagenet_int8.json", localize_section),
                          ("fuzz.json", fuzz_section),

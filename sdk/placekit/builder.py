@@ -27,7 +27,7 @@ from .models import resolve_model
 from .options import BuildOptions
 from .placemap import PlaceMap
 from .places import PlaceTable
-from .types import Location
+from .types import Location, check_place_name
 
 MIN_IMAGES = 2
 DEFAULT_LOCAL = "hardnet-int8"
@@ -124,8 +124,7 @@ class MapBuilder:
             raise LocationError(f"location must be a placekit.Location, got {type(location).__name__}")
         if self._locations and location.is_wgs84 != self._locations[0].is_wgs84:
             raise LocationError("all map locations must be WGS84 (lat/lon) or all local (x/y), not mixed")
-        if not isinstance(name, str) or not name:
-            raise BuildError(f"name must be a non-empty string, got {name!r}")
+        check_place_name(name)
         if name in self._name_set:
             raise BuildError(f"duplicate image name {name!r}")
 

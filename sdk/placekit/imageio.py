@@ -18,6 +18,8 @@ from .errors import ImageReadError, InvalidImageError
 Frame = Union[np.ndarray, str, os.PathLike]
 MIN_SIDE = 16
 MAX_SIDE = 20000
+MAX_PIXELS = 100_000_000            # 100 megapixels: larger files are refused before decoding
+MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
 def to_bgr(frame: Frame) -> np.ndarray:
@@ -73,21 +75,57 @@ def _as_uint8(frame: np.ndarray) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to BGR uint8, rotated upright by its EXIF orientation tag."""
+    """Decode an image file to BGR uint8, rotated upright by its EXIF orientation tag.
+
+    The header is read first: a file over ``MAX_FILE_BYTES``, or whose header declares more
+    than ``MAX_PIXELS`` pixels or a side over ``MAX_SIDE`` (a decompression bomb: a 100 KB PNG
+    can declare 30000 x 30000), raises ``ImageReadError`` before anything is decoded; so does
+    every decoder failure."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ImageReadError(f"image file {path} is larger than {MAX_FILE_BYTES:,} bytes")
         data = np.fromfile(path, dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
     if data.size == 0:
         raise ImageReadError(f"image file {path} is empty")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation
+    _check_declared_size(path, data)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation
+    except cv2.error as exc:
+        raise ImageReadError(f"image file {path} cannot be decoded: {str(exc).strip().splitlines()[-1]}") from exc
     if image is None:
         raise ImageReadError(f"image file {path} is corrupt or not a supported image format")
     h, w = image.shape[:2]
     if min(h, w) < MIN_SIDE:
         raise ImageReadError(f"image {path} is too small ({w}x{h}); need >= {MIN_SIDE} px")
+    if max(h, w) > MAX_SIDE or h * w > MAX_PIXELS:
+        raise ImageReadError(f"image {path} is too large ({w}x{h}); sides up to {MAX_SIDE} px, "
+                             f"{MAX_PIXELS:,} pixels")
     return image
+
+
+def _check_declared_size(path: Path, data: np.ndarray) -> None:
+    """Raise when the header declares too many pixels. Formats Pillow cannot parse are left to
+    OpenCV (which still fails typed, above)."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")               # Pillow's own DecompressionBombWarning
+            with Image.open(io.BytesIO(data.tobytes())) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"image {path} declares too many pixels (not decoded): {exc}") from exc
+    except Exception:                                     # noqa: BLE001 - any header Pillow rejects
+        return
+    if max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
+        raise ImageReadError(f"image {path} declares {w}x{h} pixels; sides up to {MAX_SIDE} px, "
+                             f"{MAX_PIXELS:,} pixels (not decoded)")
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")

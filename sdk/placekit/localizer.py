@@ -12,7 +12,7 @@ import numpy as np
 
 from .decision import decide, decide_verified
 from .engine import open_engine, sha256_file
-from .errors import BuildError, ClosedError, LocationError, ModelMismatchError, ModelNotFoundError
+from .errors import BuildError, ClosedError, LocationError, ModelMismatchError, ModelNotFoundError, OptionsError
 from .features import GlobalExtractor, LocalDescriber
 from .local_features import LocalFeatureExtractor
 from .pose import MIN_INLIERS, estimate_pose
@@ -23,7 +23,7 @@ from .imageio import Frame, to_bgr
 from .models import find_model_by_sha256, resolve_model
 from .options import LocalizerOptions
 from .placemap import PlaceMap
-from .types import Localization, Location, Match, Pose, Prior
+from .types import Localization, Location, Match, Pose, Prior, check_place_name
 
 
 WIDE_PRIOR_SHARE = 0.25   # a prior whose x-strip holds more of the map searches it all, then filters
@@ -52,6 +52,9 @@ class Localizer:
     @classmethod
     def open(cls, path: str | os.PathLike, options: LocalizerOptions = LocalizerOptions()) -> "Localizer":
         """Open a map file; finds its model (embedded, ``options.model``, or shipped by sha256)."""
+        if not isinstance(options, LocalizerOptions):
+            raise OptionsError(f"options must be LocalizerOptions (LocalizerOptions.from_dict for a dict), "
+                               f"got {type(options).__name__}")
         placemap = PlaceMap.load(path, verify=options.verify_map)
         try:
             # two models and NumPy matching per frame: ORT threads must not spin between them
@@ -192,6 +195,8 @@ class Localizer:
         self._check_open()
         if not isinstance(location, Location):
             raise LocationError(f"location must be a placekit.Location, got {type(location).__name__}")
+        if name is not None:
+            check_place_name(name)
         xyz = self.map.to_metric(location)
         descriptor = self.extractor.describe(image)
         with self._update_lock:
@@ -208,8 +213,11 @@ class Localizer:
     def remove_place(self, place_id: int) -> bool:
         """Remove a place by id (searches skip it at once); False if it was not live."""
         self._check_open()
+        if not isinstance(place_id, (int, np.integer)) or isinstance(place_id, (bool, np.bool_)) \
+                or not 0 <= int(place_id) < 2 ** 63:
+            raise OptionsError(f"place_id must be a non-negative int64 integer, got {place_id!r}")
         with self._update_lock:
-            return self.map.index.remove(np.array([int(place_id)])) > 0
+            return self.map.index.remove(np.array([int(place_id)], np.int64)) > 0
 
     def compact(self) -> None:
         """Drop removed places from memory (index rows and the places table)."""

@@ -42,18 +42,24 @@ def mutual_matches(desc1: np.ndarray, desc2: np.ndarray, ratio: float = DEFAULT_
 def verified_inliers(xy1: np.ndarray, xy2: np.ndarray, matches: np.ndarray, model: str = "fundamental",
                      threshold_px: float = 3.0, confidence: float = 0.999) -> np.ndarray:
     """(M,) bool inlier mask of ``matches`` under one epipolar geometry (``fundamental``) or
-    one plane (``homography``), fitted by OpenCV's USAC (MAGSAC++). All False when too few."""
+    one plane (``homography``), fitted by OpenCV's USAC (MAGSAC++). All False when too few or
+    degenerate."""
     inliers = np.zeros(len(matches), bool)
     if len(matches) < MIN_MATCHES_FOR_MODEL:
         return inliers
     p1 = np.ascontiguousarray(xy1[matches[:, 0]], np.float32)
     p2 = np.ascontiguousarray(xy2[matches[:, 1]], np.float32)
-    if model == "fundamental":
-        _, mask = cv2.findFundamentalMat(p1, p2, cv2.USAC_MAGSAC, threshold_px, confidence, 2000)
-    elif model == "homography":
-        _, mask = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, threshold_px, confidence=confidence, maxIters=2000)
-    else:
+    if model not in ("fundamental", "homography"):
         raise ValueError(f"model must be 'fundamental' or 'homography', got {model!r}")
+    try:
+        if model == "fundamental":
+            _, mask = cv2.findFundamentalMat(p1, p2, cv2.USAC_MAGSAC, threshold_px, confidence, 2000)
+        else:
+            _, mask = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, threshold_px, confidence=confidence, maxIters=2000)
+    except cv2.error:
+        # degenerate matches (all identical, collinear, a handful of pixels: USAC finds no model
+        # and asserts) verify nothing
+        return inliers
     if mask is not None:
         inliers = mask.ravel().astype(bool)
     return inliers

@@ -2,8 +2,11 @@
 common trade-offs."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional, TypeVar
+
+import numpy as np
 
 from .errors import OptionsError
 
@@ -20,9 +23,58 @@ def _from_dict(cls: type[T], values: dict[str, Any]) -> T:
     return cls(**values)
 
 
+MAX_THREADS = 256
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise OptionsError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(float(value)))
+
+
+def _typed(options: Any, ints: dict[str, tuple[int, int]], numbers: tuple[str, ...] = (),
+           strings: tuple[str, ...] = (), bools: tuple[str, ...] = (),
+           optional_ints: Optional[dict[str, tuple[int, int]]] = None) -> None:
+    """Check the types (and integer ranges) of an options dataclass's fields, in one place, and
+    store numpy scalars as Python ones. Raises ``OptionsError`` naming the field."""
+    cls = type(options).__name__
+    optional_ints = optional_ints or {}
+    for name, (lo, hi) in {**ints, **optional_ints}.items():
+        value = getattr(options, name)
+        if value is None and name in optional_ints:
+            continue
+        _check(_is_int(value), f"{cls}.{name} must be an integer, got {value!r}")
+        _check(lo <= int(value) <= hi, f"{cls}.{name} must be within {lo}..{hi}, got {value}")
+        object.__setattr__(options, name, int(value))
+    for name in numbers:
+        value = getattr(options, name)
+        _check(_is_number(value), f"{cls}.{name} must be a finite number, got {value!r}")
+        object.__setattr__(options, name, float(value))
+    for name in strings:
+        value = getattr(options, name)
+        _check(isinstance(value, str) and bool(value), f"{cls}.{name} must be a non-empty string, got {value!r}")
+    for name in bools:
+        value = getattr(options, name)
+        _check(isinstance(value, (bool, np.bool_)), f"{cls}.{name} must be True or False, got {value!r}")
+        object.__setattr__(options, name, bool(value))
+
+
+def _names(options: Any, name: str) -> tuple[str, ...]:
+    """A tuple of names from a sequence of strings (one string is one name, not its characters)."""
+    value = getattr(options, name)
+    if isinstance(value, str):
+        value = (value,)
+    _check(isinstance(value, (tuple, list)) and all(isinstance(v, str) and v for v in value),
+           f"{type(options).__name__}.{name} must be a sequence of non-empty strings, got {value!r}")
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -63,6 +115,11 @@ class BuildOptions:
     vlad_words: int = 64
 
     def __post_init__(self) -> None:
+        _typed(self, ints={"nprobe": (1, 1 << 20), "rerank": (0, 1 << 20), "threads": (0, MAX_THREADS),
+                           "seed": (0, 2 ** 32 - 1), "max_keypoints": (16, 8192), "local_max_side": (64, 4096),
+                           "vlad_words": (2, 1024)},
+               numbers=("match_radius_m", "target_precision"),
+               strings=("descriptor", "model", "recipe", "backend", "local_features"), bools=("embed_model",))
         _check(isinstance(self.local_features, str) and bool(self.local_features),
                "local_features must be 'auto', 'none', 'rootsift' or a local model name")
         _check(16 <= self.max_keypoints <= 8192, "max_keypoints must be within 16..8192")
@@ -109,9 +166,14 @@ class LocalizerOptions:
     intrinsics: Optional[tuple[float, float, float, float]] = None
 
     def __post_init__(self) -> None:
-        _check(1 <= self.verify_top <= 50, "verify_top must be within 1..50")
+        _typed(self, ints={"threads": (0, MAX_THREADS), "top_k": (1, 100), "verify_top": (1, 50)},
+               optional_ints={"nprobe": (1, 1 << 20), "rerank": (0, 1 << 20)}, strings=("backend",),
+               bools=("verify_map", "verify"))
+        _check(self.model is None or (isinstance(self.model, str) and bool(self.model)),
+               f"LocalizerOptions.model must be None or a model name / path, got {self.model!r}")
         if self.intrinsics is not None:
-            _check(len(self.intrinsics) == 4 and all(isinstance(v, (int, float)) for v in self.intrinsics)
+            _check(isinstance(self.intrinsics, (tuple, list)) and len(self.intrinsics) == 4
+                   and all(_is_number(v) for v in self.intrinsics)
                    and self.intrinsics[0] > 0 and self.intrinsics[1] > 0,
                    "intrinsics must be (fx, fy, cx, cy) with positive focal lengths")
             object.__setattr__(self, "intrinsics", tuple(float(v) for v in self.intrinsics))
@@ -120,8 +182,8 @@ class LocalizerOptions:
         _check(1 <= self.top_k <= 100, "top_k must be within 1..100")
         _check(self.nprobe is None or self.nprobe >= 1, "nprobe must be >= 1")
         _check(self.rerank is None or self.rerank >= 0, "rerank must be >= 0")
-        object.__setattr__(self, "providers", tuple(self.providers))
-        object.__setattr__(self, "delegates", tuple(self.delegates))
+        object.__setattr__(self, "providers", _names(self, "providers"))
+        object.__setattr__(self, "delegates", _names(self, "delegates"))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "LocalizerOptions":

@@ -38,13 +38,16 @@ def estimate_pose(query_xy: np.ndarray, query_desc: np.ndarray, map_desc: np.nda
         return None
     obj = points[map_point_ids[has_point][m[:, 1]]].astype(np.float64)
     img = query_xy[m[:, 0]].astype(np.float64)
-    ok, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, None, iterationsCount=2000,
-                                             reprojectionError=REPROJECTION_PX, confidence=0.999,
-                                             flags=cv2.SOLVEPNP_EPNP)
-    if not ok or inl is None or len(inl) < MIN_INLIERS:
-        return None
-    inl = inl.ravel()
-    rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, None, rvec, tvec)
+    try:
+        ok, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, None, iterationsCount=2000,
+                                                 reprojectionError=REPROJECTION_PX, confidence=0.999,
+                                                 flags=cv2.SOLVEPNP_EPNP)
+        if not ok or inl is None or len(inl) < MIN_INLIERS:
+            return None
+        inl = inl.ravel()
+        rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, None, rvec, tvec)
+    except cv2.error:
+        return None                   # degenerate correspondences (coplanar, collinear, repeated)
     R = cv2.Rodrigues(rvec)[0]
     t = tvec.ravel()
     center = -R.T @ t

@@ -5,14 +5,37 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Optional
 
+import numpy as np
+
 from .errors import LocationError
 
 Status = Literal["localized", "ambiguous", "unknown"]
 
 
 def _finite(name: str, value: float | None) -> None:
-    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+    if value is not None and not (isinstance(value, (int, float, np.integer, np.floating))
+                                  and not isinstance(value, (bool, np.bool_)) and math.isfinite(float(value))):
         raise LocationError(f"{name} must be a finite number, got {value!r}")
+
+
+MAX_NAME_BYTES = 1024
+MAX_COORDINATE_M = 1e8      # metres (local frames) or degrees/metres (WGS84): beyond is a unit mistake
+
+
+def check_place_name(name: object) -> str:
+    """A place name: a non-empty str that encodes as UTF-8 (no lone surrogates), at most
+    ``MAX_NAME_BYTES`` bytes. Raises ``BuildError``."""
+    from .errors import BuildError
+
+    if not isinstance(name, str) or not name:
+        raise BuildError(f"a place name must be a non-empty string, got {name!r}")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BuildError(f"a place name must be valid Unicode text: {exc.reason} at {exc.start}") from exc
+    if len(encoded) > MAX_NAME_BYTES:
+        raise BuildError(f"a place name may have at most {MAX_NAME_BYTES} bytes, got {len(encoded)}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -32,7 +55,12 @@ class Location:
 
     def __post_init__(self) -> None:
         for name in ("lat", "lon", "alt", "x", "y", "z"):
-            _finite(name, getattr(self, name))
+            value = getattr(self, name)
+            _finite(name, value)
+            if value is not None:
+                if abs(float(value)) > MAX_COORDINATE_M:
+                    raise LocationError(f"{name} must be within +-{MAX_COORDINATE_M:g}, got {value!r}")
+                object.__setattr__(self, name, float(value))
         geo = self.lat is not None or self.lon is not None
         local = self.x is not None or self.y is not None
         if geo == local:
@@ -51,10 +79,11 @@ class Location:
         for name, n in (("rotation", 4), ("intrinsics", 4)):
             value = getattr(self, name)
             if value is not None:
-                if len(value) != n:
-                    raise LocationError(f"{name} needs {n} numbers, got {len(value)}")
+                if not isinstance(value, (tuple, list, np.ndarray)) or len(value) != n:
+                    raise LocationError(f"{name} needs {n} numbers, got {value!r}")
                 for v in value:
                     _finite(name, v)
+                object.__setattr__(self, name, tuple(float(v) for v in value))
         if self.rotation is not None and not math.isclose(sum(v * v for v in self.rotation), 1.0, rel_tol=1e-2):
             raise LocationError("rotation must be a unit quaternion (qw, qx, qy, qz)")
         if self.intrinsics is not None and (self.intrinsics[0] <= 0 or self.intrinsics[1] <= 0):
