@@ -12,8 +12,9 @@ recall@1 on two validation sets that no evaluation set overlaps:
 * ``pool``: the unlabelled landmark photos in ``shared/data/pool``, each querying all others;
   relevant = same collection.
 
-Each descriptor set is scored raw (cosine) and PCA-whitened as a map would whiten it, the
-whitening cross-fitted (5 folds: a query is never part of the whitening it is scored under).
+Each descriptor set is scored raw (cosine) and PCA-whitened as a map would whiten it: each
+query's capture clip (IE Tower) or the query itself (pool) is left out of the whitening it is
+scored under, every other image is in it.
 ``landmarks_val`` and the other suite sets are never read here: sizes are picked on these
 sets, then reported on the suite.
 """
@@ -32,7 +33,6 @@ from provenance import save  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SIZES = (320, 400, 480, 560, 640, 720)
 COMBOS = ((320, 480, 640), (400, 480, 560), (400, 560, 720), (480, 640), (400, 480, 560, 640))
-FOLDS = 5
 MAX_PCA_DIM = 256
 
 
@@ -51,20 +51,22 @@ def describe_all(images: list[np.ndarray], sizes: tuple[int, ...], threads: int)
     return out
 
 
-def recall_at_1(x: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | None, whiten: bool) -> float:
+def recall_at_1(x: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | None, whiten: bool,
+                units: np.ndarray | None = None) -> float:
     """Each row queries all others (never itself nor ``exclude``); mean hit@1 over rows with a
-    relevant item. ``whiten``: scores in a PCA-whitening fitted without the query's fold."""
+    relevant item. ``whiten``: each query's unit (its capture clip, or itself) is scored in a
+    PCA-whitening fitted on all other rows, as a new photo meets a map whitened on its images."""
     from placekit.quantize import PCAWhitening
 
     n = len(x)
     blocked = np.eye(n, dtype=bool) | (exclude if exclude is not None else False)
-    scores = np.empty((n, n), np.float32)
     if whiten:
-        fold = np.arange(n) % FOLDS
-        for f in range(FOLDS):
-            train = fold != f
-            pca = PCAWhitening.fit(x[train], min(MAX_PCA_DIM, int(train.sum()) - 1))
-            scores[fold == f] = pca.apply(x[fold == f]) @ pca.apply(x).T
+        units = np.arange(n) if units is None else units
+        scores = np.empty((n, n), np.float32)
+        for unit in np.unique(units):
+            inside = units == unit
+            pca = PCAWhitening.fit(x[~inside], min(MAX_PCA_DIM, int((~inside).sum()) - 1))
+            scores[inside] = pca.apply(x[inside]) @ pca.apply(x).T
     else:
         scores = x @ x.T
     scores[blocked] = -np.inf
@@ -74,7 +76,7 @@ def recall_at_1(x: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | None,
 
 def validation_sets(threads: int) -> dict[str, tuple[dict[int, np.ndarray], np.ndarray, np.ndarray | None]]:
     from placekit.imageio import read_image
-    from placekit_export.retrieval_eval import ie_tower_validation
+    from placekit_export.retrieval_eval import clip_of, ie_tower_validation
 
     ie = ie_tower_validation(DATA, stride=6)
     pool = sorted(p for p in DATA.glob("pool/*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -82,8 +84,8 @@ def validation_sets(threads: int) -> dict[str, tuple[dict[int, np.ndarray], np.n
     pool_relevant = (collection[:, None] == collection[None]) & ~np.eye(len(pool), dtype=bool)
     return {
         "ie-tower-validation": (describe_all([read_image(p) for p in ie.database], SIZES, threads), ie.relevant,
-                                ie.exclude),
-        "pool": (describe_all([read_image(p) for p in pool], SIZES, threads), pool_relevant, None),
+                                ie.exclude, np.array([clip_of(p) for p in ie.database])),
+        "pool": (describe_all([read_image(p) for p in pool], SIZES, threads), pool_relevant, None, None),
     }
 
 
@@ -101,10 +103,11 @@ def main() -> None:
     rows = []
     for combo in [(s,) for s in SIZES] + list(COMBOS):
         row = {"sizes": list(combo)}
-        for name, (by_size, relevant, exclude) in sets.items():
+        for name, (by_size, relevant, exclude, units) in sets.items():
             x = l2_normalize(sum(by_size[s] for s in combo))
             row[name] = {"raw": recall_at_1(x, relevant, exclude, False),
-                         "whitened": recall_at_1(x, relevant, exclude, True), "queries": int(relevant.any(1).sum())}
+                         "whitened": recall_at_1(x, relevant, exclude, True, units),
+                         "queries": int(relevant.any(1).sum())}
         rows.append(row)
         print(combo, {k: v for k, v in row.items() if k != "sizes"}, flush=True)
     save(args.out, {"model": "gem-imagenet-fp32", "rows": rows})

@@ -58,3 +58,26 @@ def test_write_read_round_trip(tmp_path):
 def test_bad_locations(kwargs):
     with pytest.raises(pk.LocationError):
         pk.Location(**kwargs)
+
+
+def test_write_locations_csv_round_trips_every_field(tmp_path):
+    from placekit.datasets import read_locations_and_groups
+
+    locations = {
+        "a.jpg": pk.Location(x=1.5, y=-2.25, z=3.0, rotation=(1.0, 0.0, 0.0, 0.0), intrinsics=(500.0, 501.0, 320.0, 240.0)),
+        "b.jpg": pk.Location(x=0.1, y=0.2),                              # no z, no camera
+    }
+    groups = {"a.jpg": "clip1", "b.jpg": None}
+    write_locations_csv(tmp_path / "o.csv", locations, groups)
+    back = read_locations_and_groups(tmp_path / "o.csv")
+    assert {name: loc for name, (loc, _) in back.items()} == locations
+    assert {name: group for name, (_, group) in back.items()} == groups
+    wgs = {"c.jpg": pk.Location(lat=55.7, lon=13.19), "d.jpg": pk.Location(lat=55.8, lon=13.2, alt=12.5)}
+    write_locations_csv(tmp_path / "w.csv", wgs)
+    assert read_locations_csv(tmp_path / "w.csv") == wgs                # alt None stays None, not 0.0
+
+
+def test_a_csv_with_both_lat_lon_and_x_y_is_refused(tmp_path):
+    (tmp_path / "both.csv").write_text("name,lat,lon,x,y\na.jpg,55.7,13.19,1,2\n")
+    with pytest.raises(pk.CSVFormatError, match="one kind"):
+        read_locations_csv(tmp_path / "both.csv")

@@ -128,3 +128,183 @@ def test_degenerate_matches_verify_nothing_instead_of_raising(monkeypatch):
         raise cv2.error("OpenCV(4.x) ptsetregistrator.cpp: !model.empty() in function 'setModelParameters'")
     monkeypatch.setattr(matching.cv2, "findFundamentalMat", asserting)
     assert matching.verified_inliers(xy, xy, pairs).sum() == 0
+
+
+def test_place_ids_are_never_reused_across_remove_save_and_reopen(live, street, tiny_model):
+    image = next((street / "queries").glob("*.jpg"))
+    where = pk.Location(lat=55.7, lon=13.19)
+    first = live.add_place(image, where, name="first")
+    second = live.add_place(image, where, name="second")
+    assert second == first + 1
+    assert live.remove_place(second)
+    live.save()
+    with pk.Localizer.open(live.source, pk.LocalizerOptions(model=str(tiny_model))) as reopened:
+        third = reopened.add_place(image, where, name="third")
+        assert third > second                       # the removed place's id stays retired
+        reopened.save()
+    with pk.Localizer.open(live.source, pk.LocalizerOptions(model=str(tiny_model))) as again:
+        assert again.map.next_place_id() == third + 1
+
+
+def test_issued_ids_survive_save_and_load(tmp_path, street_map):
+    from placekit.placemap import PlaceMap
+
+    placemap = PlaceMap.load(street_map)
+    try:
+        placemap.issued_ids = 5
+        placemap.save(tmp_path / "ok.pkmap")
+    finally:
+        placemap.close()
+    reopened = PlaceMap.load(tmp_path / "ok.pkmap")
+    try:
+        assert reopened.issued_ids == 5
+    finally:
+        reopened.close()
+
+
+def test_unwritable_destinations_raise_map_write_error_and_keep_the_old_map(tmp_path, street_map, monkeypatch):
+    import os
+
+    from placekit import mapfile
+    from placekit.placemap import PlaceMap
+
+    placemap = PlaceMap.load(street_map)
+    try:
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a folder")
+        with pytest.raises(pk.MapWriteError, match="cannot write map"):
+            placemap.save(blocker / "sub" / "m.pkmap")            # a path under a file
+        target = tmp_path / "kept.pkmap"
+        shutil.copy(street_map, target)
+        before = target.read_bytes()
+
+        def disk_full(fd):
+            raise OSError(28, os.strerror(28))
+        monkeypatch.setattr(mapfile.os, "fsync", disk_full)
+        with pytest.raises(pk.MapWriteError, match=os.strerror(28)):
+            placemap.save(target)
+        assert target.read_bytes() == before
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    finally:
+        placemap.close()
+
+
+def test_close_while_another_thread_localizes_never_crashes(tmp_path, street_map, street, tiny_model):
+    """Arrays hold a buffer export on the file's bytes: close() cannot pull them from under a
+    running search. Later calls raise ClosedError."""
+    import threading
+
+    path = tmp_path / "live.pkmap"
+    shutil.copy(street_map, path)
+    image = next((street / "queries").glob("*.jpg"))
+    for _ in range(3):
+        loc = pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model)))
+        loc.add_place(image, pk.Location(lat=55.7, lon=13.19))
+        errors, done = [], threading.Event()
+
+        def worker():
+            try:
+                while not done.is_set():
+                    loc.localize(image)
+            except pk.ClosedError:
+                pass
+            except Exception as exc:                      # noqa: BLE001 - the test reports it
+                errors.append(exc)
+        thread = threading.Thread(target=worker)
+        thread.start()
+        loc.close()
+        done.set()
+        thread.join()
+        assert errors == []
+        with pytest.raises(pk.ClosedError):
+            loc.localize(image)
+
+
+def test_memory_mapped_map_modified_in_place_raises_map_format_error(tmp_path, street_map, street, tiny_model,
+                                                                     monkeypatch):
+    from placekit import mapfile
+
+    monkeypatch.setattr(mapfile, "IN_MEMORY_MAX_BYTES", 0)      # force the memory-mapped path
+    path = tmp_path / "live.pkmap"
+    shutil.copy(street_map, path)
+    image = next((street / "queries").glob("*.jpg"))
+    with pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model))) as loc:
+        assert loc.map.reader.memory_mapped
+        loc.localize(image)
+        with open(path, "r+b") as fh:                               # cp smaller.pkmap live.pkmap
+            fh.truncate(path.stat().st_size // 2)
+        with pytest.raises(pk.MapFormatError, match="modified in place"):
+            loc.localize(image)
+        with pytest.raises(pk.MapFormatError, match="modified in place"):
+            loc.save()
+
+
+def test_small_map_modified_in_place_keeps_answering_from_its_copy(tmp_path, street_map, street, tiny_model):
+    path = tmp_path / "live.pkmap"
+    shutil.copy(street_map, path)
+    image = next((street / "queries").glob("*.jpg"))
+    with pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model))) as loc:
+        assert not loc.map.reader.memory_mapped
+        before = loc.localize(image)
+        path.write_bytes(b"garbage")
+        after = loc.localize(image)
+        assert [m.place_id for m in after.matches] == [m.place_id for m in before.matches]
+
+
+@pytest.fixture()
+def ivf_map(tmp_path, tiny_model):
+    builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), recipe="IVF8_HNSW16,PQ4", nprobe=4))
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        builder.add_descriptor(rng.normal(size=builder.extractor.dim).astype(np.float32),
+                               pk.Location(x=float(i), y=0.0), f"p{i}")
+    path = tmp_path / "ivf.pkmap"
+    with pytest.warns(pk.CalibrationWarning):           # random descriptors: nothing calibrates
+        builder.build(path)
+    return path
+
+
+@pytest.mark.parametrize("edit, opens", [
+    (lambda m: m["index"]["graph"].update(max_elements=10 ** 12), True),    # graph rebuilt, nothing allocated
+    (lambda m: m["index"]["graph"].update(max_elements=5 * 10 ** 7), True),
+    (lambda m: m["index"]["search"].update(ef=10 ** 12), False),
+    (lambda m: m["index"]["search"].update(nprobe=-3), False),
+    (lambda m: m["places"].update(next_id="7"), False),
+])
+def test_crafted_manifest_numbers_never_allocate_or_crash(tmp_path, ivf_map, tiny_model, edit, opens):
+    from test_mapfile import _rewrite_manifest
+
+    crafted = tmp_path / "crafted.pkmap"
+    _rewrite_manifest(ivf_map, crafted, edit)
+    options = pk.LocalizerOptions(model=str(tiny_model))
+    if opens:
+        with pk.Localizer.open(crafted, options) as loc:
+            assert loc.map.index.ntotal == 300
+    else:
+        with pytest.raises(pk.MapFormatError):
+            pk.Localizer.open(crafted, options)
+
+
+def test_bad_recipe_and_a_model_for_a_vlad_map_fail_before_any_extraction():
+    with pytest.raises(pk.OptionsError, match="recipe"):
+        pk.BuildOptions(recipe="IVF64,Bogus")
+    with pytest.raises(pk.OptionsError, match="VLAD"):
+        pk.BuildOptions(descriptor="vlad", model="gem-fp32")
+
+
+def test_fuzzed_inputs_raise_only_placekit_errors_and_live_edits_match_the_model(tmp_path, tiny_model):
+    """A few hundred cases of ``benchmarks/fuzz_inputs.py`` (thousands are in RESULTS.md)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import fuzz_inputs
+
+    map_path = fuzz_inputs._fixture_map(tmp_path, str(tiny_model))
+    result = fuzz_inputs.run(300, seed=1, model=str(tiny_model), map_path=map_path, tmp=tmp_path)
+    assert result["failures"] == []
+    counts = result["counts"]
+    assert all(c["cases"] == 60 for c in counts.values())
+    # the fuzzer reaches both outcomes where both exist (it is not rejecting everything up front)
+    assert counts["image_file"]["placekit_error"] > 0 and counts["image_file"]["ok"] > 0
+    assert counts["options"]["placekit_error"] > 0 and counts["live_map"]["ok"] > 0

@@ -72,3 +72,18 @@ def test_kmeans_needs_enough_points():
 
     with pytest.raises(PlaceIndexError):
         kmeans(np.zeros((3, 2), np.float32), 4)
+
+
+def test_principal_axes_from_the_gram_matrix_match_the_covariance_ones():
+    """Fewer rows than dimensions (a small map of 1280-D or VLAD descriptors) decomposes the
+    N x N Gram matrix: same eigenvalues, same axes up to sign."""
+    from placekit.quantize import _principal_axes
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 300)) @ rng.normal(size=(300, 300))
+    xc = x - x.mean(0)
+    values, axes = _principal_axes(xc, 40)
+    full_values, full_axes = np.linalg.eigh(xc.T @ xc / (len(x) - 1))
+    order = np.argsort(full_values)[::-1][:40]
+    np.testing.assert_allclose(values, full_values[order], rtol=1e-8)
+    np.testing.assert_allclose(np.abs((axes * full_axes[:, order]).sum(0)), 1.0, atol=1e-8)

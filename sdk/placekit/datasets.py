@@ -37,6 +37,8 @@ def read_locations_and_groups(path: str | os.PathLike) -> dict[str, tuple[Locati
     header = [h.strip().lower() for h in rows[0]]
     if "name" not in header:
         raise CSVFormatError(f"{path}:1: missing column 'name' (got {header})")
+    if {"lat", "lon"} <= set(header) and ({"x", "y"} & set(header)):
+        raise CSVFormatError(f"{path}:1: both lat,lon and x/y columns; a file holds one kind of location")
     if {"lat", "lon"} <= set(header):
         coords = ("lat", "lon", "alt") if "alt" in header else ("lat", "lon")
     elif {"x", "y"} <= set(header):
@@ -60,10 +62,11 @@ def read_locations_and_groups(path: str | os.PathLike) -> dict[str, tuple[Locati
             raise CSVFormatError(f"{path}:{lineno}: empty image name")
         if name in out:
             raise CSVFormatError(f"{path}:{lineno}: duplicate image name {name!r}")
-        values = {c: _number(path, lineno, c, row[col[c]]) for c in coords}
-        kwargs = dict(values)
+        kwargs = {c: _number(path, lineno, c, row[col[c]]) for c in coords[:2]}
+        for c in coords[2:]:                       # alt / z: an empty cell is "not given"
+            kwargs[c] = _number(path, lineno, c, row[col[c]]) if row[col[c]].strip() else None
         for group, key in ((ROTATION, "rotation"), (INTRINSICS, "intrinsics")):
-            if group in groups:
+            if group in groups and any(row[col[c]].strip() for c in group):   # all empty: this image has none
                 kwargs[key] = tuple(_number(path, lineno, c, row[col[c]]) for c in group)
         try:
             location = Location(**kwargs)
@@ -85,15 +88,30 @@ def _number(path: Path, lineno: int, column: str, text: str) -> float:
     return value
 
 
-def write_locations_csv(path: str | os.PathLike, locations: dict[str, Location]) -> None:
-    """Inverse of ``read_locations_csv`` for WGS84 or local locations (one kind per file)."""
+def write_locations_csv(path: str | os.PathLike, locations: dict[str, Location],
+                        groups: dict[str, str | None] | None = None) -> None:
+    """Inverse of ``read_locations_and_groups``: WGS84 or local locations (one kind per file),
+    with ``alt`` / ``z``, rotation and intrinsics columns when any location has them (empty cells
+    where one does not) and a ``group`` column when ``groups`` is given."""
     kinds = {loc.is_wgs84 for loc in locations.values()}
     if len(kinds) != 1:
         raise LocationError("a CSV holds either WGS84 or local locations, not both")
     wgs = kinds.pop()
-    cols = ["lat", "lon", "alt"] if wgs else ["x", "y", "z"]
+    cols = ["lat", "lon"] if wgs else ["x", "y"]
+    third = "alt" if wgs else "z"
+    if any(getattr(loc, third) is not None for loc in locations.values()):
+        cols.append(third)
+    extra = [(group, key) for group, key in ((ROTATION, "rotation"), (INTRINSICS, "intrinsics"))
+             if any(getattr(loc, key) is not None for loc in locations.values())]
+    header = ["name", *cols, *[c for group, _ in extra for c in group]] + (["group"] if groups is not None else [])
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["name", *cols])
+        w.writerow(header)
         for name, loc in locations.items():
-            w.writerow([name, *[getattr(loc, c) if getattr(loc, c) is not None else 0.0 for c in cols]])
+            row = [name, *["" if getattr(loc, c) is None else repr(float(getattr(loc, c))) for c in cols]]
+            for group, key in extra:
+                value = getattr(loc, key)
+                row += [""] * len(group) if value is None else [repr(float(v)) for v in value]
+            if groups is not None:
+                row.append(groups.get(name) or "")
+            w.writerow(row)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-VETO_MIN_VERIFIED_RECALL = 0.9
+DECISIVE_MIN_VERIFIED_RECALL = 0.9   # share of the map's own correct matches that must verify
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,17 @@ class Calibration:
     stats: dict = field(default_factory=dict)
 
     @property
-    def verification_rejects(self) -> bool:
-        """Whether an unverified answer means "another place": true when, at build, at least
-        ``VETO_MIN_VERIFIED_RECALL`` of the map's own correct matches reached ``min_inliers``
-        (posed, overlapping views). On maps of wide-baseline photos most correct matches fail
-        to verify, and a veto would turn them into ``unknown``."""
-        recall = (self.stats.get("verification") or {}).get("recall_at_threshold")
-        return recall is not None and recall >= VETO_MIN_VERIFIED_RECALL
+    def verification_decisive(self) -> bool:
+        """Whether geometric verification may re-rank and decide on this map: true when, at
+        build, ``min_inliers`` did not miss the target precision on the map's own images and at
+        least ``DECISIVE_MIN_VERIFIED_RECALL`` of their correct matches reached it (posed,
+        overlapping views: Strecha, KITTI). Elsewhere (wide baselines, look-alike interiors)
+        few correct matches verify and wrong ones sometimes do; there inlier counts are
+        reported with the matches but the similarity ranking and decision stand."""
+        verification = self.stats.get("verification") or {}
+        recall = verification.get("recall_at_threshold")
+        failed = "never reached" in str(verification.get("rule", ""))
+        return not failed and recall is not None and recall >= DECISIVE_MIN_VERIFIED_RECALL
 
     def confidence(self, score: float) -> float:
         z = self.confidence_slope * score + self.confidence_intercept
@@ -105,21 +109,17 @@ def decide(scores: np.ndarray, positions: np.ndarray, cal: Calibration) -> Decis
 
 def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, inliers: np.ndarray,
                     cal: Calibration, pose=None) -> Decision:
-    """Fold geometric verification into a decision. Verified candidates (inliers >=
-    ``cal.min_inliers``) come first. A verified best is trusted: ``localized`` (``ambiguous``
-    if a place farther than 2 x radius is verified nearly as well), its position the pose's
-    camera centre when there is a pose, else the inlier-weighted mean of the verified places
-    near it; a pose settles ambiguity between far views of the same structure. When no
-    candidate is verified the similarity decision stands: few inliers are no evidence against a
-    place (wide baselines, night, texture-less frames), and the calibrated similarity threshold
-    already answers ``unknown`` for places not in the map. Only on maps whose own correct
-    matches nearly all verify (``cal.verification_rejects``) is an unverified best ``unknown``:
-    there, failing to verify is evidence of another place."""
-    if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < 0:
-        return base                   # nothing to verify with (no features for the best place)
+    """Fold geometric verification into a decision, on maps where it is decisive
+    (``cal.verification_decisive``; elsewhere the similarity decision stands). Verified
+    candidates (inliers >= ``cal.min_inliers``) come first. A verified best is trusted:
+    ``localized`` (``ambiguous`` if a place farther than 2 x radius is verified nearly as well),
+    its position the pose's camera centre when there is a pose, else the inlier-weighted mean of
+    the verified places near it; a pose settles ambiguity between far views of the same
+    structure. An unverified best is ``unknown``: on these maps failing to verify is evidence of
+    another place. Places stored without features (added live) keep the similarity decision."""
+    if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < 0 or not cal.verification_decisive:
+        return base
     if inliers[0] < cal.min_inliers:
-        if not cal.verification_rejects:
-            return base
         return Decision("unknown", None, None, min(base.confidence, 0.5 * inliers[0] / cal.min_inliers))
     dist = np.linalg.norm(positions[:len(inliers)] - positions[0], axis=1)
     confidence = max(cal.confidence(float(scores[0])),

@@ -2,7 +2,7 @@
 built-in exception a caller would catch for the same problem."""
 from __future__ import annotations
 
-__all__ = ["PlacekitError", "MapFormatError", "ModelMismatchError", "ModelNotFoundError", "ModelFormatError", "BackendUnavailableError", "InvalidImageError", "ImageReadError", "LocationError", "CSVFormatError", "OptionsError", "PlaceIndexError", "BuildError", "ClosedError", "CalibrationWarning"]
+__all__ = ["PlacekitError", "MapFormatError", "ModelMismatchError", "ModelNotFoundError", "ModelFormatError", "BackendUnavailableError", "InvalidImageError", "ImageReadError", "LocationError", "CSVFormatError", "OptionsError", "PlaceIndexError", "BuildError", "ClosedError", "MapWriteError", "CalibrationWarning"]
 
 
 class PlacekitError(Exception):
@@ -59,6 +59,11 @@ class BuildError(PlacekitError, RuntimeError):
 
 class ClosedError(PlacekitError, RuntimeError):
     """The Localizer was closed."""
+
+
+class MapWriteError(PlacekitError, OSError):
+    """A map file could not be written (read-only folder, immutable file, full disk, a path
+    under a file). The previous file at that path, if any, is left as it was."""
 
 
 class CalibrationWarning(UserWarning):

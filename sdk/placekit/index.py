@@ -29,6 +29,7 @@ import hnswlib
 import numpy as np
 
 from .errors import PlaceIndexError
+from .options import SEARCH_PARAM_RANGES
 from .quantize import PCAWhitening, ProductQuantizer, adc_inner_products, assign, fit_opq, half_to_float, kmeans, l2_normalize
 
 _TOKEN_PATTERNS = {
@@ -133,11 +134,10 @@ class SearchParams:
     ef: int = 128
 
     def validated(self) -> "SearchParams":
-        for name in ("k", "nprobe", "ef"):
-            if getattr(self, name) < 1:
-                raise PlaceIndexError(f"search parameter {name} must be >= 1")
-        if self.rerank < 0:
-            raise PlaceIndexError("search parameter rerank must be >= 0")
+        for name, (lo, hi) in SEARCH_PARAM_RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not lo <= value <= hi:
+                raise PlaceIndexError(f"search parameter {name} must be an integer within {lo}..{hi}, got {value!r}")
         return self
 
 

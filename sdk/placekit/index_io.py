@@ -96,7 +96,10 @@ def _restore_graph(state: dict | None, arrays: dict[str, np.ndarray], centroids:
         full = dict(state)
         for key in _GRAPH_ARRAYS:
             full[key] = arrays[f"index/graph_{key}.npy"]  # hnswlib copies it into its own memory
+        # every size hnswlib allocates from must match the centroids: a crafted max_elements of
+        # 1e12 (valid checksums) would otherwise allocate before anything is checked
         ok = (full.get("dim") == centroids.shape[1] and full.get("cur_element_count") == len(centroids)
+              and full.get("max_elements") == len(centroids)
               and len(full["data_level0"]) == full.get("cur_element_count", -1) * full.get("size_data_per_element", -1))
         if ok:
             try:

@@ -12,7 +12,8 @@ import numpy as np
 
 from .decision import decide, decide_verified
 from .engine import open_engine, sha256_file
-from .errors import BuildError, ClosedError, LocationError, ModelMismatchError, ModelNotFoundError, OptionsError
+from .errors import (BuildError, ClosedError, LocationError, MapFormatError, ModelMismatchError, ModelNotFoundError,
+                     OptionsError)
 from .features import GlobalExtractor, LocalDescriber
 from .local_features import LocalFeatureExtractor
 from .pose import MIN_INLIERS, estimate_pose
@@ -21,7 +22,7 @@ from .verification import verify
 from .vlad import VladExtractor
 from .imageio import Frame, to_bgr
 from .models import find_model_by_sha256, resolve_model
-from .options import LocalizerOptions
+from .options import LOCAL_MAX_SIDE_RANGE, MAX_KEYPOINTS_RANGE, LocalizerOptions
 from .placemap import PlaceMap
 from .types import Localization, Location, Match, Pose, Prior, check_place_name
 
@@ -47,7 +48,7 @@ class Localizer:
         self._closed = False
         self._close_lock = threading.Lock()
         self._update_lock = threading.Lock()
-        self._next_id = int(placemap.places.ids.max()) + 1 if len(placemap.places) else 0
+        self._next_id = placemap.next_place_id()
 
     @classmethod
     def open(cls, path: str | os.PathLike, options: LocalizerOptions = LocalizerOptions()) -> "Localizer":
@@ -80,6 +81,7 @@ class Localizer:
     def _localize(self, frame: Frame, prior: Optional[Prior], top_k: int) -> Localization:
         if self._closed:
             raise ClosedError("this Localizer is closed")
+        self._check_file()
         t0 = time.perf_counter()
         bgr = to_bgr(frame)
         t1 = time.perf_counter()
@@ -131,12 +133,14 @@ class Localizer:
         )
 
     def _rerank_by_inliers(self, feats, ids, scores, rows, verify_top: int):
-        """Verify the first ``verify_top`` candidates. Verified ones (>= the map's calibrated
-        ``min_inliers``) move ahead of unverified ones, each part keeping the global order:
-        geometry re-ranks only when its evidence is decisive, and a confident global ranking
-        is never overridden by raw inlier counts. Returns (ids, scores, rows, inliers (verify_top',))."""
+        """Verify the first ``verify_top`` candidates. On maps where verification is decisive
+        (``Calibration.verification_decisive``) verified ones (>= ``min_inliers``) move ahead of
+        unverified ones, each part keeping the global order, so raw inlier counts never
+        override a confident global ranking; elsewhere the global order stays. Returns (ids,
+        scores, rows, inliers (verify_top',))."""
         inliers = verify(feats.xy, feats.descriptors, self.map.pointmap, ids[:verify_top])
-        verified = inliers >= max(self.map.calibration.min_inliers, 1)
+        cal = self.map.calibration
+        verified = inliers >= max(cal.min_inliers, 1) if cal.verification_decisive else np.ones(len(inliers), bool)
         order = np.lexsort((np.arange(len(inliers)), ~verified))
         head = len(inliers)
         ids, scores, rows = ids.copy(), scores.copy(), rows.copy()
@@ -208,6 +212,7 @@ class Localizer:
             self.map.places = places.append(place_id, xyz, name, location.rotation, location.intrinsics)
             self.map.index.add(descriptor[None], np.array([place_id]))
             self._next_id += 1
+            self.map.issued_ids = self._next_id
         return place_id
 
     def remove_place(self, place_id: int) -> bool:
@@ -237,12 +242,19 @@ class Localizer:
         target = path or self.source
         if target is None:
             raise BuildError("no path given and the map was not opened from a file")
+        self._check_file()
         with self._update_lock:
             self.map.index.compact()
             live = np.sort(self.map.index.ids)
             rows, _ = self.map.places.rows_present(live)
             self.map.places = self.map.places.take(rows)
             self.map.save(target)
+
+    def _check_file(self) -> None:
+        """A memory-mapped map file modified in place since open raises ``MapFormatError``."""
+        reader = self.map.reader
+        if reader is not None:
+            reader.check_unchanged()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -308,8 +320,11 @@ def _open_local(placemap: PlaceMap, options: LocalizerOptions, source: str, spin
     """The local-feature extractor the map was built with (by sha256: shipped, beside the map,
     or where it was at build time)."""
     section = placemap.pointmap.section
-    make = lambda describer: LocalFeatureExtractor(describer, int(section["max_keypoints"]),  # noqa: E731
-                                                   int(section["max_side"]))
+    max_keypoints, max_side = section.get("max_keypoints"), section.get("max_side")
+    if not (isinstance(max_keypoints, int) and MAX_KEYPOINTS_RANGE[0] <= max_keypoints <= MAX_KEYPOINTS_RANGE[1]
+            and isinstance(max_side, int) and LOCAL_MAX_SIDE_RANGE[0] <= max_side <= LOCAL_MAX_SIDE_RANGE[1]):
+        raise MapFormatError(f"{source}: local.max_keypoints / max_side out of range ({max_keypoints!r}, {max_side!r})")
+    make = lambda describer: LocalFeatureExtractor(describer, max_keypoints, max_side)  # noqa: E731
     if section.get("extractor") == "rootsift":
         return make(None)
     want = section.get("model_sha256")

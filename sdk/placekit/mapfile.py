@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MapFormatError
+from .errors import MapFormatError, MapWriteError
 
 FORMAT_NAME = "placekit-map"
 # Format history. 1: global descriptors (GeM) + index + places. 2: optional local-feature
@@ -38,6 +38,7 @@ FORMAT_NAME = "placekit-map"
 FORMAT_VERSION = 2
 MIN_READER_VERSION = 1
 MIN_READER_VERSION_LOCAL = 2
+IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024    # smaller maps are read into memory, larger ones memory-mapped
 MANIFEST = "manifest.json"
 ALIGN = 64
 _PAD_EXTRA_ID = 0x6B70  # "pk": padding block in the local header's extra field
@@ -62,8 +63,11 @@ def write_map(path: str | os.PathLike, contents: MapContents) -> None:
     if path.exists() and path.is_dir():
         raise MapFormatError(f"cannot write map to {path}: it is a directory")
     folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise MapWriteError(f"cannot write map {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "w+b") as fh:
             members = _write_members(fh, contents)
@@ -72,11 +76,13 @@ def write_map(path: str | os.PathLike, contents: MapContents) -> None:
         del members
         os.chmod(tmp_name, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp_name)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):     # read-only folder, immutable file, full disk: the old map is intact
+            raise MapWriteError(f"cannot write map {path}: {exc.strerror or exc}") from exc
         raise
 
 
@@ -132,7 +138,8 @@ def _write_member(zf: zipfile.ZipFile, fh, name: str, chunks: list) -> dict:
 
 # --------------------------------------------------------------------------- reading
 class MapReader:
-    """An open map file. ``arrays`` are read-only views into a memory map of the file."""
+    """An open map file. ``arrays`` are read-only views into a private in-memory copy of the
+    file (up to ``IN_MEMORY_MAX_BYTES``) or into a memory map of it (larger maps)."""
 
     def __init__(self, path: str | os.PathLike, verify: bool = True):
         self.path = Path(path)
@@ -158,7 +165,14 @@ class MapReader:
         size = os.fstat(self._fh.fileno()).st_size
         if size == 0:
             raise self._fail("file is empty")
-        self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+        stat = os.fstat(self._fh.fileno())
+        self._identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if size <= IN_MEMORY_MAX_BYTES:
+            self._mm = self._fh.read()        # a private copy: nothing done to the file can reach it
+            if len(self._mm) != size:
+                raise self._fail("file changed size while it was read")
+        else:
+            self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
         zf = zipfile.ZipFile(self._fh)
         with zf:
             infos = {i.filename: i for i in zf.infolist()}
@@ -255,7 +269,27 @@ class MapReader:
         data_start = head.tell()
         if data_start + nbytes != length:
             raise self._fail(f"member {name}: array of shape {shape} {dtype} does not fit its {length} bytes")
-        return np.ndarray(shape, dtype=dtype, buffer=self._mm, offset=start + data_start)
+        count = int(np.prod(shape, dtype=np.int64))
+        # frombuffer holds a buffer export on the memory map, so the mapping cannot be unmapped
+        # (close() while another thread still searches) before the last array is freed
+        return np.frombuffer(self._mm, dtype=dtype, count=count, offset=start + data_start).reshape(shape)
+
+    @property
+    def memory_mapped(self) -> bool:
+        """True for files over ``IN_MEMORY_MAX_BYTES``: their members are views into a memory map."""
+        return isinstance(self._mm, mmap.mmap)
+
+    def check_unchanged(self) -> None:
+        """Raise ``MapFormatError`` when a memory-mapped map file was modified in place since it
+        was opened (reading a truncated mapping would kill the process with SIGBUS). Maps are
+        replaced by writing a new file and renaming it over the old one, which an open reader
+        never sees; smaller maps are read into memory and immune either way."""
+        if not self.memory_mapped or self._fh is None:
+            return
+        stat = os.fstat(self._fh.fileno())
+        if (stat.st_ino, stat.st_size, stat.st_mtime_ns) != self._identity:
+            raise self._fail("the map file was modified in place while open (replace maps by writing a new file "
+                             "and renaming it over the old one); reopen it")
 
     def blob(self, name: str) -> memoryview:
         """Bytes of a non-array member (a read-only view into the memory map)."""
@@ -279,7 +313,7 @@ class MapReader:
 
     def _advise(self, advice_name: str, names) -> None:
         advice = getattr(mmap, advice_name, None)
-        if advice is None or self._mm is None:
+        if advice is None or not self.memory_mapped:
             return
         for name in names:
             if name in self._spans:
@@ -296,12 +330,12 @@ class MapReader:
     def close(self) -> None:
         """Release the file. Arrays handed out keep the mapping alive until they are freed."""
         self.arrays = {}
-        if self._mm is not None:
+        if self.memory_mapped:
             try:
                 self._mm.close()
             except BufferError:
                 pass  # views still alive; the mapping closes when they are collected
-            self._mm = None
+        self._mm = None
         if self._fh is not None:
             self._fh.close()
             self._fh = None

@@ -24,6 +24,9 @@ def _from_dict(cls: type[T], values: dict[str, Any]) -> T:
 
 
 MAX_THREADS = 256
+SEARCH_PARAM_RANGES = {"k": (1, 100_000), "nprobe": (1, 1 << 20), "rerank": (0, 1 << 20), "ef": (1, 1 << 16)}
+MAX_KEYPOINTS_RANGE = (16, 8192)
+LOCAL_MAX_SIDE_RANGE = (64, 4096)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -115,22 +118,27 @@ class BuildOptions:
     vlad_words: int = 64
 
     def __post_init__(self) -> None:
-        _typed(self, ints={"nprobe": (1, 1 << 20), "rerank": (0, 1 << 20), "threads": (0, MAX_THREADS),
-                           "seed": (0, 2 ** 32 - 1), "max_keypoints": (16, 8192), "local_max_side": (64, 4096),
-                           "vlad_words": (2, 1024)},
+        _typed(self, ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"], "rerank": SEARCH_PARAM_RANGES["rerank"],
+                           "threads": (0, MAX_THREADS), "seed": (0, 2 ** 32 - 1), "max_keypoints": MAX_KEYPOINTS_RANGE,
+                           "local_max_side": LOCAL_MAX_SIDE_RANGE, "vlad_words": (2, 1024)},
                numbers=("match_radius_m", "target_precision"),
                strings=("descriptor", "model", "recipe", "backend", "local_features"), bools=("embed_model",))
         _check(isinstance(self.local_features, str) and bool(self.local_features),
                "local_features must be 'auto', 'none', 'rootsift' or a local model name")
-        _check(16 <= self.max_keypoints <= 8192, "max_keypoints must be within 16..8192")
-        _check(2 <= self.vlad_words <= 1024, "vlad_words must be within 2..1024")
-        _check(64 <= self.local_max_side <= 4096, "local_max_side must be within 64..4096")
         _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
+        _check(not (self.descriptor == "vlad" and self.model != "default"),
+               f"model={self.model!r} names a global model, which a VLAD map does not use; choose its local "
+               "features with local_features")
+        if self.recipe != "auto":                        # a bad recipe fails now, not after extraction
+            from .errors import PlaceIndexError
+            from .index import Recipe
+            try:
+                Recipe.parse(self.recipe)
+            except PlaceIndexError as exc:
+                raise OptionsError(f"recipe: {exc}") from exc
         _check(self.match_radius_m > 0, "match_radius_m must be > 0")
         _check(0.0 < self.target_precision < 1.0, "target_precision must be in (0, 1)")
-        _check(self.nprobe >= 1 and self.rerank >= 0, "nprobe must be >= 1 and rerank >= 0")
-        _check(self.backend in BACKENDS, f"backend must be one of {BACKENDS}")
-        _check(self.threads >= 0, "threads must be >= 0")
+        _check(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "BuildOptions":
@@ -167,7 +175,8 @@ class LocalizerOptions:
 
     def __post_init__(self) -> None:
         _typed(self, ints={"threads": (0, MAX_THREADS), "top_k": (1, 100), "verify_top": (1, 50)},
-               optional_ints={"nprobe": (1, 1 << 20), "rerank": (0, 1 << 20)}, strings=("backend",),
+               optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"], "rerank": SEARCH_PARAM_RANGES["rerank"]},
+               strings=("backend",),
                bools=("verify_map", "verify"))
         _check(self.model is None or (isinstance(self.model, str) and bool(self.model)),
                f"LocalizerOptions.model must be None or a model name / path, got {self.model!r}")
@@ -178,10 +187,6 @@ class LocalizerOptions:
                    "intrinsics must be (fx, fy, cx, cy) with positive focal lengths")
             object.__setattr__(self, "intrinsics", tuple(float(v) for v in self.intrinsics))
         _check(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        _check(self.threads >= 0, "threads must be >= 0")
-        _check(1 <= self.top_k <= 100, "top_k must be within 1..100")
-        _check(self.nprobe is None or self.nprobe >= 1, "nprobe must be >= 1")
-        _check(self.rerank is None or self.rerank >= 0, "rerank must be >= 0")
         object.__setattr__(self, "providers", _names(self, "providers"))
         object.__setattr__(self, "delegates", _names(self, "delegates"))
 

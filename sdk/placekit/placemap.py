@@ -3,7 +3,8 @@ translation to and from the map file (``placekit.mapfile``).
 
 Manifest sections (format 1): ``model`` {name, sha256, embedded, info}, ``descriptor``
 {kind, dim}, ``frame`` ({kind: wgs84, origin} or {kind: local}), ``index`` (recipe, dims,
-search defaults, graph scalars), ``calibration`` (decision thresholds), ``places`` {count},
+search defaults, graph scalars), ``calibration`` (decision thresholds), ``places`` {count,
+next_id: the id the next added place gets; absent in maps written before it, read as 0},
 ``user`` (free metadata), plus the versions and member table of ``placekit.mapfile``.
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ class PlaceMap:
     vocabulary: np.ndarray | None = None     # (words, D) for VLAD maps
     manifest: dict = field(default_factory=dict)
     reader: MapReader | None = None
+    issued_ids: int = 0      # ids below this were handed out once (removed places included)
 
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | os.PathLike) -> None:
@@ -71,8 +73,7 @@ class PlaceMap:
             "frame": self.frame.to_dict() if self.frame else {"kind": "local"},
             "index": section,
             "calibration": self.calibration.to_dict(),
-            "warnings": list(self.calibration.stats.get("warnings", [])),
-            "places": {"count": len(self.places)},
+            "places": {"count": len(self.places), "next_id": self.next_place_id()},
             "user": self.user,
         }
         if local_section is not None:
@@ -130,14 +131,24 @@ class PlaceMap:
             if (vocabulary is None or pointmap is None or vocabulary.ndim != 2
                     or vocabulary.size != int(descriptor["dim"]) or vocabulary.shape[1] != int(m["local"]["dim"])):
                 raise MapFormatError(f"{source}: a VLAD map needs its vocabulary and local-feature members")
+        issued = m.get("places", {}).get("next_id", 0)
+        if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2 ** 62:
+            raise MapFormatError(f"{source}: places.next_id must be an integer in 0..2^62, got {issued!r}")
         return cls(model, descriptor, index, places, frame, Calibration.from_dict(m["calibration"]),
-                   dict(m.get("user", {})), model_bytes, pointmap, vocabulary, m, reader)
+                   dict(m.get("user", {})), model_bytes, pointmap, vocabulary, m, reader, issued)
 
     def close(self) -> None:
         if self.reader is not None:
             self.reader.close()
 
     # ------------------------------------------------------------------ places
+    def next_place_id(self) -> int:
+        """The id the next added place gets: above every id this map has ever handed out (the
+        manifest's ``places.next_id``, written since 0.x maps had places removed) and above
+        every live one. Ids are never reused within a map's life, also across save and reopen."""
+        live = int(self.places.ids.max()) + 1 if len(self.places) else 0
+        return max(live, self.issued_ids)
+
     def location_of(self, rows: np.ndarray) -> list[Location]:
         """Locations of place rows, converted in one vectorised call."""
         return self.location_of_xyz(self.places.xyz[rows])

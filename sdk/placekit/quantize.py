@@ -83,6 +83,23 @@ def _cluster_sums(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return sums
 
 
+def _principal_axes(xc: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``dim`` largest eigenvalues (dim,) and unit eigenvectors (d, dim) of the covariance
+    of centred (N, d) rows. With fewer rows than dimensions the (N, N) Gram matrix is
+    decomposed instead of the (d, d) covariance: the same nonzero spectrum, at O(N^2 d)."""
+    n, d = xc.shape
+    if n < d:
+        eigvals, u = np.linalg.eigh(xc @ xc.T / (n - 1))
+        order = np.argsort(eigvals)[::-1][:dim]
+        eigvals, u = np.maximum(eigvals[order], 0.0), u[:, order]
+        eigvecs = xc.T @ u
+        eigvecs /= np.maximum(np.linalg.norm(eigvecs, axis=0, keepdims=True), 1e-12)
+        return eigvals, eigvecs
+    eigvals, eigvecs = np.linalg.eigh(xc.T @ xc / (n - 1))
+    order = np.argsort(eigvals)[::-1][:dim]
+    return np.maximum(eigvals[order], 0.0), eigvecs[:, order]
+
+
 @dataclass
 class PCAWhitening:
     """x -> L2-normalise(((x - mean) @ projection)); ``projection`` (d, D) folds the whitening."""
@@ -105,10 +122,7 @@ class PCAWhitening:
             shrinkage = float(np.clip(dim / n, 0.1, 0.6))
         mean = x.mean(0)
         xc = x - mean
-        cov = xc.T @ xc / (n - 1)
-        eigvals, eigvecs = np.linalg.eigh(cov)
-        order = np.argsort(eigvals)[::-1][:dim]
-        eigvals, eigvecs = np.maximum(eigvals[order], 0.0), eigvecs[:, order]
+        eigvals, eigvecs = _principal_axes(xc, dim)
         if whiten:
             shrunk = (1.0 - shrinkage) * eigvals + shrinkage * eigvals.mean()
             eigvecs = eigvecs / np.sqrt(np.maximum(shrunk, 1e-12))[None, :]
