@@ -35,6 +35,7 @@ Exits with a message, not an error, when ``shared/data`` is absent (use ``--smok
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -277,15 +278,17 @@ def intervals(rows: dict[str, dict], reference: str) -> dict[str, dict]:
 
 
 def run_suite(sets: list[SuiteSet], configs: list[Config], peer_list: list, pool: list[Path], threads: int,
-              per_set: int) -> dict:
+              per_set: int, previous: dict | None = None) -> dict:
     """Every configuration and peer on every set. Returns {"sets": {set: {method: row}},
-    "intervals": {set: {method: {mean, low, high}}}} (recall@1 minus the floor peer, and
-    minus the default)."""
-    out: dict = {"sets": {}, "intervals_vs_floor": {}, "intervals_vs_default": {}}
+    "intervals_vs_floor" / "intervals_vs_default": {set: {method: {mean, low, high}}}} (recall@1
+    minus the floor peer, and minus the default). ``previous``: an earlier result whose rows
+    the ones run now replace (the others are kept, with their per-query hits)."""
+    out: dict = {"sets": {name: dict(rows) for name, rows in (previous or {}).get("sets", {}).items()},
+                 "foreign_sources": dict((previous or {}).get("foreign_sources", {}))}
     with tempfile.TemporaryDirectory() as tmp:
         for sset in sets:
             foreign = foreign_photos(sset, sets, pool, per_set)
-            rows = {}
+            rows = out["sets"].setdefault(sset.name, {})
             for config in configs:
                 work = Path(tmp) / config.name.replace(" ", "_").replace(",", "").replace("/", "_")
                 work.mkdir(exist_ok=True)
@@ -294,12 +297,11 @@ def run_suite(sets: list[SuiteSet], configs: list[Config], peer_list: list, pool
             for peer in peer_list:
                 rows[peer.name] = run_peer(sset, peer)
                 _print(sset.name, peer.name, rows[peer.name])
-            if FLOOR_PEER in rows:
-                out["intervals_vs_floor"][sset.name] = intervals(rows, FLOOR_PEER)
-            if DEFAULT_CONFIG in rows:
-                out["intervals_vs_default"][sset.name] = intervals(rows, DEFAULT_CONFIG)
-            out["sets"][sset.name] = rows
-            out.setdefault("foreign_sources", {})[sset.name] = {k: len(v) for k, v in foreign.items()}
+            out["foreign_sources"][sset.name] = {k: len(v) for k, v in foreign.items()}
+    out["intervals_vs_floor"] = {name: intervals(rows, FLOOR_PEER) for name, rows in out["sets"].items()
+                                 if FLOOR_PEER in rows}
+    out["intervals_vs_default"] = {name: intervals(rows, DEFAULT_CONFIG) for name, rows in out["sets"].items()
+                                   if DEFAULT_CONFIG in rows}
     return out
 
 
@@ -328,6 +330,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--sets", nargs="*", default=None, help="only these sets")
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--foreign-per-set", type=int, default=DEFAULT_FOREIGN_PER_SET)
+    p.add_argument("--update", action="store_true",
+                   help="rerun only --configs and replace their rows in the existing --out file (peers kept)")
     args = p.parse_args(argv)
     names = args.configs or list(SMOKE_CONFIGS if args.smoke else QUICK_CONFIGS if args.quick else CONFIGS)
     unknown = [n for n in names if n not in CONFIGS]
@@ -337,17 +341,22 @@ def main(argv: list[str] | None = None) -> dict | None:
     if not args.smoke and not DATA.is_dir():
         print(f"generalization suite skipped: {DATA} is not present (run with --smoke for generated data)")
         return None
+    previous = None
+    if args.update:
+        if args.out is None or not args.out.is_file():
+            p.error("--update needs an existing --out file")
+        previous = json.loads(args.out.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         sets = smoke_sets(Path(tmp)) if args.smoke else real_sets(Path(tmp))
         if args.sets:
             sets = [s for s in sets if s.name in args.sets]
         pool = [] if args.smoke else pool_photos()
-        peer_list = [] if (args.no_peers or args.smoke) else make_peers(args.threads, pool)
-        result = run_suite(sets, configs, peer_list, pool, args.threads, args.foreign_per_set)
+        peer_list = [] if (args.no_peers or args.smoke or args.update) else make_peers(args.threads, pool)
+        result = run_suite(sets, configs, peer_list, pool, args.threads, args.foreign_per_set, previous)
     result.update(threads=args.threads, smoke=args.smoke, foreign_per_set=args.foreign_per_set)
-    for rows in result["sets"].values():
-        for row in rows.values():
-            row.pop("per_query", None)
+    if previous is not None:
+        result["updated"] = previous.get("updated", []) + [{"configs": names, "command": "python " + " ".join(sys.argv)}]
+        result["command"] = previous.get("command")
     return save(args.out, result)
 
 

@@ -57,12 +57,23 @@ def generalization_section(d: dict, before: dict | None = None) -> list[str]:
         for name, rows in floor.items():
             out.append(f"| {name} | " + " | ".join(_interval(rows[m]) if m in rows else "-" for m in methods) + " |")
         out.append("")
+    versus_default = d.get("intervals_vs_default") or {}
+    if versus_default:
+        methods = sorted({m for rows in versus_default.values() for m in rows})
+        out += ["### Recall@1 of each peer minus the default, paired bootstrap 95% intervals", "",
+                "**bold**: the peer is better beyond the noise; _italic_: worse.", "",
+                "| set | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+        for name, rows in versus_default.items():
+            out.append(f"| {name} | " + " | ".join(_interval(rows[m]) if m in rows else "-" for m in methods) + " |")
+        out.append("")
     default_rows = {name: rows["default"] for name, rows in d["sets"].items() if "foreign_unknown" in rows.get("default", {})}
     if default_rows:
         sources = sorted({src for r in default_rows.values() for src in r["foreign_unknown"]})
+        counts = {k: v for per_map in d["foreign_sources"].values() for k, v in per_map.items()}
         out += ["### Foreign-photo matrix (default options, no negatives): share answered `unknown`", "",
-                "Rows: the map; columns: where the photos come from "
-                f"(counts: {', '.join(f'{k} {v}' for k, v in next(iter(d['foreign_sources'].values())).items())}).", "",
+                "Rows: the map; columns: where the photos come from (photos per source: "
+                f"{', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}). A dusk set's map is its clean "
+                "set's map (same database), so its row repeats.", "",
                 "| map | " + " | ".join(sources) + " | all |", "|---|" + "---:|" * (len(sources) + 1)]
         for name, r in default_rows.items():
             out.append(f"| {name} | " + " | ".join(f(r["foreign_unknown"].get(src)) for src in sources)
@@ -85,7 +96,7 @@ def generalization_section(d: dict, before: dict | None = None) -> list[str]:
         out.append("")
     if before:
         out += [f"### Before this suite's fixes (default options at commit {before.get('commit', '?')})", "",
-                provenance(before), "",
+                provenance(before), "", before.get("note", ""), "",
                 "| set | recall@1 | localized | precision of localized | claimed | measured | foreign unknown |",
                 "|---|---:|---:|---:|---:|---:|---:|"]
         for name, rows in before["sets"].items():
@@ -95,6 +106,46 @@ def generalization_section(d: dict, before: dict | None = None) -> list[str]:
                            f"{f(r['claimed_precision'])} | {f(r.get('measured_precision'))} | {f(r.get('foreign_unknown_all'))} |")
         out.append("")
     return out
+
+
+def fuzz_inputs_section(d: dict) -> list[str]:
+    out = ["## Fuzzed inputs (images, arrays, CSVs, options, live-map edits)", "", provenance(d), "",
+           f"{d['cases']:,} cases with model `{d.get('model')}` in {d.get('seconds', 0):.0f} s; only `PlacekitError` "
+           "subclasses may escape, and every live-map edit sequence must leave exactly the places a model of the "
+           "map expects (ids never reused).", "",
+           "| kind | cases | accepted | typed error (PlacekitError) |", "|---|---:|---:|---:|"]
+    for kind, c in d["counts"].items():
+        out.append(f"| {kind} | {c['cases']:,} | {c['ok']:,} | {c['placekit_error']:,} |")
+    out += ["", f"**Failures (any other exception or a wrong map): {len(d['failures'])}.**", ""]
+    return out
+
+
+def soak_faults_section(d: dict) -> list[str]:
+    growth = d.get("rss_growth_after_warmup")
+    return ["## Soak with faults (writer killed mid-save)", "", provenance(d), "",
+            f"{d['seconds'] / 60:.0f} minutes: 2 reader threads made {d['reader_calls']:,} `localize` calls (reopening "
+            f"the map every 200), while a writer process adding, removing and saving places "
+            f"({d.get('completed_saves', 0):,} completed saves) was killed with SIGKILL {d['writer_kills']:,} times. After every kill the map opened with every member verified "
+            f"({d['post_kill_checks']:,} checks) and held the last completed save or the one in progress.", "",
+            f"- reader errors: {len(d['reader_errors'])}; integrity failures: {len(d['integrity_failures'])}",
+            f"- reader RSS growth after warm-up: {'-' if growth is None else f'{100 * growth:.2f}%'}",
+            f"- temp files left by killed saves (a SIGKILL cannot clean up; the next save is unaffected): "
+            f"{d['temp_files_left_by_kills']}", ""]
+
+
+def input_size_section(d: dict) -> list[str]:
+    sets = [k for k in d["rows"][0] if k != "sizes"]
+    out = ["## Default GeM input size (training-side validation only)", "", provenance(d), "",
+           "recall@1 of `gem-imagenet-fp32` at single input sizes (long side) and multi-scale averages; "
+           "`whitened`: PCA-whitened on the other images, as a map whitens itself. No suite set is read.", "",
+           "| sizes | " + " | ".join(f"{s} raw | {s} whitened" for s in sets) + " |",
+           "|---|" + "---:|" * (2 * len(sets))]
+    for r in d["rows"]:
+        out.append(f"| {'+'.join(map(str, r['sizes']))} | "
+                   + " | ".join(f"{r[s]['raw']:.3f} | {r[s]['whitened']:.3f}" for s in sets) + " |")
+    queries = ", ".join(f"{s}: {d['rows'][0][s]['queries']} queries" for s in sets)
+    return out + ["", f"({queries}; one query is worth {100 / min(d['rows'][0][s]['queries'] for s in sets):.1f} "
+                      "points on the smaller set.)", ""]
 
 
 def index_section(d: dict) -> list[str]:
@@ -560,7 +611,9 @@ def main() -> None:
         lines += ["_generalization.json: not measured yet._", ""]
     for name, render in (("index.json", index_section), ("map.json", map_section),
                          ("localize.json", localize_section), ("localize_gem_imagenet_int8.json", localize_section),
-                         ("fuzz.json", fuzz_section),
+                         ("fuzz.json", fuzz_section), ("fuzz_inputs.json", fuzz_inputs_section),
+                         ("soak_faults.json", soak_faults_section),
+                         ("input_size_validation.json", input_size_section),
                          ("models.json", models_section), ("int8_parity.json", int8_section),
                          ("int8_parity_trained.json", int8_section), ("whitening_int8.json", whitening_int8_section),
                          ("whitening_validation.json", whitening_validation_section),

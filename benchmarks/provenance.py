@@ -10,8 +10,10 @@ from pathlib import Path
 
 
 def stamp(result: dict) -> dict:
+    """Date, machine and command; a result that already names its command (one updated in
+    place, which lists its updates) keeps it."""
     return {**result, "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "command": "python " + " ".join(sys.argv)}
+            "command": result.get("command") or "python " + " ".join(sys.argv)}
 
 
 def save(path: Path | None, result: dict) -> dict:

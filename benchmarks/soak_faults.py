@@ -95,7 +95,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = write_dataset(tmp / "street", n_database=60, n_queries=0, n_foreign=0)
+        data = write_dataset(tmp / "street", n_database=60, n_queries=1, n_foreign=0)
         builder = pk.MapBuilder(pk.BuildOptions())
         from placekit.datasets import read_locations_csv
         for name, loc in read_locations_csv(data / "database.csv").items():
@@ -158,9 +158,11 @@ def main() -> None:
         for t in threads:
             t.join()
         leftovers = [p.name for p in tmp.iterdir() if p.name.endswith(".tmp")]
+        completed = log.read_text().count('"saved"') if log.exists() else 0
     warm = [s for s in samples if s["t"] >= 0.1 * args.seconds]
     growth = (warm[-1]["rss"] - warm[0]["rss"]) / warm[0]["rss"] if len(warm) >= 2 else None
-    result = {"seconds": args.seconds, "writer_kills": kills, "post_kill_checks": checks, "reader_calls": sum(calls),
+    result = {"seconds": args.seconds, "writer_kills": kills, "completed_saves": completed,
+              "post_kill_checks": checks, "reader_calls": sum(calls),
               "reader_errors": errors, "integrity_failures": bad, "rss_growth_after_warmup": growth,
               "rss_samples": samples, "temp_files_left_by_kills": len(leftovers)}
     save(args.out, result)

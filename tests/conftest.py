@@ -38,5 +38,19 @@ def street_map(tmp_path_factory, tiny_model, street) -> Path:
     return out
 
 
+@pytest.fixture()
+def live(tmp_path, street_map, tiny_model):
+    """An open Localizer on a private copy of the street map (live edits allowed)."""
+    import shutil
+
+    import placekit as pk
+
+    path = tmp_path / "live.pkmap"
+    shutil.copy(street_map, path)
+    loc = pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model)))
+    yield loc
+    loc.close()
+
+
 def needs_shared_data():
     return pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real data not present at {SHARED_DATA}")

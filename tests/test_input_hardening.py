@@ -13,15 +13,6 @@ import pytest
 import placekit as pk
 
 
-@pytest.fixture()
-def live(tmp_path, street_map, tiny_model):
-    path = tmp_path / "live.pkmap"
-    shutil.copy(street_map, path)
-    loc = pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model)))
-    yield loc
-    loc.close()
-
-
 @pytest.mark.parametrize("fields", [
     {"threads": "2"}, {"threads": True}, {"threads": 10 ** 9}, {"top_k": None}, {"top_k": 2.5},
     {"nprobe": 0}, {"rerank": -1}, {"verify": "yes"}, {"verify_map": 1}, {"backend": None},

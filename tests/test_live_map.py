@@ -1,7 +1,6 @@
 """Position priors and live map updates on an open Localizer."""
 from __future__ import annotations
 
-import shutil
 import threading
 
 import numpy as np
@@ -9,15 +8,6 @@ import pytest
 
 import placekit as pk
 from placekit.datasets import read_locations_csv
-
-
-@pytest.fixture()
-def live(tmp_path, street_map, tiny_model):
-    path = tmp_path / "live.pkmap"
-    shutil.copy(street_map, path)
-    loc = pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model)))
-    yield loc
-    loc.close()
 
 
 def test_prior_restricts_the_search_to_nearby_places(live, street):

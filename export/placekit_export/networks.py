@@ -106,6 +106,16 @@ def _losses_to_imagenet(log: dict) -> list[str]:
     return out
 
 
+# Measured by benchmarks/generalization.py (benchmarks/RESULTS.md, "Generalization suite"),
+# maps built with default options through the runtime at 480 px.
+GENERALIZATION_LIMITATION = (
+    "Opt-in, not the default: on unseen outdoor landmarks (landmarks_val, 110 queries, never trained or "
+    "tuned on) its recall@1 is 0.636 against 0.782 for the default ImageNet GeM pipeline and 0.736 for "
+    "the raw ImageNet GeM 1280-D; it leads on the IE Tower held-out floors (0.743 vs 0.657), Strecha "
+    "held-out (0.941 vs 0.882) and KITTI at dusk (0.68 / 0.72 vs 0.48 / 0.68). Gains on data like its "
+    "training data do not carry over to other places (benchmarks/generalization.py).")
+
+
 def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
     log_path = path.with_suffix(".log.json")
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
@@ -170,6 +180,7 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
                            "on these held-out sets (plain Lw: training/experiments/gem-v2-plain-lw.log.json)."
                            if "rewhitened_from" in log else ""),
                         *_losses_to_imagenet(log),
+                        GENERALIZATION_LIMITATION,
                         "On the degraded frames of the KITTI tracking benchmark it answers fewer frames within 5 m "
                         "than the ImageNet GeM, with higher precision (benchmarks/RESULTS.md, 'Tracking on KITTI').",
                         "Maps calibrated with negatives taken from its own training photos reject out-of-map "

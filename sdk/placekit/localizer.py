@@ -134,15 +134,18 @@ class Localizer:
 
     def _rerank_by_inliers(self, feats, ids, scores, rows, verify_top: int):
         """Verify the first ``verify_top`` candidates. On maps where verification is decisive
-        (``Calibration.verification_decisive``) verified ones (>= ``min_inliers``) move ahead of
-        unverified ones, each part keeping the global order, so raw inlier counts never
-        override a confident global ranking; elsewhere the global order stays. Returns (ids,
-        scores, rows, inliers (verify_top',))."""
+        (``Calibration.verification_decisive``: the map's own correct matches verify, wrong ones
+        do not) verified candidates (>= ``min_inliers``) move ahead, the most inliers first, and
+        unverified ones follow in the global order; elsewhere the global order stays, inlier
+        counts reported only. Returns (ids, scores, rows, inliers (verify_top',))."""
         inliers = verify(feats.xy, feats.descriptors, self.map.pointmap, ids[:verify_top])
         cal = self.map.calibration
-        verified = inliers >= max(cal.min_inliers, 1) if cal.verification_decisive else np.ones(len(inliers), bool)
-        order = np.lexsort((np.arange(len(inliers)), ~verified))
         head = len(inliers)
+        if cal.verification_decisive:
+            verified = inliers >= max(cal.min_inliers, 1)
+            order = np.lexsort((np.arange(head), -np.where(verified, inliers, 0), ~verified))
+        else:
+            order = np.arange(head)
         ids, scores, rows = ids.copy(), scores.copy(), rows.copy()
         ids[:head], scores[:head], rows[:head] = ids[order], scores[order], rows[order]
         return ids, scores, rows, inliers[order]
