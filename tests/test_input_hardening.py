@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+import warnings
 import zlib
 
 import cv2
@@ -299,3 +300,36 @@ def test_fuzzed_inputs_raise_only_placekit_errors_and_live_edits_match_the_model
     # the fuzzer reaches both outcomes where both exist (it is not rejecting everything up front)
     assert counts["image_file"]["placekit_error"] > 0 and counts["image_file"]["ok"] > 0
     assert counts["options"]["placekit_error"] > 0 and counts["live_map"]["ok"] > 0
+
+
+def test_crafted_local_feature_sizes_are_a_map_format_error(tmp_path, tiny_model):
+    from test_mapfile import _rewrite_manifest
+
+    rng = np.random.default_rng(3)
+    builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), local_features="rootsift", max_keypoints=256))
+    texture = cv2.resize(rng.integers(0, 255, (60, 80), dtype=np.uint8), (320, 240), interpolation=cv2.INTER_LINEAR)
+    for i in range(4):
+        builder.add(np.roll(texture, 7 * i, axis=1), pk.Location(x=float(i), y=0.0), f"v{i}")
+    with pytest.warns(pk.CalibrationWarning):
+        builder.build(tmp_path / "local.pkmap")
+    _rewrite_manifest(tmp_path / "local.pkmap", tmp_path / "crafted.pkmap",
+                      lambda m: m["local"].update(max_keypoints=10 ** 12))
+    with pytest.raises(pk.MapFormatError, match="max_keypoints"):
+        pk.Localizer.open(tmp_path / "crafted.pkmap", pk.LocalizerOptions(model=str(tiny_model)))
+
+
+def test_vlad_map_of_160x120_frames_builds_or_says_why(tmp_path, tiny_model):
+    """Tiny frames give few keypoints: the build either succeeds or raises BuildError, never a
+    raw cv2.error from verification calibration."""
+    rng = np.random.default_rng(4)
+    builder = pk.MapBuilder(pk.BuildOptions(descriptor="vlad", local_features="rootsift", vlad_words=4))
+    for i in range(12):
+        frame = cv2.resize(rng.integers(0, 255, (15, 20, 3), dtype=np.uint8), (160, 120), interpolation=cv2.INTER_CUBIC)
+        builder.add(frame, pk.Location(x=10.0 * (i // 2), y=0.0), f"f{i:02d}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pk.CalibrationWarning)
+            info = builder.build(tmp_path / "tiny.pkmap")
+        assert info["descriptor"]["kind"] == "vlad"
+    except pk.BuildError as exc:
+        assert "local features" in str(exc)
