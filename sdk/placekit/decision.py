@@ -116,14 +116,26 @@ def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, i
     its position the pose's camera centre when there is a pose, else the inlier-weighted mean of
     the verified places near it; a pose settles ambiguity between far views of the same
     structure. An unverified best is ``unknown``: on these maps failing to verify is evidence of
-    another place. Places stored without features (added live) keep the similarity decision."""
-    if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < 0 or not cal.verification_decisive:
+    another place. Places stored without features (added live) keep the similarity decision.
+
+    On any map with 3D points, a 6-DoF pose that at least ``cal.min_inliers`` 2D-3D matches
+    agree on, within 2 x radius of a verified candidate, is decisive by itself: the camera is
+    where the reconstruction says, whichever view of the structure was retrieved (a facade seen
+    from farther away verifies as well as the right view, so such maps are not decisive on
+    2D-2D inliers alone)."""
+    if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < 0:
+        return base
+    if pose is not None and pose.inliers >= cal.min_inliers:
+        verified = positions[:len(inliers)][inliers >= cal.min_inliers]
+        if len(verified) and np.linalg.norm(verified - pose.center, axis=1).min() <= 2 * cal.match_radius_m:
+            confidence = max(base.confidence, _verified_confidence(cal, pose.inliers))
+            return Decision("localized", np.asarray(pose.center, float), max(float(pose.sigma_m), 0.01), confidence)
+    if not cal.verification_decisive:
         return base
     if inliers[0] < cal.min_inliers:
         return Decision("unknown", None, None, min(base.confidence, 0.5 * inliers[0] / cal.min_inliers))
     dist = np.linalg.norm(positions[:len(inliers)] - positions[0], axis=1)
-    confidence = max(cal.confidence(float(scores[0])),
-                     cal.target_precision + (1 - cal.target_precision) * (1 - cal.min_inliers / float(inliers[0])))
+    confidence = max(cal.confidence(float(scores[0])), _verified_confidence(cal, int(inliers[0])))
     rivals = (dist > 2 * cal.match_radius_m) & (inliers >= max(cal.min_inliers, 0.8 * inliers[0]))
     if pose is not None and np.linalg.norm(pose.center - positions[0]) <= 2 * cal.match_radius_m:
         # a 6-DoF pose from the 3D points pins the position whichever views saw them
@@ -136,3 +148,9 @@ def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, i
     if rivals.any():
         return Decision("ambiguous", position, max(uncertainty, float(dist[rivals].max())), 0.5 * confidence)
     return Decision("localized", position, uncertainty, float(confidence))
+
+
+def _verified_confidence(cal: Calibration, inliers: int) -> float:
+    """Confidence of an answer verified by ``inliers`` (>= ``cal.min_inliers``) matches: the
+    target precision at the calibrated count, rising toward 1 with more."""
+    return cal.target_precision + (1 - cal.target_precision) * (1 - cal.min_inliers / float(max(inliers, 1)))

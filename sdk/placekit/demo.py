@@ -22,6 +22,7 @@ PX_PER_M = 30.0
 VIEW_W, VIEW_H = 640, 480
 ORIGIN = (55.7047, 13.1910)  # the street runs east from here
 DEMO_NEGATIVES = 12          # views of a third street given to the map builder as negatives
+DEMO_VISITS = 2             # the map is captured in two visits (capture groups), as maps should be
 WORDS = ("CAFE", "BANK", "HOTEL", "BOOKS", "PHARMACY", "BAKERY", "TAXI", "MUSEUM", "BAR",
          "SHOES", "FLOWERS", "POST", "PIZZA", "MARKET", "CINEMA", "DENTIST", "GYM", "TOYS")
 
@@ -102,10 +103,13 @@ def street_location(s: float) -> tuple[float, float]:
 
 
 def write_dataset(folder: str | os.PathLike, n_database: int = 60, n_queries: int = 20,
-                  n_foreign: int = 8, seed: int = 7, n_negatives: int = 0) -> Path:
-    """Write a dataset in the DESIGN section-7 layout: database/, queries/ (+ foreign views of
+                  n_foreign: int = 8, seed: int = 7, n_negatives: int = 0, sessions: int = 1) -> Path:
+    """Write a dataset in the ``placekit eval`` layout: database/, queries/ (+ foreign views of
     another street, named ``foreign_*``), database.csv and queries.csv (WGS84); with
-    ``n_negatives``, also negatives/: views of a third street for ``MapBuilder.add_negative``."""
+    ``n_negatives``, also negatives/: views of a third street for ``MapBuilder.add_negative``.
+    ``sessions`` > 1: the map views are captured in that many visits (every ``sessions``-th
+    view in each, the later visits under the queries' changed conditions), written as the
+    ``group`` column so that calibration judges views against other visits."""
     from .datasets import write_locations_csv
     from .types import Location
 
@@ -113,19 +117,23 @@ def write_dataset(folder: str | os.PathLike, n_database: int = 60, n_queries: in
     world, other = render_world(seed), render_world(seed + 1000)
     rng = np.random.default_rng(seed)
     tables = {"database": {}, "queries": {}}
+    groups: dict[str, str | None] = {}
     for split, count, world_, change in (("database", n_database, world, 0.3),
                                          ("queries", n_queries, world, 1.0)):
         (folder / split).mkdir(parents=True, exist_ok=True)
         for i in range(count):
             s = (i + (0.0 if split == "database" else rng.uniform(0.2, 0.8))) / n_database
             name = f"{split[0]}{i:04d}.jpg"
-            cv2.imwrite(str(folder / split / name), render_view(world_, s, rng, change))
+            visit = i % sessions if split == "database" else 0
+            cv2.imwrite(str(folder / split / name), render_view(world_, s, rng, change if visit == 0 else 1.0))
             lat, lon = street_location(s)
             tables[split][name] = Location(lat=lat, lon=lon)
+            if split == "database":
+                groups[name] = f"visit-{visit}"
     for i in range(n_foreign):
         name = f"foreign_{i:04d}.jpg"
         cv2.imwrite(str(folder / "queries" / name), render_view(other, rng.uniform(0, 1), rng, 1.0))
-    write_locations_csv(folder / "database.csv", tables["database"])
+    write_locations_csv(folder / "database.csv", tables["database"], groups if sessions > 1 else None)
     write_locations_csv(folder / "queries.csv", tables["queries"])
     if n_negatives:
         third, neg_rng = render_world(seed + 2000), np.random.default_rng(seed + 2000)
@@ -140,7 +148,7 @@ def run_demo(workdir: str | os.PathLike | None = None, model: str = "default", t
              quiet: bool = False) -> dict:
     """Render, build, localize, report. Returns the summary dict it prints."""
     from .builder import MapBuilder
-    from .datasets import read_locations_csv
+    from .datasets import read_locations_and_groups, read_locations_csv
     from .geo import LocalFrame
     from .localizer import Localizer
     from .options import BuildOptions, LocalizerOptions
@@ -149,12 +157,14 @@ def run_demo(workdir: str | os.PathLike | None = None, model: str = "default", t
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(workdir) if workdir else Path(tmp)
         t0 = time.perf_counter()
-        write_dataset(root, n_negatives=DEMO_NEGATIVES)
-        say(f"rendered a {METRES:.0f} m street: 60 map views, 20 held-out views, 8 views of another street, "
-            f"{DEMO_NEGATIVES} views of a third street (negatives: calibration only) -> {root}")
+        write_dataset(root, n_negatives=DEMO_NEGATIVES, sessions=DEMO_VISITS)
+        say(f"rendered a {METRES:.0f} m street: 60 map views from {DEMO_VISITS} visits, 20 held-out views, "
+            f"8 views of another street, {DEMO_NEGATIVES} views of a third street (negatives: calibration only) "
+            f"-> {root}")
         builder = MapBuilder(BuildOptions(model=model, threads=threads, match_radius_m=10.0))
-        db = read_locations_csv(root / "database.csv")
-        builder.add_many(((root / "database" / n, loc, n) for n, loc in db.items()), progress=not quiet)
+        db = read_locations_and_groups(root / "database.csv")
+        builder.add_many(((root / "database" / n, loc, n, group) for n, (loc, group) in db.items()),
+                         progress=not quiet)
         for path in sorted((root / "negatives").iterdir()):
             builder.add_negative(path)
         info = builder.build(root / "street.pkmap", user={"source": "placekit demo"})
