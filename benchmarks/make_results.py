@@ -413,7 +413,7 @@ def install_section(d: dict) -> list[str]:
 
 def pose_section(d: dict) -> list[str]:
     out = [f"## Local features, verification and 6-DoF pose ({d.get('max_keypoints', 1024)} keypoints per image)", "",
-           provenance(d), "",
+           provenance(d), "", *([f"**{d['note']}**", ""] if d.get("note") else []),
            "Strecha (4 scenes) and KITTI (2 drives): one map per scene / drive from the even-numbered images with "
            "their cameras, queries = the odd-numbered ones (`benchmarks/bench_pose.py` docstring). Recall@1 within "
            f"{d['threshold_m']:.0f} m. Pose errors over all queries (no pose = a miss). Out-of-map: 17 photos of "

@@ -68,7 +68,7 @@ def verified_inliers(xy1: np.ndarray, xy2: np.ndarray, matches: np.ndarray, mode
 def sift_features(gray: np.ndarray, max_keypoints: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """OpenCV SIFT on a (H, W) uint8 image -> (xy (N, 2), RootSIFT descriptors (N, 128))."""
     keypoints, desc = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(gray, None)
-    if desc is None:
+    if desc is None or len(keypoints) == 0:        # OpenCV < 5 returns None, 5.x an empty array
         return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
     xy = np.array([k.pt for k in keypoints], np.float32)
     return xy, root_sift(desc)
