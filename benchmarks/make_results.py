@@ -24,6 +24,17 @@ def provenance(d: dict) -> str:
     return f"_Command:_ `{d['command']}` — _date:_ {d['date']} — _machine:_ {d.get('machine', '?')}"
 
 
+def _interval_table(per_set: dict, title: str, legend: str) -> list[str]:
+    """One row per set, one column per method: ``_interval`` of each paired bootstrap."""
+    if not per_set:
+        return []
+    methods = sorted({m for rows in per_set.values() for m in rows})
+    out = [f"### {title}", "", legend, "", "| set | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+    for name, rows in per_set.items():
+        out.append(f"| {name} | " + " | ".join(_interval(rows[m]) if m in rows else "-" for m in methods) + " |")
+    return out + [""]
+
+
 def generalization_section(d: dict, before: dict | None = None) -> list[str]:
     """The generalization suite: per-set quality of every configuration and peer, the
     foreign-photo matrix, calibration honesty, intervals against the floor and the targets."""
@@ -48,24 +59,12 @@ def generalization_section(d: dict, before: dict | None = None) -> list[str]:
                        f"{measured if 'unknown_share' in r else '-'} | {f(r.get('foreign_unknown_all'))} | "
                        f"{r['latency_ms_p50']:.1f} | {r['bytes_per_place']:.0f} |")
         out.append("")
-    floor = d.get("intervals_vs_floor") or {}
-    if floor:
-        methods = sorted({m for rows in floor.values() for m in rows})
-        out += ["### Recall@1 minus the raw ImageNet GeM 1280-D (exact), paired bootstrap 95% intervals", "",
-                "**bold**: the whole interval above 0; _italic_: below 0.", "",
-                "| set | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
-        for name, rows in floor.items():
-            out.append(f"| {name} | " + " | ".join(_interval(rows[m]) if m in rows else "-" for m in methods) + " |")
-        out.append("")
-    versus_default = d.get("intervals_vs_default") or {}
-    if versus_default:
-        methods = sorted({m for rows in versus_default.values() for m in rows})
-        out += ["### Recall@1 of each peer minus the default, paired bootstrap 95% intervals", "",
-                "**bold**: the peer is better beyond the noise; _italic_: worse.", "",
-                "| set | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
-        for name, rows in versus_default.items():
-            out.append(f"| {name} | " + " | ".join(_interval(rows[m]) if m in rows else "-" for m in methods) + " |")
-        out.append("")
+    out += _interval_table(d.get("intervals_vs_floor") or {},
+                           "Recall@1 minus the raw ImageNet GeM 1280-D (exact), paired bootstrap 95% intervals",
+                           "**bold**: the whole interval above 0; _italic_: below 0.")
+    out += _interval_table(d.get("intervals_vs_default") or {},
+                           "Recall@1 of each peer minus the default, paired bootstrap 95% intervals",
+                           "**bold**: the peer is better beyond the noise; _italic_: worse.")
     default_rows = {name: rows["default"] for name, rows in d["sets"].items() if "foreign_unknown" in rows.get("default", {})}
     if default_rows:
         sources = sorted({src for r in default_rows.values() for src in r["foreign_unknown"]})
