@@ -181,16 +181,23 @@ def test_unwritable_destinations_raise_map_write_error_and_keep_the_old_map(tmp_
         placemap.close()
 
 
-def test_close_while_another_thread_localizes_never_crashes(tmp_path, street_map, street, tiny_model):
-    """Arrays hold a buffer export on the file's bytes: close() cannot pull them from under a
-    running search. Later calls raise ClosedError."""
+@pytest.mark.parametrize("memory_mapped", [True, False])
+def test_close_while_another_thread_localizes_never_crashes(tmp_path, street_map, street, tiny_model, monkeypatch,
+                                                            memory_mapped):
+    """Arrays hold a buffer export on the file's bytes (a memory map, or the in-memory copy):
+    close() cannot pull them from under a running search. Later calls raise ClosedError."""
     import threading
 
+    from placekit import mapfile
+
+    if memory_mapped:
+        monkeypatch.setattr(mapfile, "IN_MEMORY_MAX_BYTES", 0)
     path = tmp_path / "live.pkmap"
     shutil.copy(street_map, path)
     image = next((street / "queries").glob("*.jpg"))
     for _ in range(3):
         loc = pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model)))
+        assert loc.map.reader.memory_mapped == memory_mapped
         loc.add_place(image, pk.Location(lat=55.7, lon=13.19))
         errors, done = [], threading.Event()
 

@@ -168,9 +168,7 @@ class MapReader:
         stat = os.fstat(self._fh.fileno())
         self._identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         if size <= IN_MEMORY_MAX_BYTES:
-            self._mm = self._fh.read()        # a private copy: nothing done to the file can reach it
-            if len(self._mm) != size:
-                raise self._fail("file changed size while it was read")
+            self._mm = self._read_aligned(size)   # a private copy: nothing done to the file can reach it
         else:
             self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
         zf = zipfile.ZipFile(self._fh)
@@ -191,6 +189,18 @@ class MapReader:
             if verify and self._sha256(start, length) != declared[name].get("sha256"):
                 raise self._fail(f"member {name} fails its sha256 check: the file is corrupt or was modified")
         self.arrays = {n: self._array(n) for n in self._spans if n.endswith(".npy")}
+
+    def _read_aligned(self, size: int) -> np.ndarray:
+        """The whole file as a read-only (size,) uint8 array whose first byte is 64-byte aligned,
+        so that members keep the alignment the writer gave them (as in a memory map)."""
+        raw = np.empty(size + ALIGN, np.uint8)
+        start = (-raw.ctypes.data) % ALIGN
+        data = raw[start:start + size]
+        self._fh.seek(0)
+        if self._fh.readinto(memoryview(data)) != size:
+            raise self._fail("file changed size while it was read")
+        data.flags.writeable = False
+        return data
 
     def _sha256(self, start: int, length: int) -> str:
         """Hash a byte range with plain reads, not through the memory map, so that verifying a
@@ -284,9 +294,13 @@ class MapReader:
         was opened (reading a truncated mapping would kill the process with SIGBUS). Maps are
         replaced by writing a new file and renaming it over the old one, which an open reader
         never sees; smaller maps are read into memory and immune either way."""
-        if not self.memory_mapped or self._fh is None:
+        fh = self._fh
+        if not self.memory_mapped or fh is None:
             return
-        stat = os.fstat(self._fh.fileno())
+        try:
+            stat = os.fstat(fh.fileno())
+        except (OSError, ValueError):
+            return        # closed by another thread meanwhile: a call in flight finishes on its views
         if (stat.st_ino, stat.st_size, stat.st_mtime_ns) != self._identity:
             raise self._fail("the map file was modified in place while open (replace maps by writing a new file "
                              "and renaming it over the old one); reopen it")
