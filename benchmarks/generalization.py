@@ -212,12 +212,11 @@ def _summary(info: dict, map_bytes: int, build_s: float, hits: np.ndarray, statu
     }
     if foreign_status:
         shares = {src: float(np.mean([s == "unknown" for s in st])) for src, st in foreign_status.items()}
-        all_status = [s for st in foreign_status.values() for s in st]
-        foreign_localized = float(np.mean([s == "localized" for s in all_status]))
+        all_status = np.array([s for st in foreign_status.values() for s in st])
+        foreign_loc = all_status == "localized"
         row["foreign_unknown"] = shares
-        row["foreign_unknown_all"] = float(np.mean([s == "unknown" for s in all_status]))
-        row["foreign_localized_all"] = foreign_localized
-        foreign_loc = np.array([s == "localized" for s in all_status])
+        row["foreign_unknown_all"] = float((all_status == "unknown").mean())
+        row["foreign_localized_all"] = float(foreign_loc.mean())
         row["measured_precision"] = _balanced_precision(correct_loc, localized, foreign_loc)
         row["measured_precision_interval"] = _precision_interval(correct_loc, localized, foreign_loc)
     return row

@@ -35,8 +35,8 @@ from .index import PlaceIndex
 DEFAULT_MARGIN = 0.02
 MIN_MARGIN, MAX_MARGIN = 0.005, 0.1
 MIN_GROUP_POSITIVES = 10
-MIN_CALIBRATION_POSITIVES = 10
-CROSS_FIT_FOLDS = 5   # fewer: the threshold is a guess, and map build says so
+MIN_CALIBRATION_POSITIVES = 10   # fewer: the threshold is a guess, and map build says so
+CROSS_FIT_FOLDS = 5
 
 
 def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, positions: np.ndarray,

@@ -128,8 +128,7 @@ def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, i
     if pose is not None and pose.inliers >= cal.min_inliers:
         verified = positions[:len(inliers)][inliers >= cal.min_inliers]
         if len(verified) and np.linalg.norm(verified - pose.center, axis=1).min() <= 2 * cal.match_radius_m:
-            confidence = max(base.confidence, _verified_confidence(cal, pose.inliers))
-            return Decision("localized", np.asarray(pose.center, float), max(float(pose.sigma_m), 0.01), confidence)
+            return _at_pose(pose, max(base.confidence, _verified_confidence(cal, pose.inliers)))
     if not cal.verification_decisive:
         return base
     if inliers[0] < cal.min_inliers:
@@ -139,7 +138,7 @@ def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, i
     rivals = (dist > 2 * cal.match_radius_m) & (inliers >= max(cal.min_inliers, 0.8 * inliers[0]))
     if pose is not None and np.linalg.norm(pose.center - positions[0]) <= 2 * cal.match_radius_m:
         # a 6-DoF pose from the 3D points pins the position whichever views saw them
-        return Decision("localized", np.asarray(pose.center, float), max(float(pose.sigma_m), 0.01), float(confidence))
+        return _at_pose(pose, confidence)
     near = (dist <= cal.match_radius_m) & (inliers >= cal.min_inliers)
     w = inliers[near].astype(float) / inliers[near].sum()
     position = w @ positions[:len(inliers)][near]
@@ -154,3 +153,8 @@ def _verified_confidence(cal: Calibration, inliers: int) -> float:
     """Confidence of an answer verified by ``inliers`` (>= ``cal.min_inliers``) matches: the
     target precision at the calibrated count, rising toward 1 with more."""
     return cal.target_precision + (1 - cal.target_precision) * (1 - cal.min_inliers / float(max(inliers, 1)))
+
+
+def _at_pose(pose, confidence: float) -> Decision:
+    """``localized`` at a 6-DoF pose's camera centre, its uncertainty the pose's 1-sigma radius."""
+    return Decision("localized", np.asarray(pose.center, float), max(float(pose.sigma_m), 0.01), float(confidence))

@@ -85,14 +85,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ImageReadError(f"image file {path} is larger than {MAX_FILE_BYTES:,} bytes")
-        data = np.fromfile(path, dtype=np.uint8)
+        encoded = path.read_bytes()
     except (OSError, ValueError) as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
-    if data.size == 0:
+    if not encoded:
         raise ImageReadError(f"image file {path} is empty")
-    _check_declared_size(path, data)
+    _check_declared_size(path, encoded)
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation
+        image = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)  # applies EXIF orientation
     except cv2.error as exc:
         raise ImageReadError(f"image file {path} cannot be decoded: {str(exc).strip().splitlines()[-1]}") from exc
     if image is None:
@@ -106,7 +106,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return image
 
 
-def _check_declared_size(path: Path, data: np.ndarray) -> None:
+def _check_declared_size(path: Path, encoded: bytes) -> None:
     """Raise when the header declares too many pixels. Formats Pillow cannot parse are left to
     OpenCV (which still fails typed, above)."""
     import io
@@ -117,7 +117,7 @@ def _check_declared_size(path: Path, data: np.ndarray) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")               # Pillow's own DecompressionBombWarning
-            with Image.open(io.BytesIO(data.tobytes())) as im:
+            with Image.open(io.BytesIO(encoded)) as im:      # reads the header only; no copy
                 w, h = im.size
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"image {path} declares too many pixels (not decoded): {exc}") from exc

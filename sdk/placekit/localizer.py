@@ -22,7 +22,7 @@ from .verification import verify
 from .vlad import VladExtractor
 from .imageio import Frame, to_bgr
 from .models import find_model_by_sha256, resolve_model
-from .options import LOCAL_MAX_SIDE_RANGE, MAX_KEYPOINTS_RANGE, LocalizerOptions
+from .options import LOCAL_MAX_SIDE_RANGE, MAX_KEYPOINTS_RANGE, LocalizerOptions, is_integer
 from .placemap import PlaceMap
 from .types import Localization, Location, Match, Pose, Prior, check_place_name
 
@@ -48,7 +48,6 @@ class Localizer:
         self._closed = False
         self._close_lock = threading.Lock()
         self._update_lock = threading.Lock()
-        self._next_id = placemap.next_place_id()
 
     @classmethod
     def open(cls, path: str | os.PathLike, options: LocalizerOptions = LocalizerOptions()) -> "Localizer":
@@ -207,22 +206,20 @@ class Localizer:
         xyz = self.map.to_metric(location)
         descriptor = self.extractor.describe(image)
         with self._update_lock:
-            place_id = self._next_id
+            place_id = self.map.next_place_id()
             name = name or f"place_{place_id:08d}"
             places = self.map.places
             if places.has_name(name):
                 raise BuildError(f"the map already has a place named {name!r}")
             self.map.places = places.append(place_id, xyz, name, location.rotation, location.intrinsics)
             self.map.index.add(descriptor[None], np.array([place_id]))
-            self._next_id += 1
-            self.map.issued_ids = self._next_id
+            self.map.issued_ids = place_id + 1
         return place_id
 
     def remove_place(self, place_id: int) -> bool:
         """Remove a place by id (searches skip it at once); False if it was not live."""
         self._check_open()
-        if not isinstance(place_id, (int, np.integer)) or isinstance(place_id, (bool, np.bool_)) \
-                or not 0 <= int(place_id) < 2 ** 63:
+        if not is_integer(place_id) or not 0 <= int(place_id) < 2 ** 63:
             raise OptionsError(f"place_id must be a non-negative int64 integer, got {place_id!r}")
         with self._update_lock:
             return self.map.index.remove(np.array([int(place_id)], np.int64)) > 0

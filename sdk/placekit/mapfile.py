@@ -162,10 +162,10 @@ class MapReader:
         if not self.path.is_file():
             raise MapFormatError(f"{self.path}: map file does not exist")
         self._fh = open(self.path, "rb")
-        size = os.fstat(self._fh.fileno()).st_size
+        stat = os.fstat(self._fh.fileno())
+        size = stat.st_size
         if size == 0:
             raise self._fail("file is empty")
-        stat = os.fstat(self._fh.fileno())
         self._identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         if size <= IN_MEMORY_MAX_BYTES:
             self._mm = self._read_aligned(size)   # a private copy: nothing done to the file can reach it

@@ -34,7 +34,8 @@ def _check(condition: bool, message: str) -> None:
         raise OptionsError(message)
 
 
-def _is_int(value: Any) -> bool:
+def is_integer(value: Any) -> bool:
+    """An int or numpy integer, not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -54,7 +55,7 @@ def _typed(options: Any, ints: dict[str, tuple[int, int]], numbers: tuple[str, .
         value = getattr(options, name)
         if value is None and name in optional_ints:
             continue
-        _check(_is_int(value), f"{cls}.{name} must be an integer, got {value!r}")
+        _check(is_integer(value), f"{cls}.{name} must be an integer, got {value!r}")
         _check(lo <= int(value) <= hi, f"{cls}.{name} must be within {lo}..{hi}, got {value}")
         object.__setattr__(options, name, int(value))
     for name in numbers:
@@ -123,8 +124,6 @@ class BuildOptions:
                            "local_max_side": LOCAL_MAX_SIDE_RANGE, "vlad_words": (2, 1024)},
                numbers=("match_radius_m", "target_precision"),
                strings=("descriptor", "model", "recipe", "backend", "local_features"), bools=("embed_model",))
-        _check(isinstance(self.local_features, str) and bool(self.local_features),
-               "local_features must be 'auto', 'none', 'rootsift' or a local model name")
         _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
         _check(not (self.descriptor == "vlad" and self.model != "default"),
                f"model={self.model!r} names a global model, which a VLAD map does not use; choose its local "

@@ -134,6 +134,8 @@ class PlaceMap:
         issued = m.get("places", {}).get("next_id", 0)
         if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2 ** 62:
             raise MapFormatError(f"{source}: places.next_id must be an integer in 0..2^62, got {issued!r}")
+        if len(places):                              # maps written before next_id: above every stored id
+            issued = max(issued, int(places.ids.max()) + 1)
         return cls(model, descriptor, index, places, frame, Calibration.from_dict(m["calibration"]),
                    dict(m.get("user", {})), model_bytes, pointmap, vocabulary, m, reader, issued)
 
@@ -143,9 +145,9 @@ class PlaceMap:
 
     # ------------------------------------------------------------------ places
     def next_place_id(self) -> int:
-        """The id the next added place gets: above every id this map has ever handed out (the
-        manifest's ``places.next_id``, written since 0.x maps had places removed) and above
-        every live one. Ids are never reused within a map's life, also across save and reopen."""
+        """The id the next added place gets: above every id this map ever handed out (its
+        manifest's ``places.next_id``; 0 in maps written before that field) and above every
+        live one. Ids are never reused within a map's life, also across save and reopen."""
         live = int(self.places.ids.max()) + 1 if len(self.places) else 0
         return max(live, self.issued_ids)
 

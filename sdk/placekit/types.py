@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from .errors import LocationError
+from .errors import BuildError, LocationError
 
 Status = Literal["localized", "ambiguous", "unknown"]
 
@@ -25,8 +25,6 @@ MAX_COORDINATE_M = 1e8      # metres (local frames) or degrees/metres (WGS84): b
 def check_place_name(name: object) -> str:
     """A place name: a non-empty str that encodes as UTF-8 (no lone surrogates), at most
     ``MAX_NAME_BYTES`` bytes. Raises ``BuildError``."""
-    from .errors import BuildError
-
     if not isinstance(name, str) or not name:
         raise BuildError(f"a place name must be a non-empty string, got {name!r}")
     try:
