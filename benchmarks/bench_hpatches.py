@@ -8,7 +8,7 @@ affine of the homography). Methods describe the same keypoints:
 
 * SIFT and RootSIFT: OpenCV's descriptor computed at the keypoints, in each image;
 * TFeat (``shared/data/baselines/tfeat``, a peer, never shipped) and every shipped HardNet model:
-  32x32 patches cut by the runtime's ``placekit.patches.cut_patches`` and described through the
+  32x32 patches cut by the runtime's ``placekit.local.patches.cut_patches`` and described through the
   runtime (ONNX Runtime / LiteRT);
 * ``--extra NAME=PATH``: more ONNX / TFLite patch models (e.g. an earlier HardNet).
 
@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from provenance import save  # noqa: E402
 
-from placekit.engine import open_engine  # noqa: E402
-from placekit.features import LocalDescriber  # noqa: E402
-from placekit.local_features import root_sift  # noqa: E402
-from placekit.models import list_models  # noqa: E402
-from placekit.patches import cut_patches  # noqa: E402
+from placekit.inference.engine import open_engine  # noqa: E402
+from placekit.inference.extractors import LocalDescriber  # noqa: E402
+from placekit.local.extractor import root_sift  # noqa: E402
+from placekit.inference.catalog import list_models  # noqa: E402
+from placekit.local.patches import cut_patches  # noqa: E402
 from placekit_export.patch_data import hpatches_keypoints  # noqa: E402
 from placekit_export.patch_metrics import all_metrics  # noqa: E402
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
 from synthetic import dataset  # noqa: E402
 
-from placekit.index import PlaceIndex, SearchParams  # noqa: E402
+from placekit.index.ivf import PlaceIndex, SearchParams  # noqa: E402
 
 
 def timed_queries(search, queries: np.ndarray) -> tuple[np.ndarray, list[float]]:

@@ -3,7 +3,7 @@ size, on 1 and 2 threads.
 
     python benchmarks/bench_localize.py --frames 200 --out benchmarks/results/localize.json
 
-The map is the demo street (60 places, rendered by ``placekit.demo``); frames are held-out
+The map is the demo street (60 places, rendered by ``placekit.tools.demo``); frames are held-out
 views at 640x480 and the same views upscaled to 1280x960 (a phone/robot camera), passed as
 BGR arrays (decoding a JPEG is not part of ``localize``; it is reported separately).
 """
@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 import placekit as pk
-from placekit.datasets import read_locations_csv
-from placekit.demo import write_dataset
-from placekit.models import DEFAULT_MODEL
+from placekit.ingest import read_locations_csv
+from placekit.tools.demo import write_dataset
+from placekit.inference.catalog import DEFAULT_MODEL
 
 sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402

@@ -30,8 +30,8 @@ import numpy as np
 def rss():
     f = {l.split(':')[0]: int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith(('VmRSS', 'RssAnon', 'RssFile'))}
     return f
-from placekit.placemap import PlaceMap
-from placekit.index import PlaceIndex
+from placekit.mapfile.placemap import PlaceMap
+from placekit.index.ivf import PlaceIndex
 path, verify, queries = sys.argv[1], sys.argv[2] == '1', np.load(sys.argv[3])
 before = rss()
 t = time.perf_counter(); m = PlaceMap.load(path, verify=verify); open_s = time.perf_counter() - t
@@ -48,10 +48,10 @@ print(json.dumps({"open_ms": open_s * 1000, "before": before, "after_open": afte
 def build_map(path: Path, n: int) -> dict:
     from synthetic import clustered
 
-    from placekit.decision import Calibration
-    from placekit.index import PlaceIndex, auto_recipe
-    from placekit.placemap import PlaceMap
-    from placekit.places import PlaceTable
+    from placekit.decision.rule import Calibration
+    from placekit.index.ivf import PlaceIndex, auto_recipe
+    from placekit.mapfile.placemap import PlaceMap
+    from placekit.mapfile.places import PlaceTable
 
     x = clustered(n, 1280, seed=1)
     recipe = auto_recipe(n, 1280)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from placekit.engine import open_engine
-from placekit.features import LocalDescriber
-from placekit.modelinfo import ModelInfo
-from placekit.models import list_models
-from placekit.preprocess import preprocess
+from placekit.inference.engine import open_engine
+from placekit.inference.extractors import LocalDescriber
+from placekit.inference.modelinfo import ModelInfo
+from placekit.inference.catalog import list_models
+from placekit.inference.preprocess import preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))

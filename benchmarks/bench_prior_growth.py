@@ -74,7 +74,7 @@ def prior_tradeoff(db, db_src, q, q_src, side, threads) -> list[dict]:
 
 
 def growth(db, db_src, q, q_src, seed=0) -> list[dict]:
-    from placekit.index import PlaceIndex, auto_recipe
+    from placekit.index.ivf import PlaceIndex, auto_recipe
 
     n = len(db)
     order = np.random.default_rng(seed).permutation(n)

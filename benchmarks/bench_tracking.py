@@ -84,7 +84,7 @@ def main() -> None:
         print(f"tracking benchmark skipped: {DATA} is not present")
         return
     import placekit as pk
-    from placekit.imageio import read_image
+    from placekit.inference.imageio import read_image
 
     builder = pk.MapBuilder(pk.BuildOptions(model=args.model, match_radius_m=THRESHOLD_M, threads=args.threads))
     queries, truth = [], []
@@ -110,7 +110,7 @@ def main() -> None:
                     results[f"{condition}/{mode}"] = run_mode(localizer, mode, frames, truth, kidnap_at,
                                                               np.random.default_rng(1))
                     print(condition, mode, results[f"{condition}/{mode}"], flush=True)
-    from placekit.models import resolve_model
+    from placekit.inference.catalog import resolve_model
 
     model_file = resolve_model(args.model)
     label = model_file.stem if model_file.suffix == ".onnx" else model_file.name   # as `placekit models` names it

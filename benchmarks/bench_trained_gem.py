@@ -2,7 +2,7 @@
 
     python benchmarks/bench_trained_gem.py --out benchmarks/results/trained_gem.json
 
-Every configuration runs ``placekit.evaluation.evaluate`` (the code behind ``placekit eval``):
+Every configuration runs ``placekit.tools.evaluation.evaluate`` (the code behind ``placekit eval``):
 map built from the database images, PCA-whitened product-quantized index, one query at a time.
 The peer "ImageNet GeM, 1280-D float, brute force" is scored on the same splits.
 
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
 from real_data_suite import DATA, ie_tower, kitti, peer_rows, strecha  # noqa: E402
 
-from placekit.evaluation import evaluate, load_dataset  # noqa: E402
+from placekit.tools.evaluation import evaluate, load_dataset  # noqa: E402
 
 MODELS = (("ImageNet GeM fp32 (ONNX)", "gem-imagenet-fp32", "onnx"),
           ("ImageNet GeM int8 (ONNX)", "gem-imagenet-int8", "onnx"),
@@ -68,7 +68,7 @@ def main() -> None:
     import peers
 
     from placekit.errors import PlacekitError
-    from placekit.models import resolve_model
+    from placekit.inference.catalog import resolve_model
 
     wanted = set()
     for model in args.models.split(","):
@@ -97,7 +97,7 @@ def main() -> None:
             for row in rows:
                 print(f"{name:<18} {row['method']:<45} r@1 {row['recall_at_1']:.3f} r@5 {row['recall_at_5']:.3f}",
                       flush=True)
-    from placekit.demo import run_demo
+    from placekit.tools.demo import run_demo
 
     demo = {}
     for label, model, backend in MODELS:

@@ -67,7 +67,7 @@ def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
 
 
 def case_image_file(rng, ctx) -> None:
-    from placekit.imageio import read_image
+    from placekit.inference.imageio import read_image
 
     fmt = FORMATS[rng.integers(0, len(FORMATS))]
     ok, encoded = cv2.imencode(fmt, _scene(rng))
@@ -88,7 +88,7 @@ def case_array(rng, ctx) -> None:
 
 
 def case_csv(rng, ctx) -> None:
-    from placekit.datasets import read_locations_and_groups
+    from placekit.ingest import read_locations_and_groups
 
     headers = (["name", "x", "y"], ["name", "lat", "lon", "alt"], ["name", "x", "y", "z", "qw", "qx", "qy", "qz"],
                ["name", "lat", "lon", "group"], ["name", "x", "y", "fx", "fy", "cx", "cy"], ["x", "y"],

@@ -47,7 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
 
-from placekit.evaluation import Dataset, _common_frame, _metric, correct_mask, load_dataset  # noqa: E402
+from placekit.tools.evaluation import Dataset, _common_frame, _metric, correct_mask, load_dataset  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -126,8 +126,8 @@ def pool_photos() -> list[Path]:
 
 
 def smoke_sets(root: Path) -> list[SuiteSet]:
-    """Three generated streets (``placekit.demo``): small, offline, for CI."""
-    from placekit.demo import write_dataset
+    """Three generated streets (``placekit.tools.demo``): small, offline, for CI."""
+    from placekit.tools.demo import write_dataset
 
     return [SuiteSet(f"street-{seed}", load_dataset(write_dataset(root / f"street-{seed}", n_database=20,
                                                                   n_queries=6, n_foreign=0, seed=seed)), 25.0)
@@ -256,7 +256,7 @@ def run_peer(sset: SuiteSet, peer) -> dict:
 
 def make_peers(threads: int, pool: list[Path]) -> list:
     import peers
-    from placekit.imageio import read_image
+    from placekit.inference.imageio import read_image
 
     out = [peers.FloatGem(threads), peers.RootSiftVlad()]
     out[0].name = FLOOR_PEER

@@ -38,9 +38,9 @@ MAX_PCA_DIM = 256
 
 def describe_all(images: list[np.ndarray], sizes: tuple[int, ...], threads: int) -> dict[int, np.ndarray]:
     """Input size -> (N, D) descriptors of ``images`` by the default global model."""
-    from placekit.engine import open_engine
-    from placekit.features import GlobalExtractor
-    from placekit.models import resolve_model
+    from placekit.inference.engine import open_engine
+    from placekit.inference.extractors import GlobalExtractor
+    from placekit.inference.catalog import resolve_model
 
     engine = open_engine(resolve_model("gem-imagenet-fp32"), threads=threads)
     out = {}
@@ -56,7 +56,7 @@ def recall_at_1(x: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | None,
     """Each row queries all others (never itself nor ``exclude``); mean hit@1 over rows with a
     relevant item. ``whiten``: each query's unit (its capture clip, or itself) is scored in a
     PCA-whitening fitted on all other rows, as a new photo meets a map whitened on its images."""
-    from placekit.quantize import PCAWhitening
+    from placekit.index.quantize import PCAWhitening
 
     n = len(x)
     blocked = np.eye(n, dtype=bool) | (exclude if exclude is not None else False)
@@ -75,7 +75,7 @@ def recall_at_1(x: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | None,
 
 
 def validation_sets(threads: int) -> dict[str, tuple[dict[int, np.ndarray], np.ndarray, np.ndarray | None]]:
-    from placekit.imageio import read_image
+    from placekit.inference.imageio import read_image
     from placekit_export.retrieval_eval import clip_of, ie_tower_validation
 
     ie = ie_tower_validation(DATA, stride=6)
@@ -97,7 +97,7 @@ def main() -> None:
     if not DATA.is_dir():
         print(f"input-size validation skipped: {DATA} is not present")
         return
-    from placekit.quantize import l2_normalize
+    from placekit.index.quantize import l2_normalize
 
     sets = validation_sets(args.threads)
     rows = []

@@ -313,7 +313,7 @@ def real_data_section(d: dict) -> list[str]:
 
 def peers_section(d: dict) -> list[str]:
     out = ["### placekit beside its peers, same splits, same scoring", "",
-           "Every method is scored by `placekit.evaluation.recall_curve` on the splits above. Latency is per query, "
+           "Every method is scored by `placekit.tools.evaluation.recall_curve` on the splits above. Latency is per query, "
            "one at a time, on 2 threads, from the image file: placekit's is `localize(path)` (decoding, extraction, "
            "search, decision); a peer's is decoding, extraction and exhaustive search. Bytes per place: placekit's whole map file (index, codes, "
            "re-rank vectors, places table, manifest) divided by places; a peer's is its descriptor (sparse: "

@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from placekit.matching import root_sift
-from placekit.quantize import assign, kmeans
+from placekit.local.matching import root_sift
+from placekit.index.quantize import assign, kmeans
 
 MAX_SIDE = 640
 
@@ -139,9 +139,9 @@ class FloatGem(DensePeer):
     name = "ImageNet GeM, 1280-D float, brute force"
 
     def __init__(self, threads: int = 0):
-        from placekit.engine import open_engine
-        from placekit.features import GlobalExtractor
-        from placekit.models import resolve_model
+        from placekit.inference.engine import open_engine
+        from placekit.inference.extractors import GlobalExtractor
+        from placekit.inference.catalog import resolve_model
         self.extractor = GlobalExtractor(open_engine(resolve_model("gem-imagenet-fp32"), threads=threads))
 
     def describe(self, bgr):
@@ -172,7 +172,7 @@ class CoralMobileNet(DensePeer):
 def run_peer(peer, database: list[Path], queries: list[Path], depth: int = 10) -> dict:
     """Describe the database, then decode + describe + search every query (timed). Returns the ranked
     database rows per query, latencies and bytes per place."""
-    from placekit.imageio import read_image
+    from placekit.inference.imageio import read_image
 
     peer.index([peer.describe(read_image(p)) for p in database])
     ranked, times = [], []

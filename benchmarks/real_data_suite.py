@@ -6,7 +6,7 @@
 For every dataset, in one run: placekit's configurations through ``evaluate`` (the code behind
 ``placekit eval``: the shipped GeM through ONNX Runtime and through LiteRT), then the peers of
 ``peers.py`` (RootSIFT + VLAD, ORB bag of words, 1280-D float GeM, the Coral MobileNetV2), all
-scored by ``placekit.evaluation.recall_curve`` on the same splits. Latency is per query on this
+scored by ``placekit.tools.evaluation.recall_curve`` on the same splits. Latency is per query on this
 machine (placekit: ``localize`` total; peers: describe + exhaustive search), one query at a time.
 
 * strecha: entry-P10, fountain-P11, Herz-Jesus-P25 (P8 shows the same church as P25 in another
@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
 
-from placekit.evaluation import evaluate, load_dataset  # noqa: E402
+from placekit.tools.evaluation import evaluate, load_dataset  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 KEEP = ("recall_at_1", "recall_at_5", "recall_at_10", "median_position_error_m", "p90_position_error_m",
@@ -114,7 +114,7 @@ def ie_tower(root: Path, stride: int = 3, floor_range: str | None = None, dusk: 
 
 def placekit_configs() -> tuple:
     """(label, model, backend): the default model on ONNX Runtime, its TFLite sibling on LiteRT."""
-    from placekit.models import DEFAULT_MODEL
+    from placekit.inference.catalog import DEFAULT_MODEL
 
     return ((f"placekit {DEFAULT_MODEL} (default), ONNX Runtime, PCA-whitened 256-D", DEFAULT_MODEL, "onnx"),
             (f"placekit {DEFAULT_MODEL}, LiteRT", f"{DEFAULT_MODEL}.tflite", "litert"))
@@ -126,7 +126,7 @@ def make_peers(threads: int) -> list:
     coral = DATA / "baselines" / "coral" / "mobilenet_v2_1.0_224_quant.tflite"
     if coral.is_file():
         out.append(peers.CoralMobileNet(coral, threads))
-    from placekit.imageio import read_image
+    from placekit.inference.imageio import read_image
     pool = [read_image(p) for p in sorted(DATA.glob("pool/*/*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
     for peer in out:
         peer.fit(pool)
@@ -135,7 +135,7 @@ def make_peers(threads: int) -> list:
 
 def peer_rows(dataset, threshold: float, peer_list: list) -> list[dict]:
     import peers
-    from placekit.evaluation import _common_frame, _metric, recall_curve
+    from placekit.tools.evaluation import _common_frame, _metric, recall_curve
 
     frame = _common_frame(dataset)
     db_xyz = _metric([s.location for s in dataset.database], frame)
@@ -185,7 +185,7 @@ def main() -> None:
             for row in table:
                 print(f"{name:<11} {row['method'][:60]:<60} r@1 {row['recall_at_1']:.3f} r@5 {row['recall_at_5']:.3f} "
                       f"{row['latency_ms_p50']:.1f} ms {row['bytes_per_place']:.0f} B", flush=True)
-    from placekit.models import DEFAULT_MODEL
+    from placekit.inference.catalog import DEFAULT_MODEL
 
     save(args.out, {"model": DEFAULT_MODEL, "threads": args.threads, "datasets": reports, "peers": tables})
 

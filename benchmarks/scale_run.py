@@ -58,10 +58,10 @@ def augment(bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def extract(places: int, threads: int, seed: int) -> dict:
-    from placekit.engine import open_engine
-    from placekit.features import GlobalExtractor
-    from placekit.imageio import read_image
-    from placekit.models import resolve_model
+    from placekit.inference.engine import open_engine
+    from placekit.inference.extractors import GlobalExtractor
+    from placekit.inference.imageio import read_image
+    from placekit.inference.catalog import resolve_model
 
     extractor = GlobalExtractor(open_engine(resolve_model("default"), threads=threads))
     paths = source_images()
@@ -90,7 +90,7 @@ def extract(places: int, threads: int, seed: int) -> dict:
 
 PROBE = r"""
 import json, sys, time
-from placekit.placemap import PlaceMap
+from placekit.mapfile.placemap import PlaceMap
 t = time.perf_counter(); m = PlaceMap.load(sys.argv[1], verify=sys.argv[2] == '1'); s = time.perf_counter() - t
 m.close(); print(json.dumps({"open_ms": s * 1000}))
 """

@@ -41,8 +41,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     import placekit as pk
-    from placekit.datasets import read_locations_csv
-    from placekit.demo import render_view, render_world, write_dataset
+    from placekit.ingest import read_locations_csv
+    from placekit.tools.demo import render_view, render_world, write_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         root = write_dataset(Path(tmp) / "street", n_database=60, n_queries=2, n_foreign=0)

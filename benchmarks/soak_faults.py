@@ -36,7 +36,7 @@ REOPEN_EVERY = 200
 def writer(map_path: Path, log_path: Path, seed: int) -> None:
     """The writer process's loop (runs until killed)."""
     import placekit as pk
-    from placekit.demo import render_view, render_world
+    from placekit.tools.demo import render_view, render_world
 
     rng = np.random.default_rng(seed)
     world = render_world(seed)
@@ -90,14 +90,14 @@ def main() -> None:
         writer(Path(args.writer[0]), Path(args.writer[1]), int(args.writer[2]))
         return
     import placekit as pk
-    from placekit.demo import render_view, render_world, write_dataset
-    from placekit.placemap import PlaceMap
+    from placekit.tools.demo import render_view, render_world, write_dataset
+    from placekit.mapfile.placemap import PlaceMap
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = write_dataset(tmp / "street", n_database=60, n_queries=1, n_foreign=0)
         builder = pk.MapBuilder(pk.BuildOptions())
-        from placekit.datasets import read_locations_csv
+        from placekit.ingest import read_locations_csv
         for name, loc in read_locations_csv(data / "database.csv").items():
             builder.add(data / "database" / name, loc, name)
         map_path = tmp / "live.pkmap"

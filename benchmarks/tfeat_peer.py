@@ -17,8 +17,8 @@ def tfeat_onnx(out: Path, weights: str = "liberty") -> Path:
     import torch
     from torch import nn
 
-    from placekit.modelinfo import ModelInfo
-    from placekit.patches import EXTENT, PATCH_SIZE
+    from placekit.inference.modelinfo import ModelInfo
+    from placekit.local.patches import EXTENT, PATCH_SIZE
     from placekit_export.onnx_export import export_onnx
 
     class TFeat(nn.Module):

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from placekit.engine import sha256_file
-from placekit.imageio import list_images, read_image
+from placekit.inference.engine import sha256_file
+from placekit.inference.imageio import list_images, read_image
 from placekit_export import train_gem
 from placekit_export.bias_correction import bias_correct
 from placekit_export.networks import gem_spec

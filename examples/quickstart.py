@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import placekit as pk
-from placekit.datasets import read_locations_csv
+from placekit.ingest import read_locations_csv
 
 root = Path(sys.argv[1])
 builder = pk.MapBuilder(pk.BuildOptions(model=sys.argv[2] if len(sys.argv) > 2 else "default"))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import placekit as pk
-from placekit.imageio import list_images, read_image
+from placekit.inference.imageio import list_images, read_image
 
 
 def main() -> None:
@@ -71,7 +71,7 @@ def _plot(map_path: str, rows: list[dict], out: Path) -> None:
     except ImportError:
         print("matplotlib not installed: no plot (pip install 'placekit[plots]')")
         return
-    from placekit.placemap import PlaceMap
+    from placekit.mapfile.placemap import PlaceMap
 
     placemap = PlaceMap.load(map_path)
     xyz = np.asarray(placemap.places.xyz)

@@ -20,7 +20,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def street(tmp_path_factory) -> Path:
-    from placekit.demo import write_dataset
+    from placekit.tools.demo import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("street"), n_database=40, n_queries=12, n_foreign=6, seed=3)
 
@@ -28,7 +28,7 @@ def street(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def street_map(tmp_path_factory, tiny_model, street) -> Path:
     import placekit as pk
-    from placekit.datasets import read_locations_csv
+    from placekit.ingest import read_locations_csv
 
     builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), match_radius_m=10.0))
     for name, loc in read_locations_csv(street / "database.csv").items():

@@ -33,7 +33,7 @@ def open_and_search(path) -> None:
     """Open a (possibly corrupt) map and run one search; raises what the library raises."""
     import numpy as np
 
-    from placekit.placemap import PlaceMap
+    from placekit.mapfile.placemap import PlaceMap
 
     m = PlaceMap.load(path)
     try:

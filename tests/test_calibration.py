@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.calibration import MIN_GROUP_POSITIVES, calibrate
-from placekit.index import PlaceIndex
+from placekit.decision.calibration import MIN_GROUP_POSITIVES, calibrate
+from placekit.index.ivf import PlaceIndex
 
 
 def _video_map(seed: int = 0):
@@ -107,7 +107,7 @@ def test_negatives_lift_the_threshold_above_what_other_places_score():
 def test_builder_negatives_are_calibration_only(tmp_path, tiny_model):
     import cv2
 
-    from placekit.demo import render_view, render_world, street_location
+    from placekit.tools.demo import render_view, render_world, street_location
 
     world, other = render_world(1), render_world(7)
     builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), match_radius_m=10.0))

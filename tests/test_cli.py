@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(*args, check=True):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "sdk"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "placekit.cli", *map(str, args)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "placekit.tools.cli", *map(str, args)], capture_output=True,
                           text=True, env=env, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -121,7 +121,7 @@ def test_doctor_reports_backends_and_a_recommendation():
 def test_posed_map_from_the_command_line_gives_poses(tmp_path, descriptor):
     import cv2
 
-    from placekit.triangulation import matrix_to_quaternion
+    from placekit.geometry.triangulation import matrix_to_quaternion
     from posed_scene import K, views
 
     folder = tmp_path / "photos"

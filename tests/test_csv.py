@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import placekit as pk
-from placekit.datasets import read_locations_csv, write_locations_csv
+from placekit.ingest import read_locations_csv, write_locations_csv
 
 
 def _csv(tmp_path, text):
@@ -61,7 +61,7 @@ def test_bad_locations(kwargs):
 
 
 def test_write_locations_csv_round_trips_every_field(tmp_path):
-    from placekit.datasets import read_locations_and_groups
+    from placekit.ingest import read_locations_and_groups
 
     locations = {
         "a.jpg": pk.Location(x=1.5, y=-2.25, z=3.0, rotation=(1.0, 0.0, 0.0, 0.0), intrinsics=(500.0, 501.0, 320.0, 240.0)),

@@ -1,8 +1,8 @@
 """The demo the README runs, with the shipped model when it is installed."""
 import pytest
 
-from placekit.demo import run_demo
-from placekit.models import DEFAULT_MODEL, list_models
+from placekit.tools.demo import run_demo
+from placekit.inference.catalog import DEFAULT_MODEL, list_models
 
 
 def test_demo_with_shipped_model(tmp_path):

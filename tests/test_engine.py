@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.engine import open_engine
-from placekit.features import GlobalExtractor
-from placekit.modelinfo import ModelInfo
-from placekit.preprocess import preprocess, target_size
+from placekit.inference.engine import open_engine
+from placekit.inference.extractors import GlobalExtractor
+from placekit.inference.modelinfo import ModelInfo
+from placekit.inference.preprocess import preprocess, target_size
 
 from conftest import SHARED_DATA
 from tiny_models import model_without_metadata, pooled_model

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 import placekit as pk
-from placekit.evaluation import evaluate, load_dataset
+from placekit.tools.evaluation import evaluate, load_dataset
 
 KEYS = {"recall_at_1", "recall_at_5", "recall_at_10", "median_position_error_m", "p90_position_error_m",
         "median_rotation_error_deg", "localized_precision", "latency_ms_p50", "latency_ms_p99",

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quickstart_example(tmp_path, tiny_model):
-    from placekit.demo import write_dataset
+    from placekit.tools.demo import write_dataset
 
     root = write_dataset(tmp_path / "street", n_database=20, n_queries=3, n_foreign=1)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "sdk"))
@@ -42,7 +42,7 @@ def test_robot_loop_example(tmp_path, street_map, tiny_model):
     import cv2
     import numpy as np
 
-    from placekit.demo import render_view, render_world
+    from placekit.tools.demo import render_view, render_world
 
     world, rng = render_world(3), np.random.default_rng(0)       # the street of the street_map fixture
     frames = tmp_path / "frames"

@@ -7,9 +7,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="export tests need torch (pip install 'placekit[train]')")
 onnx = pytest.importorskip("onnx")
 
-from placekit.engine import open_engine  # noqa: E402
-from placekit.modelinfo import ModelInfo  # noqa: E402
-from placekit.preprocess import preprocess  # noqa: E402
+from placekit.inference.engine import open_engine  # noqa: E402
+from placekit.inference.modelinfo import ModelInfo  # noqa: E402
+from placekit.inference.preprocess import preprocess  # noqa: E402
 from placekit_export.efficientnet_lite import EfficientNetLite0, same_pad  # noqa: E402
 from placekit_export.gem import GeM, GeMNet  # noqa: E402
 from placekit_export.onnx_export import ParityError, check_parity, export_onnx  # noqa: E402

@@ -9,10 +9,10 @@ torch = pytest.importorskip("torch", reason="export tests need torch (pip instal
 pytest.importorskip("litert_torch", reason="TFLite export needs litert-torch (pip install 'placekit[train]')")
 pytest.importorskip("ai_edge_litert", reason="LiteRT runtime missing (pip install 'placekit[tflite]')")
 
-from placekit.engine import open_engine  # noqa: E402
-from placekit.features import LocalDescriber  # noqa: E402
-from placekit.modelinfo import ModelInfo  # noqa: E402
-from placekit.tflite_metadata import read_tflite_metadata  # noqa: E402
+from placekit.inference.engine import open_engine  # noqa: E402
+from placekit.inference.extractors import LocalDescriber  # noqa: E402
+from placekit.inference.modelinfo import ModelInfo  # noqa: E402
+from placekit.inference.tflite_metadata import read_tflite_metadata  # noqa: E402
 from placekit_export.hardnet import HardNet  # noqa: E402
 from placekit_export.networks import PATCH_BATCH, patch_inputs  # noqa: E402
 from placekit_export.onnx_export import (ParityError, check_parity, export_onnx, model_descriptors,  # noqa: E402

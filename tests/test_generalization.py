@@ -13,9 +13,9 @@ import pytest
 
 import placekit as pk
 from placekit.builder import _refitter
-from placekit.calibration import calibrate
-from placekit.demo import render_view, render_world, street_location
-from placekit.index import PlaceIndex
+from placekit.decision.calibration import calibrate
+from placekit.tools.demo import render_view, render_world, street_location
+from placekit.index.ivf import PlaceIndex
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 STREET_M = 400.0     # the rendered street's length in the map frame (x, metres)
@@ -30,9 +30,9 @@ def _views(world_seed: int, positions: np.ndarray, seed: int, change: float) -> 
 def street_descriptors():
     """The shipped default model's descriptors of 24 map views of one street, 8 later views of
     it, and 20 views of two other streets."""
-    from placekit.engine import open_engine
-    from placekit.features import GlobalExtractor
-    from placekit.models import resolve_model
+    from placekit.inference.engine import open_engine
+    from placekit.inference.extractors import GlobalExtractor
+    from placekit.inference.catalog import resolve_model
 
     extractor = GlobalExtractor(open_engine(resolve_model("default"), threads=2))
     s = np.linspace(0.02, 0.98, 24)
@@ -112,12 +112,12 @@ def test_cli_map_build_prints_calibration_warnings(tmp_path, tiny_model):
         cv2.imwrite(str(folder / f"r{i}.png"), rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
         lines.append(f"r{i}.png,{1000.0 * i},0")
     (tmp_path / "loc.csv").write_text("\n".join(lines) + "\n")
-    out = subprocess.run([sys.executable, "-m", "placekit.cli", "map", "build", str(folder), "--locations",
+    out = subprocess.run([sys.executable, "-m", "placekit.tools.cli", "map", "build", str(folder), "--locations",
                           str(tmp_path / "loc.csv"), "-o", str(tmp_path / "m.pkmap"), "--model", str(tiny_model),
                           "--quiet"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "warning: " in out.stderr and "Traceback" not in out.stderr
-    info = subprocess.run([sys.executable, "-m", "placekit.cli", "map", "info", str(tmp_path / "m.pkmap")],
+    info = subprocess.run([sys.executable, "-m", "placekit.tools.cli", "map", "info", str(tmp_path / "m.pkmap")],
                           capture_output=True, text=True)
     assert "warning " in info.stdout
 
@@ -125,7 +125,7 @@ def test_cli_map_build_prints_calibration_warnings(tmp_path, tiny_model):
 def test_negatives_never_lower_the_threshold():
     """Negatives scoring below everything the map's own images score once took half of the
     out-of-map evidence, diluting the place-out impostors and lowering the threshold."""
-    from placekit.calibration import _fit
+    from placekit.decision.calibration import _fit
 
     positives = list(np.linspace(0.55, 0.95, 50))
     impostors = list(np.linspace(0.3, 0.75, 50))

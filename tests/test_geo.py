@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from placekit.geo import LocalFrame
+from placekit.geometry.frames import LocalFrame
 
 
 def test_round_trip_is_sub_millimetre():

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import placekit as pk
-from placekit.imageio import read_exif_gps, read_image, to_bgr
+from placekit.inference.imageio import read_exif_gps, read_image, to_bgr
 
 
 @pytest.mark.parametrize("shape", [(40, 60), (40, 60, 1), (40, 60, 3), (40, 60, 4)])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from placekit.errors import PlaceIndexError
-from placekit.index import PlaceIndex, Recipe, SearchParams, auto_recipe
-from placekit.quantize import l2_normalize
+from placekit.index.ivf import PlaceIndex, Recipe, SearchParams, auto_recipe
+from placekit.index.quantize import l2_normalize
 
 
 def clustered(n, d=64, clusters=100, seed=0, noise=0.35):

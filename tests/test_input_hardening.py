@@ -85,7 +85,7 @@ def _png(path, width: int, height: int) -> None:
 
 
 def test_decompression_bomb_is_refused_before_decoding(tmp_path, monkeypatch):
-    from placekit import imageio
+    from placekit.inference import imageio
 
     bomb = tmp_path / "bomb.png"
     _png(bomb, 12000, 9000)                          # 108 MP in a few hundred KB
@@ -98,7 +98,7 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path, monkeypatch):
 
 
 def test_decoder_assertions_become_image_read_errors(tmp_path, monkeypatch):
-    from placekit import imageio
+    from placekit.inference import imageio
 
     path = tmp_path / "broken.bmp"
     cv2.imwrite(str(path), np.zeros((32, 32, 3), np.uint8))
@@ -111,7 +111,7 @@ def test_decoder_assertions_become_image_read_errors(tmp_path, monkeypatch):
 
 
 def test_degenerate_matches_verify_nothing_instead_of_raising(monkeypatch):
-    from placekit import matching
+    from placekit.local import matching
 
     xy = np.random.default_rng(0).uniform(0, 100, (40, 2)).astype(np.float32)
     pairs = np.stack([np.arange(40), np.arange(40)], axis=1)
@@ -139,7 +139,7 @@ def test_place_ids_are_never_reused_across_remove_save_and_reopen(live, street, 
 
 
 def test_issued_ids_survive_save_and_load(tmp_path, street_map):
-    from placekit.placemap import PlaceMap
+    from placekit.mapfile.placemap import PlaceMap
 
     placemap = PlaceMap.load(street_map)
     try:
@@ -157,8 +157,8 @@ def test_issued_ids_survive_save_and_load(tmp_path, street_map):
 def test_unwritable_destinations_raise_map_write_error_and_keep_the_old_map(tmp_path, street_map, monkeypatch):
     import os
 
-    from placekit import mapfile
-    from placekit.placemap import PlaceMap
+    from placekit.mapfile import archive as mapfile
+    from placekit.mapfile.placemap import PlaceMap
 
     placemap = PlaceMap.load(street_map)
     try:
@@ -188,7 +188,7 @@ def test_close_while_another_thread_localizes_never_crashes(tmp_path, street_map
     close() cannot pull them from under a running search. Later calls raise ClosedError."""
     import threading
 
-    from placekit import mapfile
+    from placekit.mapfile import archive as mapfile
 
     if memory_mapped:
         monkeypatch.setattr(mapfile, "IN_MEMORY_MAX_BYTES", 0)
@@ -221,7 +221,7 @@ def test_close_while_another_thread_localizes_never_crashes(tmp_path, street_map
 
 def test_memory_mapped_map_modified_in_place_raises_map_format_error(tmp_path, street_map, street, tiny_model,
                                                                      monkeypatch):
-    from placekit import mapfile
+    from placekit.mapfile import archive as mapfile
 
     monkeypatch.setattr(mapfile, "IN_MEMORY_MAX_BYTES", 0)      # force the memory-mapped path
     path = tmp_path / "live.pkmap"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.datasets import read_locations_csv
+from placekit.ingest import read_locations_csv
 
 
 def test_prior_restricts_the_search_to_nearby_places(live, street):

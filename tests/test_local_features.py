@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.triangulation import matrix_to_quaternion, rotation_error_deg
+from placekit.geometry.triangulation import matrix_to_quaternion, rotation_error_deg
 
 from posed_scene import IMAGE_H, IMAGE_W, K, views
 
@@ -75,7 +75,7 @@ def test_local_feature_members_survive_reopen_and_corruption_is_caught(tmp_path,
         assert kps.shape[1] == 4 and desc.shape == (len(kps), 128) and (pids >= -1).all()
         assert np.allclose(np.linalg.norm(desc, axis=1), 1, atol=1e-3)
         assert pm.features_of(10**9)[0].shape == (0, 4)
-    from placekit.pointmap import PointMap
+    from placekit.mapfile.pointmap import PointMap
     members = dict(pm.to_members()[1])
     members["local/point_ids.npy"] = np.full_like(members["local/point_ids.npy"], 10**6)
     with pytest.raises(pk.MapFormatError, match="inconsistent"):
@@ -105,7 +105,7 @@ def test_vlad_map_builds_localizes_and_reopens(tmp_path, local):
 def test_eval_reports_rotation_errors_and_recall_before_verification(tmp_path, tiny_model):
     import cv2
 
-    from placekit.evaluation import evaluate, load_dataset
+    from placekit.tools.evaluation import evaluate, load_dataset
 
     for split, cams in (("database", views(7, seed=0)), ("queries", views(4, seed=0, offset=0.2))):
         (tmp_path / split).mkdir()

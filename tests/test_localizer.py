@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.datasets import read_locations_csv
-from placekit.demo import ORIGIN
-from placekit.geo import LocalFrame
+from placekit.ingest import read_locations_csv
+from placekit.tools.demo import ORIGIN
+from placekit.geometry.frames import LocalFrame
 
 
 def _errors(loc: pk.Localizer, street):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.mapfile import FORMAT_NAME, MapContents, MapReader, manifest_digest, write_map
-from placekit.placemap import PlaceMap
+from placekit.mapfile.archive import FORMAT_NAME, MapContents, MapReader, manifest_digest, write_map
+from placekit.mapfile.placemap import PlaceMap
 
 
 def _contents():
@@ -91,7 +91,7 @@ def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, mon
     write_map(target, _contents())
     before = target.read_bytes()
 
-    import placekit.mapfile as mf
+    import placekit.mapfile.archive as mf
 
     def boom(*a, **k):
         raise OSError("disk full")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from placekit.matching import mutual_matches, root_sift, sift_features, verified_inliers
+from placekit.local.matching import mutual_matches, root_sift, sift_features, verified_inliers
 
 
 def test_mutual_matches_keep_distinct_pairs_and_drop_ambiguous_ones():

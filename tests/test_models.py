@@ -2,7 +2,7 @@
 import pytest
 
 import placekit as pk
-from placekit.models import DEFAULT_MODEL, resolve_model
+from placekit.inference.catalog import DEFAULT_MODEL, resolve_model
 
 
 def test_shipped_default_model_is_listed_with_a_card():

@@ -20,8 +20,8 @@ SCRIPT = textwrap.dedent("""
 
     sys.meta_path.insert(0, BlockTorch())
     import placekit as pk
-    from placekit.demo import write_dataset
-    from placekit.datasets import read_locations_csv
+    from placekit.tools.demo import write_dataset
+    from placekit.ingest import read_locations_csv
     root = write_dataset(sys.argv[2], n_database=20, n_queries=4, n_foreign=1)
     b = pk.MapBuilder(pk.BuildOptions(model=sys.argv[1]))
     for name, loc in read_locations_csv(root / "database.csv").items():

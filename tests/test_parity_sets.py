@@ -84,7 +84,7 @@ def test_parity_quota_gives_a_small_source_all_it_has_and_the_rest_to_the_other(
 
 
 def test_calibration_set_is_outdoor_plus_non_held_out_indoor_and_disjoint_from_parity(fake_shared, tmp_path):
-    from placekit.engine import sha256_file
+    from placekit.inference.engine import sha256_file
 
     written = calibration_set(tmp_path / "calib", n_outdoor=3, n_indoor=4)
     assert len(written) == 7

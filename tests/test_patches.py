@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.engine import open_engine
-from placekit.features import LocalDescriber
-from placekit.patches import cut_patches, patch_affine
+from placekit.inference.engine import open_engine
+from placekit.inference.extractors import LocalDescriber
+from placekit.local.patches import cut_patches, patch_affine
 from tiny_models import patch_model
 
 
@@ -54,5 +54,5 @@ def test_local_describer_batches_and_pads(tmp_path):
     with pytest.raises(pk.InvalidImageError):
         d.describe_patches(np.zeros((2, 16, 16), np.uint8))
     with pytest.raises(pk.ModelFormatError):
-        from placekit.features import GlobalExtractor
+        from placekit.inference.extractors import GlobalExtractor
         GlobalExtractor(d.engine)

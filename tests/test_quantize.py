@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from placekit.quantize import PCAWhitening, ProductQuantizer, adc_inner_products, fit_opq, kmeans, l2_normalize
+from placekit.index.quantize import PCAWhitening, ProductQuantizer, adc_inner_products, fit_opq, kmeans, l2_normalize
 
 
 def _correlated(n=4000, d=32, seed=0):
@@ -77,7 +77,7 @@ def test_kmeans_needs_enough_points():
 def test_principal_axes_from_the_gram_matrix_match_the_covariance_ones():
     """Fewer rows than dimensions (a small map of 1280-D or VLAD descriptors) decomposes the
     N x N Gram matrix: same eigenvalues, same axes up to sign."""
-    from placekit.quantize import _principal_axes
+    from placekit.index.quantize import _principal_axes
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 300)) @ rng.normal(size=(300, 300))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from placekit.models import DEFAULT_MODEL, list_models
+from placekit.inference.catalog import DEFAULT_MODEL, list_models
 
 STRECHA = SHARED_DATA / "strecha"
 SCENE_SPACING_M = 1000.0  # scenes are placed this far apart in one local frame
@@ -53,7 +53,7 @@ def layout(tmp: Path) -> tuple[Path, dict[str, np.ndarray]]:
 def test_map_build_and_localize_real_photos(tmp_path):
     db, truth = layout(tmp_path)
     env = dict(os.environ)
-    cli = [sys.executable, "-m", "placekit.cli"]
+    cli = [sys.executable, "-m", "placekit.tools.cli"]
     out = tmp_path / "strecha.pkmap"
     subprocess.run([*cli, "map", "build", str(db), "--locations", str(tmp_path / "database.csv"), "-o", str(out),
                     "--radius", "5", "-q"], check=True, env=env, capture_output=True, timeout=600)

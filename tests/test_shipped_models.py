@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.engine import open_engine
-from placekit.features import LocalDescriber
-from placekit.models import list_models
+from placekit.inference.engine import open_engine
+from placekit.inference.extractors import LocalDescriber
+from placekit.inference.catalog import list_models
 
 ENTRIES = list_models()
 GLOBAL = [e for e in ENTRIES if e.kind == "global"]
@@ -29,7 +29,7 @@ def _usable(entry) -> bool:
 def test_global_models_build_and_localize(entry, street, tmp_path):
     if not _usable(entry):
         pytest.skip("LiteRT not installed")
-    from placekit.datasets import read_locations_csv
+    from placekit.ingest import read_locations_csv
 
     builder = pk.MapBuilder(pk.BuildOptions(model=entry.name, match_radius_m=10.0))
     for name, loc in list(read_locations_csv(street / "database.csv").items())[:20]:
@@ -66,7 +66,7 @@ def test_a_map_built_with_onnx_answers_with_litert(street, tmp_path):
     if not pairs or not _usable(pairs[0][1]):
         pytest.skip("no ONNX / TFLite pair of one global model, or LiteRT missing")
     onnx_entry, tflite_entry = pairs[0]
-    from placekit.datasets import read_locations_csv
+    from placekit.ingest import read_locations_csv
 
     builder = pk.MapBuilder(pk.BuildOptions(model=onnx_entry.name, match_radius_m=10.0))
     for name, loc in read_locations_csv(street / "database.csv").items():

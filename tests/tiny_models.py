@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from placekit.modelinfo import ModelInfo
+from placekit.inference.modelinfo import ModelInfo
 
 
 def _save(graph: onnx.GraphProto, info: ModelInfo, path: Path) -> Path:

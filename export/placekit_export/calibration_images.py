@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from placekit.imageio import list_images
+from placekit.inference.imageio import list_images
 
 from .parity_images import ie_tower_frames, shared_data_dir
 

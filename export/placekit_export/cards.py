@@ -13,7 +13,7 @@ import numpy as np
 
 def measure_latency(path: Path, example: np.ndarray, threads: int, repeats: int = 30) -> dict:
     """p50 / p90 milliseconds of one forward pass on ONNX Runtime or LiteRT."""
-    from placekit.engine import open_engine
+    from placekit.inference.engine import open_engine
 
     engine = open_engine(path, threads=threads)
     for _ in range(5):

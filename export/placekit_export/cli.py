@@ -35,8 +35,8 @@ def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: P
     """Export, check parity, write the card entry; returns that entry. The output file is
     removed again when the parity check fails (unless ``keep_rejected``, for benchmarks).
     ``tflite_int8_ops``: TFLite ops to quantize (default ``tflite_export.INT8_OPS``)."""
-    from placekit.engine import sha256_file
-    from placekit.imageio import list_images, read_image
+    from placekit.inference.engine import sha256_file
+    from placekit.inference.imageio import list_images, read_image
 
     from .cards import measure_latency, update_card
     from .networks import gem_spec, hardnet_spec

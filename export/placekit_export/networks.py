@@ -10,11 +10,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from placekit.modelinfo import ModelInfo
-from placekit.patches import EXTENT, PATCH_SIZE, cut_patches, keypoints_array
-from placekit.preprocess import preprocess
+from placekit.inference.modelinfo import ModelInfo
+from placekit.local.patches import EXTENT, PATCH_SIZE, cut_patches, keypoints_array
+from placekit.inference.preprocess import preprocess
 
-from placekit.engine import sha256_file
+from placekit.inference.engine import sha256_file
 
 PATCH_BATCH = 64
 GEM_TRACE_HW = (352, 480)
@@ -252,7 +252,7 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
                    "Strecha matches verified by ground-truth cameras, and homography warps.",
         "architecture": "L2-Net: 7 conv layers, BN without affine, dropout 0.3, 128-D, L2-normalised; per-patch "
                         "standardisation inside the network",
-        "output": "128-D float32, unit norm, from 32x32 grey patches cut by placekit.patches.cut_patches "
+        "output": "128-D float32, unit norm, from 32x32 grey patches cut by placekit.local.patches.cut_patches "
                   f"(extent {EXTENT} x keypoint size)",
         "training_data": [
             {"what": f"pycolmap SfM tracks ({sources.get('sfm_tracks', 0)} pairs): every shared/data/pool collection "

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import torch
 
-from placekit.modelinfo import ModelInfo
+from placekit.inference.modelinfo import ModelInfo
 
 OPSET = 17
 
@@ -81,7 +81,7 @@ MIN_DECISIVE_SHARE = 0.5
 
 def model_descriptors(path: str | os.PathLike, inputs: list[np.ndarray]) -> np.ndarray:
     """Run an exported file through placekit's engine (ONNX Runtime or LiteRT) -> (N, D)."""
-    from placekit.engine import open_engine
+    from placekit.inference.engine import open_engine
 
     engine = open_engine(path, threads=2)
     return np.concatenate([engine.run(x) for x in inputs])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from placekit.imageio import list_images, read_image
+from placekit.inference.imageio import list_images, read_image
 
 HELD_OUT_FLOOR_RANGE = "highrise"
 
@@ -69,7 +69,7 @@ def parity_images(n: int = 24, seed: int = 0, exclude: set[str] = frozenset(),
                   sources: tuple[str, ...] = ("strecha",)) -> tuple[list[np.ndarray], str]:
     """Up to ``n`` BGR images and a description of where they came from. ``exclude``: sha256
     of image files that must not be used (the calibration set)."""
-    from placekit.engine import sha256_file
+    from placekit.inference.engine import sha256_file
 
     data = shared_data_dir()
     if data is not None:
@@ -83,7 +83,7 @@ def parity_images(n: int = 24, seed: int = 0, exclude: set[str] = frozenset(),
             left -= share
         return [read_image(p) for p in chosen], (f"{len(chosen)} real photos from shared/data "
                                                  f"({', '.join(parts)}), none of them in the calibration set")
-    from placekit.demo import render_view, render_world
+    from placekit.tools.demo import render_view, render_world
 
     world = render_world(seed)
     imgs = [render_view(world, 0.1 + 0.8 * i / n, np.random.default_rng(i)) for i in range(n)]

@@ -10,7 +10,7 @@
 * ``hpatches_pairs``: ground-truth pairs from HPatches sequences (image 1 -> k), for
   evaluation only.
 
-All patches are cut by ``placekit.patches.cut_patches``, the runtime's own patch cutter.
+All patches are cut by ``placekit.local.patches.cut_patches``, the runtime's own patch cutter.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from placekit.imageio import list_images, read_image
-from placekit.patches import cut_patches, keypoints_array
+from placekit.inference.imageio import list_images, read_image
+from placekit.local.patches import cut_patches, keypoints_array
 
 MAX_KEYPOINTS = 1500
 

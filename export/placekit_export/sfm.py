@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from placekit.imageio import list_images
+from placekit.inference.imageio import list_images
 
 SIZE_PER_SCALE = 2.0   # OpenCV SIFT reports the keypoint diameter 2 x sigma; COLMAP reports sigma
 MIN_TRACK = 2

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from placekit.tflite_metadata import METADATA_NAME
+from placekit.inference.tflite_metadata import METADATA_NAME
 
 SIGNATURE = "serving_default"
 # (op, regex on the op's output tensor name, which litert-torch derives from the module path):

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from placekit.imageio import read_image
+from placekit.inference.imageio import read_image
 
 from .augmentations import adverse_conditions, augment
 from .gem import GEM_MEAN, GEM_STD, GeMNet

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from placekit.patches import cut_patches
+from placekit.local.patches import cut_patches
 
 from .hardnet import HardNet
 from .parity_images import shared_data_dir

@@ -10,24 +10,24 @@ from typing import Iterable, Optional
 import cv2
 import numpy as np
 
-from .calibration import calibrate
-from .decision import Calibration
-from .engine import open_engine
-from .errors import BuildError, CalibrationWarning, LocationError, PlacekitError
-from .features import GlobalExtractor, LocalDescriber
-from .geo import LocalFrame
-from .imageio import Frame, to_bgr
-from .local_features import LocalFeatureExtractor
-from .pointmap import PointMap, quantize_descriptors
-from .triangulation import Camera, triangulate_map
-from .verification import calibrate_inliers
-from .vlad import train_vocabulary, vlad
-from .index import PlaceIndex, SearchParams, auto_recipe
-from .models import resolve_model
-from .options import BuildOptions
-from .placemap import PlaceMap
-from .places import PlaceTable
-from .types import Location, check_place_name
+from placekit.decision.calibration import calibrate
+from placekit.decision.rule import Calibration
+from placekit.inference.engine import open_engine
+from placekit.errors import BuildError, CalibrationWarning, LocationError, PlacekitError
+from placekit.inference.extractors import GlobalExtractor, LocalDescriber
+from placekit.geometry.frames import LocalFrame
+from placekit.inference.imageio import Frame, to_bgr
+from placekit.local.extractor import LocalFeatureExtractor
+from placekit.mapfile.pointmap import PointMap, quantize_descriptors
+from placekit.geometry.triangulation import Camera, triangulate_map
+from placekit.local.verification import calibrate_inliers
+from placekit.local.vlad import train_vocabulary, vlad
+from placekit.index.ivf import PlaceIndex, SearchParams, auto_recipe
+from placekit.inference.catalog import resolve_model
+from placekit.options import BuildOptions
+from placekit.mapfile.placemap import PlaceMap
+from placekit.mapfile.places import PlaceTable
+from placekit.types import Location, check_place_name
 
 MIN_IMAGES = 2
 DEFAULT_LOCAL = "hardnet-int8"

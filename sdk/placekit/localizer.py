@@ -10,21 +10,21 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .decision import decide, decide_verified
-from .engine import open_engine, sha256_file
-from .errors import (BuildError, ClosedError, LocationError, MapFormatError, ModelMismatchError, ModelNotFoundError,
+from placekit.decision.rule import decide, decide_verified
+from placekit.inference.engine import open_engine, sha256_file
+from placekit.errors import (BuildError, ClosedError, LocationError, MapFormatError, ModelMismatchError, ModelNotFoundError,
                      OptionsError)
-from .features import GlobalExtractor, LocalDescriber
-from .local_features import LocalFeatureExtractor
-from .pose import MIN_INLIERS, estimate_pose
-from .triangulation import matrix_to_quaternion
-from .verification import verify
-from .vlad import VladExtractor
-from .imageio import Frame, to_bgr
-from .models import find_model_by_sha256, resolve_model
-from .options import LOCAL_MAX_SIDE_RANGE, MAX_KEYPOINTS_RANGE, LocalizerOptions, is_integer
-from .placemap import PlaceMap
-from .types import Localization, Location, Match, Pose, Prior, check_place_name
+from placekit.inference.extractors import GlobalExtractor, LocalDescriber
+from placekit.local.extractor import LocalFeatureExtractor
+from placekit.geometry.pose import MIN_INLIERS, estimate_pose
+from placekit.geometry.triangulation import matrix_to_quaternion
+from placekit.local.verification import verify
+from placekit.local.vlad import VladExtractor
+from placekit.inference.imageio import Frame, to_bgr
+from placekit.inference.catalog import find_model_by_sha256, resolve_model
+from placekit.options import LOCAL_MAX_SIDE_RANGE, MAX_KEYPOINTS_RANGE, LocalizerOptions, is_integer
+from placekit.mapfile.placemap import PlaceMap
+from placekit.types import Localization, Location, Match, Pose, Prior, check_place_name
 
 
 WIDE_PRIOR_SHARE = 0.25   # a prior whose x-strip holds more of the map searches it all, then filters

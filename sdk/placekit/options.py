@@ -8,7 +8,7 @@ from typing import Any, Optional, TypeVar
 
 import numpy as np
 
-from .errors import OptionsError
+from placekit.errors import OptionsError
 
 T = TypeVar("T")
 BACKENDS = ("auto", "onnx", "litert")
@@ -92,7 +92,7 @@ class BuildOptions:
     until the generalization suite, ``benchmarks/generalization.py``, showed VLAD losing to
     GeM on unseen outdoor landmarks and indoor frames; VLAD is now opt-in.)
     model: shipped model name or a model path (the global model, for ``gem``).
-    recipe: index recipe (see ``placekit.index``) or ``auto``. match_radius_m: two images
+    recipe: index recipe (see ``placekit.index.ivf``) or ``auto``. match_radius_m: two images
     within this distance show the same place (calibration, fusion). target_precision: the
     precision the ``localized`` decision is calibrated to on the map's own images.
     embed_model: store the model inside the map (one-file deployment).
@@ -129,8 +129,8 @@ class BuildOptions:
                f"model={self.model!r} names a global model, which a VLAD map does not use; choose its local "
                "features with local_features")
         if self.recipe != "auto":                        # a bad recipe fails now, not after extraction
-            from .errors import PlaceIndexError
-            from .index import Recipe
+            from placekit.errors import PlaceIndexError
+            from placekit.index.ivf import Recipe
             try:
                 Recipe.parse(self.recipe)
             except PlaceIndexError as exc:

@@ -36,10 +36,10 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import OptionsError
-from .imageio import Frame
-from .localizer import Localizer
-from .types import Localization, Prior
+from placekit.errors import OptionsError
+from placekit.inference.imageio import Frame
+from placekit.localizer import Localizer
+from placekit.types import Localization, Prior
 
 
 @dataclass(frozen=True)

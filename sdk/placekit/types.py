@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from .errors import BuildError, LocationError
+from placekit.errors import BuildError, LocationError
 
 Status = Literal["localized", "ambiguous", "unknown"]
 

@@ -15,8 +15,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import placekit as pk  # noqa: E402
-from placekit.datasets import read_locations_csv  # noqa: E402
-from placekit.demo import write_dataset  # noqa: E402
+from placekit.ingest import read_locations_csv  # noqa: E402
+from placekit.tools.demo import write_dataset  # noqa: E402
 from tiny_models import thumbnail_model  # noqa: E402
 
 

@@ -1,0 +1,160 @@
+"""From retrieved places to an answer: fuse positions, decide localized / ambiguous / unknown.
+
+Thresholds come from ``Calibration`` (fitted at map build by ``placekit.decision.calibration``).
+Shapes: ``scores`` (k,) best first, ``positions`` (k, 3) metres in the map's local frame.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+DECISIVE_MIN_VERIFIED_RECALL = 0.9   # share of the map's own correct matches that must verify
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Decision thresholds of one map.
+
+    unknown_threshold: top score below which the answer is ``unknown``.
+    ambiguity_margin: ``ambiguous`` when a place farther than 2 x match_radius_m scores within
+    this margin of the best. temperature: softmax temperature of the position fusion weights.
+    base_uncertainty_m: 68th percentile of fused-position errors on the map's own images.
+    confidence_slope / confidence_intercept: logistic model of P(top match correct | score),
+    fitted on the same calibration samples. min_inliers: geometrically verified local-feature
+    matches that make a retrieved place trustworthy on their own (0: the map has no local
+    features).
+    """
+
+    unknown_threshold: float = 0.0
+    ambiguity_margin: float = 0.02
+    match_radius_m: float = 25.0
+    temperature: float = 0.02
+    base_uncertainty_m: float = 5.0
+    confidence_slope: float = 0.0
+    confidence_intercept: float = 0.0
+    target_precision: float = 0.9
+    min_inliers: int = 0
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def verification_decisive(self) -> bool:
+        """Whether geometric verification may re-rank and decide on this map: true when, at
+        build, ``min_inliers`` did not miss the target precision on the map's own images and at
+        least ``DECISIVE_MIN_VERIFIED_RECALL`` of their correct matches reached it (posed,
+        overlapping views: Strecha, KITTI). Elsewhere (wide baselines, look-alike interiors)
+        few correct matches verify and wrong ones sometimes do; there inlier counts are
+        reported with the matches but the similarity ranking and decision stand."""
+        verification = self.stats.get("verification") or {}
+        recall = verification.get("recall_at_threshold")
+        failed = "never reached" in str(verification.get("rule", ""))
+        return not failed and recall is not None and recall >= DECISIVE_MIN_VERIFIED_RECALL
+
+    def confidence(self, score: float) -> float:
+        z = self.confidence_slope * score + self.confidence_intercept
+        return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: str
+    position: np.ndarray | None   # (3,)
+    uncertainty_m: float | None
+    confidence: float
+
+
+def fuse(scores: np.ndarray, positions: np.ndarray, radius: float, temperature: float,
+         floor: float = -np.inf) -> tuple[np.ndarray, float, np.ndarray]:
+    """Similarity-weighted mean of the positions within ``radius`` of the best match whose score
+    is >= floor. Returns (position (3,), weighted spread in metres, used mask (k,))."""
+    dist = np.linalg.norm(positions - positions[0], axis=1)
+    used = (dist <= radius) & (scores >= floor)
+    used[0] = True
+    w = np.exp((scores[used] - scores[0]) / temperature)
+    w /= w.sum()
+    pos = w @ positions[used]
+    spread = float(np.sqrt(w @ ((positions[used] - pos) ** 2).sum(1)))
+    return pos, spread, used
+
+
+def conflict_gap(scores: np.ndarray, positions: np.ndarray, radius: float, floor: float) -> float | None:
+    """Score lead of the best match over the best match farther than 2 x radius (None if none)."""
+    far = (np.linalg.norm(positions - positions[0], axis=1) > 2.0 * radius) & (scores >= floor)
+    return float(scores[0] - scores[far].max()) if far.any() else None
+
+
+def decide(scores: np.ndarray, positions: np.ndarray, cal: Calibration) -> Decision:
+    if len(scores) == 0:
+        return Decision("unknown", None, None, 0.0)
+    best = float(scores[0])
+    confidence = cal.confidence(best)
+    if best < cal.unknown_threshold:
+        return Decision("unknown", None, None, confidence)
+    pos, spread, _ = fuse(scores, positions, cal.match_radius_m, cal.temperature, cal.unknown_threshold)
+    uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
+    gap = conflict_gap(scores, positions, cal.match_radius_m, cal.unknown_threshold)
+    if gap is not None and gap < cal.ambiguity_margin:
+        far = np.linalg.norm(positions - positions[0], axis=1)
+        rivals = far[scores >= best - cal.ambiguity_margin]
+        return Decision("ambiguous", pos, max(uncertainty, float(rivals.max())), 0.5 * confidence)
+    return Decision("localized", pos, uncertainty, confidence)
+
+
+def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, inliers: np.ndarray,
+                    cal: Calibration, pose=None) -> Decision:
+    """Fold geometric verification into a decision, on maps where it is decisive
+    (``cal.verification_decisive``; elsewhere the similarity decision stands). Verified
+    candidates (inliers >= ``cal.min_inliers``) come first. A verified best is trusted:
+    ``localized`` (``ambiguous`` if a place farther than 2 x radius is verified nearly as well),
+    its position the pose's camera centre when there is a pose, else the inlier-weighted mean of
+    the verified places near it; a pose settles ambiguity between far views of the same
+    structure. An unverified best is ``unknown``: on these maps failing to verify is evidence of
+    another place. Places stored without features (added live) keep the similarity decision.
+
+    On any map with 3D points, a 6-DoF pose that at least ``cal.min_inliers`` 2D-3D matches
+    agree on, within 2 x radius of a verified candidate, is decisive by itself: the camera is
+    where the reconstruction says, whichever view of the structure was retrieved (a facade seen
+    from farther away verifies as well as the right view, so such maps are not decisive on
+    2D-2D inliers alone)."""
+    if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < 0:
+        return base
+    if pose is not None and pose.inliers >= cal.min_inliers:
+        verified = positions[:len(inliers)][inliers >= cal.min_inliers]
+        if len(verified) and np.linalg.norm(verified - pose.center, axis=1).min() <= 2 * cal.match_radius_m:
+            return _at_pose(pose, max(base.confidence, _verified_confidence(cal, pose.inliers)))
+    if not cal.verification_decisive:
+        return base
+    if inliers[0] < cal.min_inliers:
+        return Decision("unknown", None, None, min(base.confidence, 0.5 * inliers[0] / cal.min_inliers))
+    dist = np.linalg.norm(positions[:len(inliers)] - positions[0], axis=1)
+    confidence = max(cal.confidence(float(scores[0])), _verified_confidence(cal, int(inliers[0])))
+    rivals = (dist > 2 * cal.match_radius_m) & (inliers >= max(cal.min_inliers, 0.8 * inliers[0]))
+    if pose is not None and np.linalg.norm(pose.center - positions[0]) <= 2 * cal.match_radius_m:
+        # a 6-DoF pose from the 3D points pins the position whichever views saw them
+        return _at_pose(pose, confidence)
+    near = (dist <= cal.match_radius_m) & (inliers >= cal.min_inliers)
+    w = inliers[near].astype(float) / inliers[near].sum()
+    position = w @ positions[:len(inliers)][near]
+    spread = float(np.sqrt(w @ ((positions[:len(inliers)][near] - position) ** 2).sum(1)))
+    uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
+    if rivals.any():
+        return Decision("ambiguous", position, max(uncertainty, float(dist[rivals].max())), 0.5 * confidence)
+    return Decision("localized", position, uncertainty, float(confidence))
+
+
+def _verified_confidence(cal: Calibration, inliers: int) -> float:
+    """Confidence of an answer verified by ``inliers`` (>= ``cal.min_inliers``) matches: the
+    target precision at the calibrated count, rising toward 1 with more."""
+    return cal.target_precision + (1 - cal.target_precision) * (1 - cal.min_inliers / float(max(inliers, 1)))
+
+
+def _at_pose(pose, confidence: float) -> Decision:
+    """``localized`` at a 6-DoF pose's camera centre, its uncertainty the pose's 1-sigma radius."""
+    return Decision("localized", np.asarray(pose.center, float), max(float(pose.sigma_m), 0.01), float(confidence))

@@ -1,0 +1,2 @@
+"""Geometry: geographic frames and map metres, rotations, position fusion, triangulation and
+camera pose (PnP)."""

@@ -1,0 +1,482 @@
+"""Place index: projection -> coarse inverted file searched with an hnswlib graph -> PQ codes
+of residuals -> optional exact re-ranking with fp16 vectors. Or an exact (flat) mode.
+
+An index is described by a recipe string, comma-separated, in pipeline order:
+
+    ``PCAW256``        PCA-whitening to 256 dims (``PCA256``: rotation only, no whitening)
+    ``OPQ``            learned rotation before product quantization
+    ``IVF1024_HNSW64`` 1024 inverted lists; centroids searched with an hnswlib graph (M=64;
+                       the default: smaller M leaves centroids of clustered data unreachable)
+    ``PQ32``           32 one-byte sub-quantizer codes per vector
+    ``Refine``         keep fp16 vectors for exact re-ranking of a shortlist
+    ``Flat``           exact search over fp16 vectors (replaces IVF/PQ/Refine; tiny maps)
+
+e.g. ``PCAW256,OPQ,IVF1024_HNSW64,PQ32,Refine`` or ``PCAW256,Flat``. ``auto`` picks one from
+the number of training vectors (``auto_recipe``).
+
+Scores are cosine similarities of the projected, L2-normalised vectors (approximated by the
+inner product with the PQ reconstruction when no re-ranking runs). Searches are lock-free and thread-safe:
+``add``/``remove``/``compact`` build new arrays and swap them in under a writer lock.
+"""
+from __future__ import annotations
+
+import math
+import re
+import threading
+from dataclasses import dataclass, replace
+
+import hnswlib
+import numpy as np
+
+from placekit.errors import PlaceIndexError
+from placekit.options import SEARCH_PARAM_RANGES
+from placekit.index.quantize import PCAWhitening, ProductQuantizer, adc_inner_products, assign, fit_opq, half_to_float, kmeans, l2_normalize
+
+_TOKEN_PATTERNS = {
+    "pca": re.compile(r"^PCA(W?)(\d+)$"),
+    "ivf": re.compile(r"^IVF(\d+)(?:_HNSW(\d+))?$"),
+    "pq": re.compile(r"^PQ(\d+)$"),
+}
+MAX_TRAIN_COARSE_PER_LIST = 64
+MAX_TRAIN_PQ = 65536
+PRIOR_DIRECT_ROWS = 4096       # search_among scores up to this many rows directly
+MAX_TRAIN_OPQ = 32768
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Parsed index recipe; ``str(recipe)`` gives the canonical string back."""
+
+    pca_dim: int = 0
+    whiten: bool = True
+    opq: bool = False
+    nlist: int = 0
+    hnsw_m: int = 64
+    pq_m: int = 0
+    refine: bool = False
+
+    @property
+    def flat(self) -> bool:
+        return self.nlist == 0
+
+    @classmethod
+    def parse(cls, text: str) -> "Recipe":
+        tokens = [t.strip() for t in text.split(",") if t.strip()]
+        if not tokens:
+            raise PlaceIndexError("empty index recipe")
+        fields: dict[str, object] = {}
+        seen_flat = False
+        for token in tokens:
+            if (m := _TOKEN_PATTERNS["pca"].match(token)):
+                fields.update(pca_dim=int(m.group(2)), whiten=m.group(1) == "W")
+            elif token == "OPQ":
+                fields["opq"] = True
+            elif (m := _TOKEN_PATTERNS["ivf"].match(token)):
+                fields.update(nlist=int(m.group(1)), hnsw_m=int(m.group(2) or 64))
+            elif (m := _TOKEN_PATTERNS["pq"].match(token)):
+                fields["pq_m"] = int(m.group(1))
+            elif token == "Refine":
+                fields["refine"] = True
+            elif token == "Flat":
+                seen_flat = True
+            else:
+                raise PlaceIndexError(f"unknown token {token!r} in index recipe {text!r}")
+        recipe = cls(**fields)  # type: ignore[arg-type]
+        if seen_flat and (recipe.nlist or recipe.pq_m or recipe.refine or recipe.opq):
+            raise PlaceIndexError(f"'Flat' excludes IVF, PQ, OPQ and Refine: {text!r}")
+        if not seen_flat and not (recipe.nlist and recipe.pq_m):
+            raise PlaceIndexError(f"recipe {text!r} needs either 'Flat' or both IVF and PQ")
+        if min(recipe.pca_dim, 0) < 0 or recipe.nlist < 0 or recipe.hnsw_m < 2:
+            raise PlaceIndexError(f"invalid numbers in recipe {text!r}")
+        return recipe
+
+    def __str__(self) -> str:
+        parts = []
+        if self.pca_dim:
+            parts.append(f"PCA{'W' if self.whiten else ''}{self.pca_dim}")
+        if self.flat:
+            parts.append("Flat")
+            return ",".join(parts)
+        if self.opq:
+            parts.append("OPQ")
+        parts.append(f"IVF{self.nlist}_HNSW{self.hnsw_m}")
+        parts.append(f"PQ{self.pq_m}")
+        if self.refine:
+            parts.append("Refine")
+        return ",".join(parts)
+
+
+def auto_recipe(n: int, dim: int) -> str:
+    """A recipe for ``n`` training vectors of dimension ``dim``.
+
+    Fewer than 16 vectors: exact search over the raw descriptors. Up to 20,000: exact search
+    after PCA-whitening learned on the map itself (to at most ``n - 1`` dims; whitening removes
+    the component all images share, which separates places from look-alikes). Beyond: IVF-PQ
+    with OPQ and exact re-ranking.
+    """
+    if n < 16:
+        return "Flat"
+    out = min(256, dim, n - 1)
+    if n < 20000:
+        return f"PCAW{out},Flat"
+    nlist = 2 ** int(round(math.log2(4 * math.sqrt(n))))
+    pq_m = 32 if out % 32 == 0 else next(m for m in (16, 8, 4, 2, 1) if out % m == 0)
+    return f"PCAW{out},OPQ,IVF{nlist}_HNSW64,PQ{pq_m},Refine"
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Search defaults, stored with the index. ``rerank``: shortlist re-ranked exactly."""
+
+    k: int = 10
+    nprobe: int = 16
+    rerank: int = 128
+    ef: int = 128
+
+    def validated(self) -> "SearchParams":
+        for name, (lo, hi) in SEARCH_PARAM_RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not lo <= value <= hi:
+                raise PlaceIndexError(f"search parameter {name} must be an integer within {lo}..{hi}, got {value!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class _Lists:
+    """Immutable snapshot of the stored vectors, rows grouped by inverted list."""
+
+    offsets: np.ndarray          # (nlist + 1,) int64; flat mode: (2,)
+    ids: np.ndarray              # (N,) int64
+    codes: np.ndarray | None     # (N, M) uint8 (IVF mode)
+    vectors: np.ndarray | None   # (N, D) float16 (flat mode, or Refine)
+    deleted: np.ndarray | None   # (N,) bool, None when nothing is deleted
+
+
+class PlaceIndex:
+    """See the module docstring. Vectors in are (N, d_in) float; ids are int64."""
+
+    def __init__(self, recipe: str | Recipe, dim_in: int, params: SearchParams = SearchParams()):
+        self.recipe = recipe if isinstance(recipe, Recipe) else Recipe.parse(recipe)
+        if dim_in < 1:
+            raise PlaceIndexError("index input dimension must be >= 1")
+        self.dim_in = int(dim_in)
+        self.params = params.validated()
+        self.pca: PCAWhitening | None = None
+        self.rotation: np.ndarray | None = None
+        self.centroids: np.ndarray | None = None        # (nlist, D); read by train/add only
+        self.centroid_sqnorms: np.ndarray | None = None  # (nlist,); search uses these instead
+        self.pq: ProductQuantizer | None = None
+        self._graph = None
+        self._write_lock = threading.Lock()
+        self._lists = self._empty_lists()
+        self.is_trained = False
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def dim(self) -> int:
+        """Dimension of the stored (projected) vectors."""
+        return self.pca.dim if self.pca is not None else self.dim_in
+
+    @property
+    def ntotal(self) -> int:
+        """Number of live (not removed) vectors."""
+        lists = self._lists
+        n = len(lists.ids)
+        return n - int(lists.deleted.sum()) if lists.deleted is not None else n
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Live ids, in storage order."""
+        lists = self._lists
+        return lists.ids if lists.deleted is None else lists.ids[~lists.deleted]
+
+    # ----------------------------------------------------------------- training
+    def train(self, x: np.ndarray, seed: int = 0) -> None:
+        """Learn projection, rotation, coarse centroids and PQ codebooks from (N, d_in)."""
+        x = self._check(x)
+        r = self.recipe
+        rng = np.random.default_rng(seed)
+        if r.pca_dim:
+            if r.pca_dim > self.dim_in:
+                raise PlaceIndexError(f"PCA to {r.pca_dim} dims needs inputs of >= that dim ({self.dim_in})")
+            if len(x) <= r.pca_dim:
+                raise PlaceIndexError(
+                    f"PCA{r.pca_dim} needs more than {r.pca_dim} training vectors, got {len(x)}; "
+                    "use a smaller PCA or the 'Flat' recipe"
+                )
+            self.pca = PCAWhitening.fit(x, r.pca_dim, whiten=r.whiten)
+        z = self._project(x)
+        if not r.flat:
+            if r.pq_m < 1 or self.dim % r.pq_m:
+                raise PlaceIndexError(f"PQ{r.pq_m} needs the dimension ({self.dim}) to be a multiple of it")
+            if len(z) < r.nlist:
+                raise PlaceIndexError(f"IVF{r.nlist} needs >= {r.nlist} training vectors, got {len(z)}")
+            if r.opq:
+                self.rotation = fit_opq(_sample(z, MAX_TRAIN_OPQ, rng), r.pq_m, seed=seed)
+                z = z @ self.rotation
+            coarse_sample = _sample(z, MAX_TRAIN_COARSE_PER_LIST * r.nlist, rng)
+            self.centroids = kmeans(coarse_sample, r.nlist, iters=12, seed=seed)
+            self.centroid_sqnorms = (self.centroids ** 2).sum(1)
+            self.set_graph(build_graph(self.centroids, r.hnsw_m))
+            pq_sample = _sample(z, MAX_TRAIN_PQ, rng)
+            residuals = pq_sample - self.centroids[self._coarse_exact(pq_sample)]
+            self.pq = ProductQuantizer.fit(residuals, r.pq_m, seed=seed)
+        self._lists = self._empty_lists()
+        self.is_trained = True
+
+    # ----------------------------------------------------------------- updates
+    def add(self, x: np.ndarray, ids: np.ndarray) -> None:
+        """Add (N, d_in) vectors under the given unique int64 ids (no retraining)."""
+        self._require_trained()
+        x = self._check(x)
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if len(ids) != len(x):
+            raise PlaceIndexError(f"got {len(x)} vectors but {len(ids)} ids")
+        if len(np.unique(ids)) != len(ids):
+            raise PlaceIndexError("ids to add must be unique")
+        with self._write_lock:
+            old = self._lists
+            if np.isin(ids, old.ids).any():
+                raise PlaceIndexError("some ids to add are already in the index")
+            z = self._transform(x)
+            if self.recipe.flat:
+                self._lists = _Lists(
+                    np.array([0, len(old.ids) + len(ids)], np.int64),
+                    np.concatenate([old.ids, ids]),
+                    None,
+                    np.concatenate([_or_empty(old.vectors, z.shape[1], np.float16), z.astype(np.float16)]),
+                    _concat_deleted(old.deleted, len(ids)),
+                )
+                return
+            lists = self._coarse_exact(z)
+            codes = self.pq.encode(z - self.centroids[lists])
+            old_lists = np.repeat(np.arange(self.recipe.nlist), np.diff(old.offsets))
+            all_lists = np.concatenate([old_lists, lists])
+            order = np.argsort(all_lists, kind="stable")
+            offsets = np.zeros(self.recipe.nlist + 1, np.int64)
+            offsets[1:] = np.cumsum(np.bincount(all_lists, minlength=self.recipe.nlist))
+            vectors = None
+            if self.recipe.refine:
+                vectors = np.concatenate([_or_empty(old.vectors, z.shape[1], np.float16),
+                                          z.astype(np.float16)])[order]
+            deleted = _concat_deleted(old.deleted, len(ids))
+            self._lists = _Lists(
+                offsets,
+                np.concatenate([old.ids, ids])[order],
+                np.concatenate([_or_empty(old.codes, self.pq.m, np.uint8), codes])[order],
+                vectors,
+                deleted[order] if deleted is not None else None,
+            )
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Mark ids as removed (searches skip them at once); returns how many were live."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        with self._write_lock:
+            old = self._lists
+            hit = np.isin(old.ids, ids)
+            if old.deleted is not None:
+                hit &= ~old.deleted
+            n = int(hit.sum())
+            if n:
+                deleted = hit if old.deleted is None else (old.deleted | hit)
+                self._lists = replace(old, deleted=deleted)
+            return n
+
+    def compact(self) -> None:
+        """Drop removed rows physically."""
+        with self._write_lock:
+            old = self._lists
+            if old.deleted is None:
+                return
+            keep = ~old.deleted
+            if self.recipe.flat:
+                offsets = np.array([0, int(keep.sum())], np.int64)
+            else:
+                lists = np.repeat(np.arange(self.recipe.nlist), np.diff(old.offsets))[keep]
+                offsets = np.zeros(self.recipe.nlist + 1, np.int64)
+                offsets[1:] = np.cumsum(np.bincount(lists, minlength=self.recipe.nlist))
+            self._lists = _Lists(
+                offsets, old.ids[keep],
+                old.codes[keep] if old.codes is not None else None,
+                old.vectors[keep] if old.vectors is not None else None,
+                None,
+            )
+
+    # ----------------------------------------------------------------- search
+    def search(self, query: np.ndarray, k: int | None = None, nprobe: int | None = None,
+               rerank: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest ids of one (d_in,) query: (ids (k',) int64, scores (k',) float32), best
+        first, k' = min(k, live vectors found). Parameters default to ``self.params``."""
+        k, z = self._prepare_query(query, k)
+        lists = self._lists
+        if len(lists.ids) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if self.recipe.flat:
+            return self._search_flat(z, k, lists)
+        return self._search_ivf(z, k, lists, nprobe or self.params.nprobe,
+                                self.params.rerank if rerank is None else rerank)
+
+    def search_among(self, query: np.ndarray, ids: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Search restricted to ``ids`` (e.g. the places near a position prior): every listed
+        live vector is scored: exactly in a Flat index; by ADC, then an exact re-rank of the
+        best ``rerank``, in an IVF one (no coarse probing: the restriction replaces it). Same
+        return as ``search``; ids not in the index are ignored. Cost grows with len(ids)."""
+        k, z = self._prepare_query(query, k)
+        lists = self._lists
+        rows = _rows_of_ids(lists, np.asarray(ids, np.int64).reshape(-1))
+        if lists.deleted is not None:
+            rows = rows[~lists.deleted[rows]]
+        if len(rows) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if self.recipe.flat:
+            rows = np.unique(rows)
+            scores = half_to_float(lists.vectors[rows]) @ z
+            best = _top_k(-scores, k)
+            return lists.ids[rows[best]].astype(np.int64), scores[best].astype(np.float32)
+        n = len(lists.ids)
+        if len(rows) <= max(PRIOR_DIRECT_ROWS, n * self.params.nprobe // self.recipe.nlist):
+            # few allowed rows: score them all (ADC + exact re-rank), no coarse probing
+            rows = np.unique(rows)
+            which = np.searchsorted(lists.offsets, rows, side="right") - 1
+            centroid_ip = (self.centroids @ z)[which]
+            scores = adc_inner_products(self.pq.inner_product_table(z), lists.codes[rows]) + centroid_ip
+            return self._finish_ivf(z, k, lists, rows, scores, self.params.rerank)
+        # many: the usual probed search, probing as many more lists as the restriction thins them
+        allowed = np.zeros(n, bool)
+        allowed[rows] = True
+        nprobe = int(np.ceil(self.params.nprobe * n / len(rows)))
+        return self._search_ivf(z, k, lists, nprobe, self.params.rerank, allowed)
+
+    def _prepare_query(self, query: np.ndarray, k: int | None) -> tuple[int, np.ndarray]:
+        """Checked k and the (D,) projected query."""
+        self._require_trained()
+        k = self.params.k if k is None else int(k)
+        if k < 1:
+            raise PlaceIndexError("k must be >= 1")
+        return k, self._transform(self._check(np.asarray(query).reshape(1, -1)))[0]
+
+    def _search_flat(self, z, k, lists):
+        scores = half_to_float(lists.vectors) @ z
+        if lists.deleted is not None:
+            scores[lists.deleted] = -np.inf
+        rows = _top_k(-scores, k)
+        rows = rows[np.isfinite(scores[rows])]
+        return lists.ids[rows], scores[rows].astype(np.float32)
+
+    def _search_ivf(self, z, k, lists, nprobe, rerank, allowed: np.ndarray | None = None):
+        """Inner-product ADC on residual codes: score(x) ~ <z, c_list> + <z, r_hat>, one lookup
+        table per query (vectors are unit norm, so ranking by inner product is ranking by
+        distance up to the PQ error, which the exact re-ranking removes)."""
+        nprobe = min(nprobe, self.recipe.nlist)
+        labels, sq_dist = self._graph.knn_query(z, k=nprobe)
+        probed = labels[0].astype(np.int64)
+        # <z, c> from the graph's squared L2 distance: |z - c|^2 = |z|^2 + |c|^2 - 2 <z, c>, |z| = 1
+        centroid_ip = (1.0 + self.centroid_sqnorms[probed] - sq_dist[0]) * 0.5
+        starts, ends = lists.offsets[probed], lists.offsets[probed + 1]
+        sizes = ends - starts
+        if sizes.sum() == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        rows = _ranges(starts, sizes)
+        row_centroid_ip = np.repeat(centroid_ip.astype(np.float32), sizes)
+        if allowed is not None:
+            keep = allowed[rows]
+            rows, row_centroid_ip = rows[keep], row_centroid_ip[keep]
+        scores = adc_inner_products(self.pq.inner_product_table(z), lists.codes[rows]) + row_centroid_ip
+        return self._finish_ivf(z, k, lists, rows, scores, rerank)
+
+    def _finish_ivf(self, z, k, lists, rows, scores, rerank):
+        """Shortlist by ADC score (removed rows skipped), exact re-rank when the index refines."""
+        if lists.deleted is not None:
+            scores[lists.deleted[rows]] = -np.inf
+        shortlist = max(k, rerank) if (self.recipe.refine and rerank) else k
+        best = _top_k(-scores, shortlist)
+        best = best[np.isfinite(scores[best])]
+        rows = rows[best]
+        if self.recipe.refine and rerank:
+            exact = half_to_float(lists.vectors[rows]) @ z
+            order = np.argsort(-exact, kind="stable")[:k]
+            return lists.ids[rows[order]].astype(np.int64), exact[order]
+        return lists.ids[rows[:k]].astype(np.int64), scores[best[:k]].astype(np.float32)
+
+    # ----------------------------------------------------------------- helpers
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.dim_in:
+            raise PlaceIndexError(f"expected vectors of shape (N, {self.dim_in}), got {x.shape}")
+        if not np.issubdtype(x.dtype, np.floating) or not np.isfinite(x).all():
+            raise PlaceIndexError("vectors must be finite floats")
+        return x.astype(np.float32, copy=False)
+
+    def _empty_lists(self) -> _Lists:
+        n_offsets = 2 if self.recipe.flat else self.recipe.nlist + 1
+        return _Lists(np.zeros(n_offsets, np.int64), np.zeros(0, np.int64), None, None, None)
+
+    def _require_trained(self) -> None:
+        if not self.is_trained:
+            raise PlaceIndexError("the index is not trained; call train() first")
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        return self.pca.apply(x) if self.pca is not None else l2_normalize(x)
+
+    def _transform(self, x: np.ndarray) -> np.ndarray:
+        """(N, d_in) -> (N, D) in the space the codes and vectors live in."""
+        z = self._project(x)
+        return z @ self.rotation if self.rotation is not None else z
+
+    def _coarse_exact(self, z: np.ndarray) -> np.ndarray:
+        return assign(z, self.centroids)
+
+    def set_graph(self, graph) -> None:
+        self._graph = graph
+        graph.set_ef(max(self.params.ef, self.params.nprobe))
+
+
+def build_graph(centroids: np.ndarray, m: int) -> hnswlib.Index:
+    """hnswlib L2 graph over the coarse centroids, labelled 0..nlist-1."""
+    graph = hnswlib.Index(space="l2", dim=centroids.shape[1])
+    graph.init_index(max_elements=len(centroids), M=m, ef_construction=400, random_seed=0)
+    graph.set_num_threads(1)
+    graph.add_items(centroids, np.arange(len(centroids)))
+    return graph
+
+
+def _sample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return x if len(x) <= n else x[np.sort(rng.choice(len(x), n, replace=False))]
+
+
+def _or_empty(a: np.ndarray | None, width: int, dtype) -> np.ndarray:
+    return np.zeros((0, width), dtype) if a is None else np.asarray(a)
+
+
+def _concat_deleted(deleted: np.ndarray | None, n_new: int) -> np.ndarray | None:
+    return None if deleted is None else np.concatenate([deleted, np.zeros(n_new, bool)])
+
+
+def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + n) for each (s, n), without a Python loop."""
+    total = int(sizes.sum())
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+    return np.arange(total, dtype=np.int64) + offsets
+
+
+def _rows_of_ids(lists: _Lists, ids: np.ndarray) -> np.ndarray:
+    """Storage rows of the given ids (those present; repeated ids give repeated rows), sorted,
+    through an id-sorted order cached on the snapshot (snapshots are immutable, so the cache
+    never goes stale)."""
+    order = lists.__dict__.get("_id_order")
+    if order is None:
+        order = np.argsort(lists.ids, kind="stable")
+        object.__setattr__(lists, "_id_order", order)
+    if len(order) == 0:
+        return np.zeros(0, np.int64)
+    pos = np.minimum(np.searchsorted(lists.ids[order], ids), len(order) - 1)
+    found = lists.ids[order[pos]] == ids
+    return np.sort(order[pos[found]])
+
+
+def _top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k smallest values, sorted ascending."""
+    if k >= len(values):
+        return np.argsort(values, kind="stable")
+    part = np.argpartition(values, k)[:k]
+    return part[np.argsort(values[part], kind="stable")]

@@ -1,0 +1,96 @@
+"""Shipped models, found by name.
+
+Each model family lives in a folder of the ``placekit_models`` package (the repository's
+``models/``) with ``card.json`` (machine-readable card) and ``CARD.md``. Extra folders can be
+listed in the ``PLACEKIT_MODELS`` environment variable (``os.pathsep``-separated). A model is
+named by its file name, e.g. ``gem-imagenet-fp32.tflite``; the stem alone (``gem-imagenet-fp32``)
+selects the ONNX file, and a family name (``gem-imagenet``) its ONNX fp32 file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from placekit.errors import ModelNotFoundError
+
+# The default is the ImageNet GeM in fp32. Its int8 export (``gem-imagenet-int8``: a quarter
+# of the size, faster, same retrieval on clean real photos) loses robustness on degraded frames:
+# on the KITTI tracking benchmark (quarter resolution, blur, dark, occlusion) 0.56 of answers
+# fall within 5 m with Tracker + odometry against 0.70 for fp32 (benchmarks/RESULTS.md). The
+# trained ``gem`` family rejects unseen places less often and has no int8 file.
+DEFAULT_MODEL = "gem-imagenet-fp32"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    kind: str
+    format: str
+    precision: str
+    path: Path
+    card: Path
+    sha256: str
+
+
+def model_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("PLACEKIT_MODELS", "").split(os.pathsep) if p]
+    try:
+        from importlib.resources import files
+
+        dirs.append(Path(str(files("placekit_models"))))
+    except (ImportError, ModuleNotFoundError, TypeError):
+        pass
+    return dirs
+
+
+def list_models() -> list[ModelEntry]:
+    """Every model file described by a ``card.json`` in the model folders."""
+    entries = []
+    for root in model_dirs():
+        for card_json in sorted(root.glob("*/card.json")) if root.is_dir() else []:
+            try:
+                card = json.loads(card_json.read_text())
+                for f in card.get("files", []):
+                    path = card_json.parent / f["file"]
+                    if path.is_file():
+                        entries.append(ModelEntry(
+                            name=Path(f["file"]).name, family=card["name"], kind=card["kind"],
+                            format=f["format"], precision=f["precision"], path=path,
+                            card=card_json.parent / "CARD.md", sha256=f.get("sha256", ""),
+                        ))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # an unreadable card hides its model rather than breaking the listing
+    return entries
+
+
+def resolve_model(name_or_path: str) -> Path:
+    """A model file path from a path, a model name, a family name or ``default``."""
+    if name_or_path in ("", "default"):
+        name_or_path = DEFAULT_MODEL
+    path = Path(name_or_path)
+    entries = list_models()
+    if path.is_file() and (path.suffix in (".onnx", ".tflite") or os.sep in name_or_path):
+        return path
+    if os.sep in name_or_path:
+        raise ModelNotFoundError(f"model file {path} does not exist")
+    for e in entries:
+        if e.name == name_or_path:
+            return e.path
+    for e in entries:
+        if e.path.stem == name_or_path and e.format == "onnx":
+            return e.path
+    for e in entries:
+        if e.family == name_or_path and e.format == "onnx" and e.precision == "fp32":
+            return e.path
+    names = ", ".join(sorted(e.name for e in entries)) or "none installed"
+    raise ModelNotFoundError(f"no model named {name_or_path!r}; available: {names}")
+
+
+def find_model_by_sha256(sha256: str) -> Path | None:
+    for e in list_models():
+        if e.sha256 == sha256:
+            return e.path
+    return None

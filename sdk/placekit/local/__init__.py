@@ -1,0 +1,2 @@
+"""Local features: keypoints and patches, HardNet / RootSIFT description, matching, geometric
+verification and compact VLAD."""

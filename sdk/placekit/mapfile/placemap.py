@@ -1,0 +1,207 @@
+"""A map in memory: index + places + frame + calibration + model reference, and its
+translation to and from the map file (``placekit.mapfile.archive``).
+
+Manifest sections (format 1): ``model`` {name, sha256, embedded, info}, ``descriptor``
+{kind, dim}, ``frame`` ({kind: wgs84, origin} or {kind: local}), ``index`` (recipe, dims,
+search defaults, graph scalars), ``calibration`` (decision thresholds), ``places`` {count,
+next_id: the id the next added place gets; absent in maps written before it, read as 0},
+``user`` (free metadata), plus the versions and member table of ``placekit.mapfile.archive``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from placekit._version import __version__
+from placekit.decision.rule import Calibration
+from placekit.errors import LocationError, MapFormatError
+from placekit.geometry.frames import LocalFrame
+from placekit.index.ivf import PlaceIndex
+from placekit.index.persistence import index_from_members, index_to_members
+from placekit.mapfile.archive import (FORMAT_NAME, FORMAT_VERSION, MIN_READER_VERSION, MIN_READER_VERSION_LOCAL, MapContents,
+                      MapReader, write_map)
+from placekit.mapfile.places import PlaceTable
+from placekit.mapfile.pointmap import PointMap
+from placekit.types import Location
+
+MODEL_MEMBER = "model/model.bin"
+VOCABULARY_MEMBER = "descriptor/vocabulary.npy"
+
+
+@dataclass
+class PlaceMap:
+    model: dict
+    descriptor: dict
+    index: PlaceIndex
+    places: PlaceTable
+    frame: LocalFrame | None
+    calibration: Calibration
+    user: dict = field(default_factory=dict)
+    model_bytes: bytes | memoryview | None = None
+    pointmap: PointMap | None = None
+    vocabulary: np.ndarray | None = None     # (words, D) for VLAD maps
+    manifest: dict = field(default_factory=dict)
+    reader: MapReader | None = None
+    issued_ids: int = 0      # ids below this were handed out once (removed places included)
+
+    # ------------------------------------------------------------------ I/O
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically to ``path``."""
+        section, arrays = index_to_members(self.index)
+        place_arrays, blobs = self.places.to_arrays()
+        arrays.update(place_arrays)
+        model = dict(self.model, embedded=self.model_bytes is not None)
+        local_section = None
+        if self.pointmap is not None:
+            local_section, local_arrays = self.pointmap.to_members()
+            arrays.update(local_arrays)
+        if self.model_bytes is not None:
+            blobs[MODEL_MEMBER] = bytes(self.model_bytes)
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "min_reader_version": (MIN_READER_VERSION_LOCAL if (self.pointmap is not None or self.vocabulary is not None)
+                                   else MIN_READER_VERSION),
+            "library_version": __version__,
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "model": model,
+            "descriptor": self.descriptor,
+            "frame": self.frame.to_dict() if self.frame else {"kind": "local"},
+            "index": section,
+            "calibration": self.calibration.to_dict(),
+            "places": {"count": len(self.places), "next_id": self.next_place_id()},
+            "user": self.user,
+        }
+        if local_section is not None:
+            manifest["local"] = local_section
+        if self.vocabulary is not None:
+            arrays[VOCABULARY_MEMBER] = np.asarray(self.vocabulary, np.float32)
+        write_map(path, MapContents(manifest, arrays, blobs))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, verify: bool = True) -> "PlaceMap":
+        reader = MapReader(path, verify=verify)
+        try:
+            return cls._from_reader(reader)
+        except MapFormatError:
+            reader.close()
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            reader.close()
+            raise MapFormatError(f"{path}: invalid map contents ({type(exc).__name__}: {exc})") from exc
+
+    @classmethod
+    def _from_reader(cls, reader: MapReader) -> "PlaceMap":
+        m = reader.manifest
+        source = str(reader.path)
+        index = index_from_members(m["index"], reader.arrays, source)
+        a = reader.arrays
+        places = PlaceTable(a["places/ids.npy"], a["places/xyz.npy"], reader.blob("places/names.bin"),
+                            a["places/name_offsets.npy"], a["places/rotation.npy"], a["places/intrinsics.npy"])
+        places.validate(source)
+        if len(places) != len(index._lists.ids) or not np.array_equal(np.sort(index._lists.ids), places.ids):
+            raise MapFormatError(f"{source}: index and places table list different places")
+        frame_d = m["frame"]
+        if frame_d["kind"] == "wgs84":
+            o = frame_d["origin"]
+            frame = LocalFrame(float(o["lat"]), float(o["lon"]), float(o.get("alt", 0.0)))
+        elif frame_d["kind"] == "local":
+            frame = None
+        else:
+            raise MapFormatError(f"{source}: unknown coordinate frame {frame_d['kind']!r}")
+        model = dict(m["model"])
+        if not isinstance(model.get("sha256"), str) or not isinstance(model.get("name"), str):
+            raise MapFormatError(f"{source}: the manifest's model section lacks name / sha256")
+        model_bytes = reader.blob(MODEL_MEMBER) if model.get("embedded") else None
+        # Validation and the graph copy read members once; searches fault in only what they read.
+        reader.release(*reader.member_names())
+        reader.expect_random_access("index/vectors.npy", "index/ids.npy", *[n for n in reader.arrays
+                                                                           if n.startswith("places/")])
+        descriptor = dict(m["descriptor"])
+        if int(descriptor["dim"]) != index.dim_in:
+            raise MapFormatError(f"{source}: descriptor dim {descriptor['dim']} != index input dim {index.dim_in}")
+        pointmap = PointMap.from_members(m["local"], reader.arrays, source) if "local" in m else None
+        vocabulary = None
+        if descriptor.get("kind") == "vlad":
+            vocabulary = reader.arrays.get(VOCABULARY_MEMBER)
+            if (vocabulary is None or pointmap is None or vocabulary.ndim != 2
+                    or vocabulary.size != int(descriptor["dim"]) or vocabulary.shape[1] != int(m["local"]["dim"])):
+                raise MapFormatError(f"{source}: a VLAD map needs its vocabulary and local-feature members")
+        issued = m.get("places", {}).get("next_id", 0)
+        if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2 ** 62:
+            raise MapFormatError(f"{source}: places.next_id must be an integer in 0..2^62, got {issued!r}")
+        if len(places):                              # maps written before next_id: above every stored id
+            issued = max(issued, int(places.ids.max()) + 1)
+        return cls(model, descriptor, index, places, frame, Calibration.from_dict(m["calibration"]),
+                   dict(m.get("user", {})), model_bytes, pointmap, vocabulary, m, reader, issued)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+    # ------------------------------------------------------------------ places
+    def next_place_id(self) -> int:
+        """The id the next added place gets: above every id this map ever handed out (its
+        manifest's ``places.next_id``; 0 in maps written before that field) and above every
+        live one. Ids are never reused within a map's life, also across save and reopen."""
+        live = int(self.places.ids.max()) + 1 if len(self.places) else 0
+        return max(live, self.issued_ids)
+
+    def location_of(self, rows: np.ndarray) -> list[Location]:
+        """Locations of place rows, converted in one vectorised call."""
+        return self.location_of_xyz(self.places.xyz[rows])
+
+    def location_of_xyz(self, xyz: np.ndarray) -> list[Location]:
+        """Locations of (N, 3) map-frame positions."""
+        return self.to_locations(np.asarray(xyz, float).reshape(-1, 3))
+
+    def to_metric(self, location: Location) -> np.ndarray:
+        """A Location in the map's kind of coordinates -> (3,) map-frame metres."""
+        if location.is_wgs84 != (self.frame is not None):
+            kind = "WGS84 (lat/lon)" if self.frame is not None else "local (x/y)"
+            raise LocationError(f"this map uses {kind} coordinates; got a location in the other kind")
+        if self.frame is None:
+            return np.array([location.x, location.y, location.z or 0.0], float)
+        return self.frame.to_local([location.lat], [location.lon], [location.alt or 0.0])[0]
+
+    def to_location(self, xyz: np.ndarray) -> Location:
+        """Map-frame metres (3,) -> a Location in the map's frame (WGS84 or local)."""
+        return self.to_locations(np.asarray(xyz, float).reshape(1, 3))[0]
+
+    def to_locations(self, xyz: np.ndarray) -> list[Location]:
+        """(N, 3) map-frame metres -> Locations in the map's frame (WGS84 or local)."""
+        if self.frame is None:
+            return [Location(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
+        lat, lon, alt = self.frame.to_wgs84(xyz)
+        return [Location(lat=float(a), lon=float(b), alt=float(c)) for a, b, c in zip(lat, lon, alt)]
+
+    def info(self) -> dict:
+        """A JSON-friendly summary (``placekit map info``)."""
+        m = self.manifest
+        size = Path(self.reader.path).stat().st_size if self.reader else None
+        xyz = np.asarray(self.places.xyz)
+        extent = (xyz.max(0) - xyz.min(0)).tolist() if len(xyz) else [0.0, 0.0, 0.0]
+        return {
+            "path": str(self.reader.path) if self.reader else None,
+            "format_version": m.get("format_version"),
+            "library_version": m.get("library_version"),
+            "created_utc": m.get("created_utc"),
+            "places": self.index.ntotal,
+            "descriptor": self.descriptor,
+            "model": {k: self.model.get(k) for k in ("name", "sha256", "embedded")},
+            "frame": m.get("frame"),
+            "extent_m": [round(v, 2) for v in extent],
+            "index": {"recipe": str(self.index.recipe), "dim": self.index.dim,
+                      "search": m.get("index", {}).get("search")},
+            "calibration": self.calibration.to_dict(),
+            "warnings": list(self.calibration.stats.get("warnings", [])),
+            "local": (dict(self.pointmap.section, bytes=self.pointmap.bytes(), places_with_features=len(self.pointmap.place_ids))
+                      if self.pointmap is not None else None),
+            "file_bytes": size,
+            "bytes_per_place": round(size / max(self.index.ntotal, 1), 1) if size else None,
+            "user": self.user,
+        }
