@@ -48,7 +48,7 @@ print(json.dumps({"open_ms": open_s * 1000, "before": before, "after_open": afte
 def build_map(path: Path, n: int) -> dict:
     from synthetic import clustered
 
-    from placekit.decision.rule import Calibration
+    from placekit.decision.calibration import Calibration
     from placekit.index.ivf import PlaceIndex, auto_recipe
     from placekit.mapfile.placemap import PlaceMap
     from placekit.mapfile.places import PlaceTable

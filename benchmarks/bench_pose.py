@@ -44,7 +44,7 @@ BINS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
 
 
 def strecha(scene: str):
-    from placekit.geometry.triangulation import matrix_to_quaternion
+    from placekit.geometry.rotation import matrix_to_quaternion
 
     out = []
     for img in sorted((DATA / "strecha" / scene / "images").glob("*.jpg")):
@@ -56,7 +56,7 @@ def strecha(scene: str):
 
 
 def kitti(seq: str):
-    from placekit.geometry.triangulation import matrix_to_quaternion
+    from placekit.geometry.rotation import matrix_to_quaternion
 
     P0 = np.array(list(map(float, (DATA / "kitti" / seq / "calib.txt").read_text().splitlines()[0].split()[-12:]))).reshape(3, 4)
     intr = (P0[0, 0], P0[1, 1], P0[0, 2], P0[1, 2])
@@ -67,7 +67,7 @@ def kitti(seq: str):
 
 def run(samples, local_features: str, tmp: Path, threads: int, max_keypoints: int = 1024) -> dict:
     import placekit as pk
-    from placekit.geometry.triangulation import rotation_error_deg
+    from placekit.geometry.rotation import rotation_error_deg
 
     db = [s for i, s in enumerate(samples) if i % 2 == 0]
     queries = [s for i, s in enumerate(samples) if i % 2 == 1]

@@ -47,7 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
 
-from placekit.tools.evaluation import Dataset, _common_frame, _metric, correct_mask, load_dataset  # noqa: E402
+from placekit.tools.evaluation import Dataset, correct_mask, dataset_metric, load_dataset  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -151,9 +151,7 @@ def foreign_photos(target: SuiteSet, sets: list[SuiteSet], pool: list[Path], per
 # ---------------------------------------------------------------- runs
 
 def _truth(sset: SuiteSet) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    frame = _common_frame(sset.dataset)
-    db_xyz = _metric([s.location for s in sset.dataset.database], frame)
-    q_xyz = _metric([s.location for s in sset.dataset.queries], frame)
+    _, db_xyz, q_xyz = dataset_metric(sset.dataset)
     return q_xyz, db_xyz, {s.path.name: i for i, s in enumerate(sset.dataset.database)}
 
 

@@ -135,11 +135,9 @@ def make_peers(threads: int) -> list:
 
 def peer_rows(dataset, threshold: float, peer_list: list) -> list[dict]:
     import peers
-    from placekit.tools.evaluation import _common_frame, _metric, recall_curve
+    from placekit.tools.evaluation import dataset_metric, recall_curve
 
-    frame = _common_frame(dataset)
-    db_xyz = _metric([s.location for s in dataset.database], frame)
-    q_xyz = _metric([s.location for s in dataset.queries], frame)
+    _, db_xyz, q_xyz = dataset_metric(dataset)
     rows = []
     for peer in peer_list:
         run = peers.run_peer(peer, [s.path for s in dataset.database], [s.path for s in dataset.queries])

@@ -121,7 +121,7 @@ def test_doctor_reports_backends_and_a_recommendation():
 def test_posed_map_from_the_command_line_gives_poses(tmp_path, descriptor):
     import cv2
 
-    from placekit.geometry.triangulation import matrix_to_quaternion
+    from placekit.geometry.rotation import matrix_to_quaternion
     from posed_scene import K, views
 
     folder = tmp_path / "photos"

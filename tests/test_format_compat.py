@@ -30,7 +30,7 @@ def test_format_v1_fixture_localizes_with_its_embedded_model():
 
 def test_writers_ask_for_reader_2_only_when_a_map_uses_local_features(street_map, tmp_path, tiny_model):
     from posed_scene import K, views
-    from placekit.geometry.triangulation import matrix_to_quaternion
+    from placekit.geometry.rotation import matrix_to_quaternion
 
     m = PlaceMap.load(street_map)
     try:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.geometry.triangulation import matrix_to_quaternion, rotation_error_deg
+from placekit.geometry.rotation import matrix_to_quaternion, rotation_error_deg
 
 from posed_scene import IMAGE_H, IMAGE_W, K, views
 

@@ -11,16 +11,16 @@ import cv2
 import numpy as np
 
 from placekit.decision.calibration import calibrate
-from placekit.decision.rule import Calibration
+from placekit.decision.calibration import Calibration
 from placekit.inference.engine import open_engine
 from placekit.errors import BuildError, CalibrationWarning, LocationError, PlacekitError
 from placekit.inference.extractors import GlobalExtractor, LocalDescriber
-from placekit.geometry.frames import LocalFrame
+from placekit.geometry.frames import frame_for, locations_to_metric
 from placekit.inference.imageio import Frame, to_bgr
 from placekit.local.extractor import LocalFeatureExtractor
 from placekit.mapfile.pointmap import PointMap, quantize_descriptors
 from placekit.geometry.triangulation import Camera, triangulate_map
-from placekit.local.verification import calibrate_inliers
+from placekit.decision.calibration import calibrate_inliers
 from placekit.local.vlad import train_vocabulary, vlad
 from placekit.index.ivf import PlaceIndex, SearchParams, auto_recipe
 from placekit.inference.catalog import resolve_model
@@ -158,7 +158,8 @@ class MapBuilder:
             vocabulary, x = self._vlad_descriptors()
         else:
             x = np.stack(self._descriptors)
-        frame, xyz = _to_metric(self._locations)
+        frame = frame_for(self._locations)
+        xyz = locations_to_metric(self._locations, frame)
         opts = self.options
         recipe = auto_recipe(n, x.shape[1]) if opts.recipe == "auto" else opts.recipe
         try:
@@ -283,17 +284,3 @@ def _local_extractor(options: BuildOptions) -> tuple[LocalFeatureExtractor | Non
 def dequantize(d: np.ndarray) -> np.ndarray:
     d = np.asarray(d, np.float32)
     return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-
-
-def _to_metric(locations: list[Location]) -> tuple[LocalFrame | None, np.ndarray]:
-    """Locations -> (frame, (N, 3) metres). WGS84 maps get an ENU frame at their mean."""
-    if locations[0].is_wgs84:
-        lat = np.array([loc.lat for loc in locations])
-        lon = np.array([loc.lon for loc in locations])
-        alt = np.array([loc.alt or 0.0 for loc in locations])
-        if np.ptp(lon) > 180.0:
-            raise LocationError("map locations straddle the antimeridian; split the map")
-        frame = LocalFrame(float(lat.mean()), float(lon.mean()), float(alt.mean()))
-        return frame, frame.to_local(lat, lon, alt)
-    xyz = np.array([[loc.x, loc.y, loc.z or 0.0] for loc in locations], dtype=np.float64)
-    return None, xyz

@@ -17,7 +17,7 @@ from placekit.errors import (BuildError, ClosedError, LocationError, MapFormatEr
 from placekit.inference.extractors import GlobalExtractor, LocalDescriber
 from placekit.local.extractor import LocalFeatureExtractor
 from placekit.geometry.pose import MIN_INLIERS, estimate_pose
-from placekit.geometry.triangulation import matrix_to_quaternion
+from placekit.geometry.rotation import matrix_to_quaternion
 from placekit.local.verification import verify
 from placekit.local.vlad import VladExtractor
 from placekit.inference.imageio import Frame, to_bgr

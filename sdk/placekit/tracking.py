@@ -37,6 +37,7 @@ from typing import Optional
 import numpy as np
 
 from placekit.errors import OptionsError
+from placekit.geometry.fusion import weighted_position
 from placekit.inference.imageio import Frame
 from placekit.localizer import Localizer
 from placekit.types import Localization, Prior
@@ -223,9 +224,7 @@ class Tracker:
         mass = float(self._belief[near].sum())
         if self._elsewhere >= mass:
             return Localization("unknown", None, None, mass)
-        w = self._belief[near] / mass
-        position = w @ self._xyz[near]
-        spread = float(np.sqrt(w @ ((self._xyz[near] - position) ** 2).sum(1)))
+        position, spread = weighted_position(self._belief[near], self._xyz[near])
         status = "localized" if mass >= opts.min_confidence else "ambiguous"
         uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
         if status == "ambiguous":

@@ -25,23 +25,80 @@ each side represented by the same number of evenly spaced quantiles).
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from placekit.decision.rule import Calibration, fuse
+from placekit.geometry.fusion import fuse
 from placekit.index.ivf import PlaceIndex
+from placekit.local.verification import DEFAULT_MIN_INLIERS, MIN_MATCHES, verify
+from placekit.mapfile.pointmap import PointMap
 
 DEFAULT_MARGIN = 0.02
 MIN_MARGIN, MAX_MARGIN = 0.005, 0.1
 MIN_GROUP_POSITIVES = 10
 MIN_CALIBRATION_POSITIVES = 10   # fewer: the threshold is a guess, and map build says so
 CROSS_FIT_FOLDS = 5
+MAX_CALIBRATION_QUERIES = 2000
+MAX_INLIER_CALIBRATION_QUERIES = 200   # each verifies top_k places: slower per query
+DECISIVE_MIN_VERIFIED_RECALL = 0.9   # share of the map's own correct matches that must verify
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Decision thresholds of one map.
+
+    unknown_threshold: top score below which the answer is ``unknown``.
+    ambiguity_margin: ``ambiguous`` when a place farther than 2 x match_radius_m scores within
+    this margin of the best. temperature: softmax temperature of the position fusion weights.
+    base_uncertainty_m: 68th percentile of fused-position errors on the map's own images.
+    confidence_slope / confidence_intercept: logistic model of P(top match correct | score),
+    fitted on the same calibration samples. min_inliers: geometrically verified local-feature
+    matches that make a retrieved place trustworthy on their own (0: the map has no local
+    features).
+    """
+
+    unknown_threshold: float = 0.0
+    ambiguity_margin: float = 0.02
+    match_radius_m: float = 25.0
+    temperature: float = 0.02
+    base_uncertainty_m: float = 5.0
+    confidence_slope: float = 0.0
+    confidence_intercept: float = 0.0
+    target_precision: float = 0.9
+    min_inliers: int = 0
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def verification_decisive(self) -> bool:
+        """Whether geometric verification may re-rank and decide on this map: true when, at
+        build, ``min_inliers`` did not miss the target precision on the map's own images and at
+        least ``DECISIVE_MIN_VERIFIED_RECALL`` of their correct matches reached it (posed,
+        overlapping views: Strecha, KITTI). Elsewhere (wide baselines, look-alike interiors)
+        few correct matches verify and wrong ones sometimes do; there inlier counts are
+        reported with the matches but the similarity ranking and decision stand."""
+        verification = self.stats.get("verification") or {}
+        recall = verification.get("recall_at_threshold")
+        failed = "never reached" in str(verification.get("rule", ""))
+        return not failed and recall is not None and recall >= DECISIVE_MIN_VERIFIED_RECALL
+
+    def confidence(self, score: float) -> float:
+        z = self.confidence_slope * score + self.confidence_intercept
+        return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        return cls(**d)
+
 
 
 def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, positions: np.ndarray,
               radius: float, target_precision: float, top_k: int = 5, temperature: float = 0.02,
-              max_queries: int = 2000, seed: int = 0, groups: np.ndarray | None = None,
+              max_queries: int = MAX_CALIBRATION_QUERIES, seed: int = 0, groups: np.ndarray | None = None,
               negatives: np.ndarray | None = None,
               refit: Callable[[np.ndarray], PlaceIndex] | None = None) -> Calibration:
     """descriptors (N, d) raw, ids (N,), positions (N, 3) of the places stored in ``index``;
@@ -56,8 +113,7 @@ def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, posit
     map learned. Without it an image inside the whitening scores its own neighbours
     unrealistically low and the threshold falls below what foreign photos score."""
     n = len(ids)
-    rng = np.random.default_rng(seed)
-    queries = np.arange(n) if n <= max_queries else np.sort(rng.choice(n, max_queries, replace=False))
+    queries = _calibration_queries(n, max_queries, seed)
     searchers = _cross_fitted(refit, n, groups, queries, seed) if refit is not None else [(index, queries)]
     samples = _simulate_all(searchers, descriptors, ids, positions, radius, top_k, temperature, groups)
     group_rule = "none given"
@@ -122,6 +178,28 @@ def _out_of_map(impostors: list[float], external: list[float], n_queries: int) -
     return _spread(impostors, half) + _spread(external, half)
 
 
+def _calibration_queries(n: int, max_queries: int, seed: int) -> np.ndarray:
+    """Rows of the map images used as calibration queries: all, or ``max_queries`` at random."""
+    rng = np.random.default_rng(seed)
+    return np.arange(n) if n <= max_queries else np.sort(rng.choice(n, max_queries, replace=False))
+
+
+def _left_out(q: int, n: int, groups: np.ndarray | None) -> np.ndarray:
+    """(N,) bool: the map images a calibration query must not find: its capture group, or
+    itself without groups (as a later visit would not find the frames it was taken with)."""
+    return groups == groups[q] if groups is not None else np.arange(n) == q
+
+
+def _search_without(index: PlaceIndex, descriptor: np.ndarray, row_of: dict[int, int], excluded: np.ndarray,
+                    k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Search ``index`` as if the rows in ``excluded`` ((N,) bool) were not in it: up to ``k``
+    (rows (k',), scores (k',)), best first."""
+    found, scores = index.search(descriptor, k=k + int(excluded.sum()))
+    rows = np.array([row_of[int(i)] for i in found], dtype=np.int64)
+    keep = ~excluded[rows] if len(rows) else np.zeros(0, bool)
+    return rows[keep][:k], scores[keep][:k]
+
+
 def _simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, groups):
     """Leave-out searches -> (positive scores, wrong top-1 scores, impostor scores, fused
     position errors, score gaps of near ties)."""
@@ -129,11 +207,9 @@ def _simulate(index, descriptors, ids, positions, radius, top_k, temperature, qu
     positives, wrong, impostors, errors, near_tie_gaps = [], [], [], [], []
     for q in queries:
         near = np.linalg.norm(positions - positions[q], axis=1) <= radius
-        same = groups == groups[q] if groups is not None else np.arange(len(ids)) == q
-        found, scores = index.search(descriptors[q], k=top_k + int((near | same).sum()) + 1)
-        rows = np.array([row_of[int(i)] for i in found], dtype=np.int64)
-        keep = ~same[rows]
-        rows, scores = rows[keep], scores[keep]
+        same = _left_out(q, len(ids), groups)
+        # deep enough that the best place outside the radius is found too (the impostor)
+        rows, scores = _search_without(index, descriptors[q], row_of, same, top_k + int((near & ~same).sum()) + 1)
         if len(rows) == 0:
             continue
         outside = ~near[rows]
@@ -255,3 +331,40 @@ def fit_logistic(pos: np.ndarray, neg: np.ndarray, iters: int = 50, l2: float = 
         if np.abs(step).max() < 1e-8:
             break
     return float(theta[0]), float(theta[1])
+
+
+def calibrate_inliers(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, positions: np.ndarray, pointmap: PointMap,
+                      radius: float, target_precision: float, groups: np.ndarray | None = None,
+                      top_k: int = 5, max_queries: int = MAX_INLIER_CALIBRATION_QUERIES, seed: int = 0) -> tuple[int, dict]:
+    """Smallest inlier count whose verified top answers reach ``target_precision`` on the map's
+    own images (leave-one-out / leave-group-out). Returns (min_inliers, stats)."""
+    n = len(ids)
+    row_of = {int(i): r for r, i in enumerate(ids)}
+    correct_counts, wrong_counts = [], []
+    for q in _calibration_queries(n, max_queries, seed):
+        kps, desc, _ = pointmap.features_of(int(ids[q]))
+        if len(kps) < MIN_MATCHES:
+            continue
+        rows, _ = _search_without(index, descriptors[q], row_of, _left_out(q, n, groups), top_k)
+        if len(rows) == 0:
+            continue
+        inliers = np.maximum(verify(kps[:, :2], desc, pointmap, ids[rows]), 0)
+        best = int(np.argmax(inliers))
+        near = np.linalg.norm(positions[rows[best]] - positions[q]) <= radius
+        (correct_counts if near else wrong_counts).append(int(inliers[best]))
+    pos, neg = np.array(correct_counts), np.array(wrong_counts)
+    threshold = DEFAULT_MIN_INLIERS
+    rule = f"default {DEFAULT_MIN_INLIERS}: too few calibration samples"
+    if len(pos) >= 10:
+        for t in range(DEFAULT_MIN_INLIERS, 200):
+            a, b = int((pos >= t).sum()), int((neg >= t).sum())
+            if a and a / (a + b) >= target_precision:
+                threshold, rule = t, f"smallest count (>= {DEFAULT_MIN_INLIERS}) reaching the target precision"
+                break
+        else:
+            rule = f"target precision never reached on the map's images: default {DEFAULT_MIN_INLIERS}"
+    stats = {"queries": int(len(pos) + len(neg)), "correct": int(len(pos)), "wrong": int(len(neg)), "rule": rule,
+             "recall_at_threshold": float((pos >= threshold).mean()) if len(pos) else None,
+             "median_inliers_correct": float(np.median(pos)) if len(pos) else None,
+             "median_inliers_wrong": float(np.median(neg)) if len(neg) else None}
+    return int(threshold), stats

@@ -5,62 +5,12 @@ Shapes: ``scores`` (k,) best first, ``positions`` (k, 3) metres in the map's loc
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-DECISIVE_MIN_VERIFIED_RECALL = 0.9   # share of the map's own correct matches that must verify
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Decision thresholds of one map.
-
-    unknown_threshold: top score below which the answer is ``unknown``.
-    ambiguity_margin: ``ambiguous`` when a place farther than 2 x match_radius_m scores within
-    this margin of the best. temperature: softmax temperature of the position fusion weights.
-    base_uncertainty_m: 68th percentile of fused-position errors on the map's own images.
-    confidence_slope / confidence_intercept: logistic model of P(top match correct | score),
-    fitted on the same calibration samples. min_inliers: geometrically verified local-feature
-    matches that make a retrieved place trustworthy on their own (0: the map has no local
-    features).
-    """
-
-    unknown_threshold: float = 0.0
-    ambiguity_margin: float = 0.02
-    match_radius_m: float = 25.0
-    temperature: float = 0.02
-    base_uncertainty_m: float = 5.0
-    confidence_slope: float = 0.0
-    confidence_intercept: float = 0.0
-    target_precision: float = 0.9
-    min_inliers: int = 0
-    stats: dict = field(default_factory=dict)
-
-    @property
-    def verification_decisive(self) -> bool:
-        """Whether geometric verification may re-rank and decide on this map: true when, at
-        build, ``min_inliers`` did not miss the target precision on the map's own images and at
-        least ``DECISIVE_MIN_VERIFIED_RECALL`` of their correct matches reached it (posed,
-        overlapping views: Strecha, KITTI). Elsewhere (wide baselines, look-alike interiors)
-        few correct matches verify and wrong ones sometimes do; there inlier counts are
-        reported with the matches but the similarity ranking and decision stand."""
-        verification = self.stats.get("verification") or {}
-        recall = verification.get("recall_at_threshold")
-        failed = "never reached" in str(verification.get("rule", ""))
-        return not failed and recall is not None and recall >= DECISIVE_MIN_VERIFIED_RECALL
-
-    def confidence(self, score: float) -> float:
-        z = self.confidence_slope * score + self.confidence_intercept
-        return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Calibration":
-        return cls(**d)
-
+from placekit.decision.calibration import Calibration
+from placekit.geometry.fusion import fuse, weighted_position
 
 @dataclass(frozen=True)
 class Decision:
@@ -68,20 +18,6 @@ class Decision:
     position: np.ndarray | None   # (3,)
     uncertainty_m: float | None
     confidence: float
-
-
-def fuse(scores: np.ndarray, positions: np.ndarray, radius: float, temperature: float,
-         floor: float = -np.inf) -> tuple[np.ndarray, float, np.ndarray]:
-    """Similarity-weighted mean of the positions within ``radius`` of the best match whose score
-    is >= floor. Returns (position (3,), weighted spread in metres, used mask (k,))."""
-    dist = np.linalg.norm(positions - positions[0], axis=1)
-    used = (dist <= radius) & (scores >= floor)
-    used[0] = True
-    w = np.exp((scores[used] - scores[0]) / temperature)
-    w /= w.sum()
-    pos = w @ positions[used]
-    spread = float(np.sqrt(w @ ((positions[used] - pos) ** 2).sum(1)))
-    return pos, spread, used
 
 
 def conflict_gap(scores: np.ndarray, positions: np.ndarray, radius: float, floor: float) -> float | None:
@@ -140,9 +76,7 @@ def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, i
         # a 6-DoF pose from the 3D points pins the position whichever views saw them
         return _at_pose(pose, confidence)
     near = (dist <= cal.match_radius_m) & (inliers >= cal.min_inliers)
-    w = inliers[near].astype(float) / inliers[near].sum()
-    position = w @ positions[:len(inliers)][near]
-    spread = float(np.sqrt(w @ ((positions[:len(inliers)][near] - position) ** 2).sum(1)))
+    position, spread = weighted_position(inliers[near], positions[:len(inliers)][near])
     uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
     if rivals.any():
         return Decision("ambiguous", position, max(uncertainty, float(dist[rivals].max())), 0.5 * confidence)

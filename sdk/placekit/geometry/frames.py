@@ -1,7 +1,12 @@
 """WGS84 <-> a local East-North-Up metric frame anchored at an origin (exact, via ECEF)."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
+
+from placekit.errors import LocationError
+from placekit.types import Location
 
 A = 6378137.0                 # WGS84 semi-major axis (m)
 F = 1.0 / 298.257223563       # flattening
@@ -62,3 +67,42 @@ class LocalFrame:
 
     def to_dict(self) -> dict:
         return {"kind": "wgs84", "origin": {"lat": self.lat0, "lon": self.lon0, "alt": self.alt0}}
+
+
+def frame_for(locations: Sequence[Location]) -> LocalFrame | None:
+    """The metric frame of a set of locations: an ENU frame at their mean for WGS84 (lat/lon)
+    locations, None (their own x/y/z metres) for local ones. Raises ``LocationError`` for a
+    mix of both, or WGS84 locations straddling the antimeridian."""
+    if not locations:
+        raise LocationError("no locations given")
+    if any(loc.is_wgs84 != locations[0].is_wgs84 for loc in locations):
+        raise LocationError("all map locations must be WGS84 (lat/lon) or all local (x/y), not mixed")
+    if not locations[0].is_wgs84:
+        return None
+    lat = np.array([loc.lat for loc in locations], float)
+    lon = np.array([loc.lon for loc in locations], float)
+    alt = np.array([loc.alt or 0.0 for loc in locations], float)
+    if np.ptp(lon) > 180.0:
+        raise LocationError("map locations straddle the antimeridian; split the map")
+    return LocalFrame(float(lat.mean()), float(lon.mean()), float(alt.mean()))
+
+
+def locations_to_metric(locations: Sequence[Location], frame: LocalFrame | None) -> np.ndarray:
+    """Locations -> (N, 3) metres in ``frame`` (ENU of a WGS84 map; None: a local-metric map).
+    Raises ``LocationError`` for a location of the other kind."""
+    kind = "WGS84 (lat/lon)" if frame is not None else "local (x/y)"
+    if any(loc.is_wgs84 != (frame is not None) for loc in locations):
+        raise LocationError(f"this map uses {kind} coordinates; got a location in the other kind")
+    if frame is None:
+        return np.array([[loc.x, loc.y, loc.z or 0.0] for loc in locations], float).reshape(-1, 3)
+    return frame.to_local([loc.lat for loc in locations], [loc.lon for loc in locations],
+                          [loc.alt or 0.0 for loc in locations]).reshape(-1, 3)
+
+
+def metric_to_locations(xyz: np.ndarray, frame: LocalFrame | None) -> list[Location]:
+    """(N, 3) metres in ``frame`` -> Locations of the frame's kind (WGS84 or local)."""
+    xyz = np.asarray(xyz, float).reshape(-1, 3)
+    if frame is None:
+        return [Location(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
+    lat, lon, alt = frame.to_wgs84(xyz)
+    return [Location(lat=float(a), lon=float(b), alt=float(c)) for a, b, c in zip(lat, lon, alt)]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from placekit.geometry.rotation import quaternion_to_matrix
 from placekit.local.matching import mutual_matches
 
 NEIGHBOURS = 4
@@ -40,33 +41,6 @@ class Camera:
         fx, fy, cx, cy = intrinsics
         K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], float)
         return cls(K, quaternion_to_matrix(rotation_wxyz), np.asarray(center, float))
-
-
-def quaternion_to_matrix(q) -> np.ndarray:
-    w, x, y, z = np.asarray(q, float) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-
-
-def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
-    """(3, 3) rotation -> unit quaternion (w, x, y, z), w >= 0."""
-    R = np.asarray(R, float)
-    w = np.sqrt(max(0.0, 1 + R[0, 0] + R[1, 1] + R[2, 2])) / 2
-    x = np.sqrt(max(0.0, 1 + R[0, 0] - R[1, 1] - R[2, 2])) / 2
-    y = np.sqrt(max(0.0, 1 - R[0, 0] + R[1, 1] - R[2, 2])) / 2
-    z = np.sqrt(max(0.0, 1 - R[0, 0] - R[1, 1] + R[2, 2])) / 2
-    x = np.copysign(x, R[2, 1] - R[1, 2])
-    y = np.copysign(y, R[0, 2] - R[2, 0])
-    z = np.copysign(z, R[1, 0] - R[0, 1])
-    q = np.array([w, x, y, z])
-    return tuple(float(v) for v in q / np.linalg.norm(q))
-
-
-def rotation_error_deg(q_a, q_b) -> float:
-    """Angle in degrees between two rotations given as (w, x, y, z) quaternions."""
-    R = quaternion_to_matrix(q_a) @ quaternion_to_matrix(q_b).T
-    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1))))
 
 
 def fundamental(a: Camera, b: Camera) -> np.ndarray:

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from placekit._version import __version__
-from placekit.decision.rule import Calibration
-from placekit.errors import LocationError, MapFormatError
-from placekit.geometry.frames import LocalFrame
+from placekit.decision.calibration import Calibration
+from placekit.errors import MapFormatError
+from placekit.geometry.frames import LocalFrame, locations_to_metric, metric_to_locations
 from placekit.index.ivf import PlaceIndex
 from placekit.index.persistence import index_from_members, index_to_members
 from placekit.mapfile.archive import (FORMAT_NAME, FORMAT_VERSION, MIN_READER_VERSION, MIN_READER_VERSION_LOCAL, MapContents,
@@ -161,12 +161,7 @@ class PlaceMap:
 
     def to_metric(self, location: Location) -> np.ndarray:
         """A Location in the map's kind of coordinates -> (3,) map-frame metres."""
-        if location.is_wgs84 != (self.frame is not None):
-            kind = "WGS84 (lat/lon)" if self.frame is not None else "local (x/y)"
-            raise LocationError(f"this map uses {kind} coordinates; got a location in the other kind")
-        if self.frame is None:
-            return np.array([location.x, location.y, location.z or 0.0], float)
-        return self.frame.to_local([location.lat], [location.lon], [location.alt or 0.0])[0]
+        return locations_to_metric([location], self.frame)[0]
 
     def to_location(self, xyz: np.ndarray) -> Location:
         """Map-frame metres (3,) -> a Location in the map's frame (WGS84 or local)."""
@@ -174,10 +169,7 @@ class PlaceMap:
 
     def to_locations(self, xyz: np.ndarray) -> list[Location]:
         """(N, 3) map-frame metres -> Locations in the map's frame (WGS84 or local)."""
-        if self.frame is None:
-            return [Location(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
-        lat, lon, alt = self.frame.to_wgs84(xyz)
-        return [Location(lat=float(a), lon=float(b), alt=float(c)) for a, b, c in zip(lat, lon, alt)]
+        return metric_to_locations(xyz, self.frame)
 
     def info(self) -> dict:
         """A JSON-friendly summary (``placekit map info``)."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from placekit.ingest import read_locations_and_groups
 from placekit.errors import CSVFormatError
-from placekit.geometry.frames import LocalFrame
+from placekit.geometry.frames import LocalFrame, frame_for, locations_to_metric
 from placekit.inference.imageio import list_images
 from placekit.types import Location
 
@@ -76,13 +76,6 @@ def _vpr_location(path: Path) -> Location:
     return Location(x=east, y=north)
 
 
-def _metric(locations: list[Location], frame: Optional[LocalFrame]) -> np.ndarray:
-    if frame is None:
-        return np.array([[loc.x, loc.y, loc.z or 0.0] for loc in locations], float)
-    return frame.to_local([loc.lat for loc in locations], [loc.lon for loc in locations],
-                          [loc.alt or 0.0 for loc in locations])
-
-
 def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "auto",
              threshold_m: float = DEFAULT_THRESHOLD_M, threads: int = 0, workdir: str | os.PathLike | None = None,
              progress: bool = False, top_k: int = max(RECALL_AT), plots_dir: str | os.PathLike | None = None,
@@ -111,12 +104,10 @@ def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "auto",
         options = LocalizerOptions(threads=threads, top_k=top_k, backend=backend)
         with Localizer.open(map_path, options) as localizer:
             results = [localizer.localize(s.path) for s in queries]
-    frame = _common_frame(dataset)
-    db_xyz = _metric([s.location for s in dataset.database], frame)
-    q_xyz = _metric([s.location for s in dataset.queries], frame)
+    frame, db_xyz, q_xyz = dataset_metric(dataset)
     name_row = {s.path.name: i for i, s in enumerate(dataset.database)}
     ranked = [np.array([name_row[m.name] for m in r.matches], np.int64) for r in results]
-    errors = [None if r.location is None else float(np.linalg.norm(_metric([r.location], frame)[0] - t))
+    errors = [None if r.location is None else float(np.linalg.norm(locations_to_metric([r.location], frame)[0] - t))
               for r, t in zip(results, q_xyz)]
     report = _report(results, ranked, errors, q_xyz, db_xyz, threshold_m, map_bytes, len(dataset.database))
     report.update(_verification_report(results, name_row, q_xyz, db_xyz, threshold_m))
@@ -145,7 +136,7 @@ POSE_BINS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
 def _pose_report(results, dataset: Dataset, errors) -> dict:
     """Rotation error and the (metres, degrees) shares, when poses came back and the queries
     have ground-truth rotations. A query without a pose counts as a miss in the shares."""
-    from placekit.geometry.triangulation import rotation_error_deg
+    from placekit.geometry.rotation import rotation_error_deg
 
     truth = [s.location.rotation for s in dataset.queries]
     if not any(r.pose is not None for r in results) or any(q is None for q in truth):
@@ -164,11 +155,12 @@ def _pose_report(results, dataset: Dataset, errors) -> dict:
             "pose_within": {f"{m} m, {d} deg": float(np.mean((pos <= m) & (rot <= d))) for m, d in POSE_BINS}}
 
 
-def _common_frame(dataset: Dataset) -> Optional[LocalFrame]:
-    locations = [s.location for s in dataset.database + dataset.queries]
-    if not locations[0].is_wgs84:
-        return None
-    return LocalFrame(float(np.mean([x.lat for x in locations])), float(np.mean([x.lon for x in locations])))
+def dataset_metric(dataset: Dataset) -> tuple[LocalFrame | None, np.ndarray, np.ndarray]:
+    """The dataset's metric frame (ENU at the mean of all its WGS84 locations, or None for local
+    ones) and its database (N, 3) and query (M, 3) positions in metres."""
+    frame = frame_for([s.location for s in dataset.database + dataset.queries])
+    return (frame, locations_to_metric([s.location for s in dataset.database], frame),
+            locations_to_metric([s.location for s in dataset.queries], frame))
 
 
 def correct_mask(ranked: list[np.ndarray], q_xyz: np.ndarray, db_xyz: np.ndarray, threshold_m: float,
