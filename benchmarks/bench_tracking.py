@@ -59,7 +59,7 @@ def run_mode(localizer, mode: str, frames: list[np.ndarray], truth: np.ndarray, 
                 odo = truth[i] - truth[i - 1] + rng.normal(0, 0.3, 3)
             r = tracker.track(frame, timestamp=0.2 * i, odometry=odo)
         times.append(time.perf_counter() - t)
-        err = None if r.location is None else float(np.linalg.norm(localizer.map.to_metric(r.location)[:2] - truth[i, :2]))
+        err = None if r.location is None else float(np.linalg.norm(localizer.to_metric(r.location)[:2] - truth[i, :2]))
         answers.append((r.status, err))
     ok = [s == "localized" and e <= THRESHOLD_M for s, e in answers]
     answered = [e is not None and e <= THRESHOLD_M for _, e in answers]

@@ -54,8 +54,8 @@ def main() -> None:
 
 
 def _row(localizer: pk.Localizer, name: str, t: float, tracked: pk.Localization, best) -> dict:
-    xy = localizer.map.to_metric(tracked.location)[:2] if tracked.location else (np.nan, np.nan)
-    single_xy = localizer.map.to_metric(best.location)[:2] if best else (np.nan, np.nan)
+    xy = localizer.to_metric(tracked.location)[:2] if tracked.location else (np.nan, np.nan)
+    single_xy = localizer.to_metric(best.location)[:2] if best else (np.nan, np.nan)
     return {"frame": name, "t_s": round(t, 3), "status": tracked.status,
             "x_m": round(float(xy[0]), 2), "y_m": round(float(xy[1]), 2),
             "single_x_m": round(float(single_xy[0]), 2), "single_y_m": round(float(single_xy[1]), 2),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.builder import _refitter
+from placekit.decision.calibration import refitter as _refitter
 from placekit.decision.calibration import calibrate
 from placekit.tools.demo import render_view, render_world, street_location
 from placekit.index.ivf import PlaceIndex

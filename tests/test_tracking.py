@@ -9,10 +9,10 @@ from placekit.types import Localization, Match
 
 
 class ScriptedLocalizer(pk.Localizer):
-    """A real map and model, but ``_localize`` returns scores we script per frame:
+    """A real map and model, but ``localize`` returns scores we script per frame:
     ``frame`` is a dict {place row: score}."""
 
-    def _localize(self, frame, prior, top_k):
+    def localize(self, frame, prior=None, top_k=None):
         rows = np.array(sorted(frame, key=frame.get, reverse=True)[:top_k])
         places = self.map.places
         locs = self.map.location_of(rows)

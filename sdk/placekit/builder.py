@@ -10,23 +10,22 @@ from typing import Iterable, Optional
 import cv2
 import numpy as np
 
-from placekit.decision.calibration import calibrate
-from placekit.decision.calibration import Calibration
-from placekit.inference.engine import open_engine
+from placekit.decision.calibration import Calibration, calibrate, calibrate_inliers, refitter
 from placekit.errors import BuildError, CalibrationWarning, LocationError, PlacekitError
-from placekit.inference.extractors import GlobalExtractor, LocalDescriber
 from placekit.geometry.frames import frame_for, locations_to_metric
-from placekit.inference.imageio import Frame, to_bgr
-from placekit.local.extractor import LocalFeatureExtractor
-from placekit.mapfile.pointmap import PointMap, quantize_descriptors
 from placekit.geometry.triangulation import Camera, triangulate_map
-from placekit.decision.calibration import calibrate_inliers
-from placekit.local.vlad import train_vocabulary, vlad
 from placekit.index.ivf import PlaceIndex, SearchParams, auto_recipe
-from placekit.inference.catalog import resolve_model
-from placekit.options import BuildOptions
+from placekit.inference.catalog import ModelRef, resolve_model
+from placekit.inference.engine import open_engine
+from placekit.inference.extractors import GlobalExtractor
+from placekit.inference.imageio import Frame, to_bgr
+from placekit.inference.loading import local_extractor
+from placekit.local.extractor import LocalFeatureExtractor
+from placekit.local.vlad import map_vlad, vlad
 from placekit.mapfile.placemap import PlaceMap
 from placekit.mapfile.places import PlaceTable
+from placekit.mapfile.pointmap import PointMap, dequantize_descriptors, quantize_descriptors
+from placekit.options import BuildOptions
 from placekit.types import Location, check_place_name
 
 MIN_IMAGES = 2
@@ -48,16 +47,18 @@ class MapBuilder:
         self.options = options
         self.vlad = options.descriptor == "vlad"
         self._auto_local = False
+        self.extractor: GlobalExtractor | None = None
+        self.local: LocalFeatureExtractor | None = None
+        self._local_ref: ModelRef | None = None
         if self.vlad:
             local_name = options.local_features if options.local_features not in ("none", "auto") else DEFAULT_LOCAL
-            self.local, self._local_model = _local_extractor(replace(options, local_features=local_name))
-            self.extractor = None
+            self._open_local(local_name)
         else:
             self._model_path = resolve_model(options.model)
-            engine = open_engine(self._model_path, backend=options.backend, threads=options.threads)
-            self.extractor = GlobalExtractor(engine)
+            self.extractor = GlobalExtractor(open_engine(self._model_path, **options.engine_kwargs()))
             self._auto_local = options.local_features == "auto"
-            self.local, self._local_model = (None, {}) if self._auto_local else _local_extractor(options)
+            if options.local_features not in ("none", "auto"):
+                self._open_local(options.local_features)
         self._local: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._descriptors: list[np.ndarray] = []
         self._locations: list[Location] = []
@@ -84,7 +85,7 @@ class MapBuilder:
         descriptor = None if self.vlad else self.extractor.describe_bgr(bgr)
         if self.local is None and self._auto_local and location.rotation and location.intrinsics:
             # auto: images that come with a camera get local features (and so 3D points, poses)
-            self.local, self._local_model = _local_extractor(replace(self.options, local_features=DEFAULT_LOCAL))
+            self._open_local(DEFAULT_LOCAL)
         if self.local is not None and (not self._auto_local or (location.rotation and location.intrinsics)):
             feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             self._local[len(self)] = (feats.keypoints, quantize_descriptors(feats.descriptors))
@@ -101,7 +102,7 @@ class MapBuilder:
         local = None
         if self.local is not None:
             feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-            local = dequantize(quantize_descriptors(feats.descriptors))   # as map images are stored
+            local = dequantize_descriptors(quantize_descriptors(feats.descriptors))   # as map images are stored
         self._negatives.append((descriptor, local))
 
     def add_descriptor(self, descriptor: np.ndarray, location: Location, name: str,
@@ -160,42 +161,22 @@ class MapBuilder:
             x = np.stack(self._descriptors)
         frame = frame_for(self._locations)
         xyz = locations_to_metric(self._locations, frame)
-        opts = self.options
-        recipe = auto_recipe(n, x.shape[1]) if opts.recipe == "auto" else opts.recipe
-        try:
-            index = PlaceIndex(recipe, x.shape[1], SearchParams(nprobe=opts.nprobe, rerank=opts.rerank))
-            index.train(x, seed=opts.seed)
-            ids = np.arange(n, dtype=np.int64)
-            index.add(x, ids)
-        except PlacekitError as exc:
-            raise BuildError(f"cannot build index {recipe!r} from {n} images: {exc}") from exc
-        groups = None
-        if any(self._groups):   # an image without a group is a group of its own
-            groups = np.array([g or f"\0{i}" for i, g in enumerate(self._groups)])
-        negatives = self._negative_descriptors(vocabulary if use_vlad else None)
-        cal: Calibration = calibrate(index, x, ids, xyz, opts.match_radius_m, opts.target_precision,
-                                     top_k=CALIBRATION_TOP_K, seed=opts.seed, groups=groups, negatives=negatives,
-                                     refit=_refitter(index, x, ids, opts.seed))
-        pointmap = None
-        if self.local is not None:
-            pointmap = self._point_map(xyz)
-            used_groups = groups if cal.stats.get("groups") == "other groups only" else None
-            min_inliers, stats = calibrate_inliers(index, x, ids, xyz, pointmap, opts.match_radius_m,
-                                                   opts.target_precision, used_groups, seed=opts.seed)
-            cal = replace(cal, min_inliers=min_inliers, stats=dict(cal.stats, verification=stats))
+        ids = np.arange(n, dtype=np.int64)
+        index = self._index(x, ids)
+        pointmap = self._point_map(xyz) if self.local is not None else None
+        cal = self._calibration(index, x, ids, xyz, pointmap, vocabulary)
         rotation = np.array([loc.rotation or (np.nan,) * 4 for loc in self._locations], np.float32)
         intrinsics = np.array([loc.intrinsics or (np.nan,) * 4 for loc in self._locations], np.float32)
         descriptor = {"kind": "vlad" if use_vlad else "gem", "dim": int(x.shape[1])}
         if use_vlad:
             descriptor["words"] = int(len(vocabulary))
-            model = {"name": self.local.name, "file": self._local_model.get("model_file"),
-                     "sha256": self._local_model.get("model_sha256") or "rootsift",
-                     "path_hint": self._local_model.get("model_path_hint"), "info": {}}
-            model_path = Path(self._local_model["model_path_hint"]) if self._local_model.get("model_path_hint") else None
+            ref = self._local_ref
+            model = dict(replace(ref, sha256=ref.sha256 or "rootsift").to_global_section(), info={})
+            model_path = Path(ref.path_hint) if ref.path_hint else None
         else:
             engine = self.extractor.engine
-            model = {"name": engine.info.name, "file": self._model_path.name, "sha256": engine.sha256,
-                     "path_hint": str(self._model_path.resolve()), "info": engine.info.to_metadata()}
+            model = dict(ModelRef.of_file(engine.info.name, self._model_path, engine.sha256).to_global_section(),
+                         info=engine.info.to_metadata())
             model_path = self._model_path
         placemap = PlaceMap(
             model=model,
@@ -205,7 +186,7 @@ class MapBuilder:
             frame=frame,
             calibration=cal,
             user=dict(user or {}),
-            model_bytes=model_path.read_bytes() if (opts.embed_model and model_path) else None,
+            model_bytes=model_path.read_bytes() if (self.options.embed_model and model_path) else None,
             pointmap=pointmap,
             vocabulary=vocabulary,
         )
@@ -230,57 +211,51 @@ class MapBuilder:
 
     def _vlad_descriptors(self) -> tuple[np.ndarray, np.ndarray]:
         """Learn the vocabulary on the map's local descriptors; VLAD of every image."""
-        local = [dequantize(self._local[i][1]) for i in range(len(self))]
-        pool = np.concatenate(local)
-        if len(pool) < self.options.vlad_words * 4:
-            raise BuildError(f"too few local features ({len(pool)}) to learn a {self.options.vlad_words}-word "
-                             "VLAD vocabulary; add textured images or use descriptor='gem'")
-        vocabulary = train_vocabulary(pool, self.options.vlad_words, seed=self.options.seed)
-        return vocabulary, np.stack([vlad(d, vocabulary) for d in local])
+        local = [dequantize_descriptors(self._local[i][1]) for i in range(len(self))]
+        return map_vlad(local, self.options.vlad_words, seed=self.options.seed)
+
+    def _open_local(self, name: str) -> None:
+        opts = self.options
+        self.local, self._local_ref = local_extractor(name, opts.max_keypoints, opts.local_max_side, opts.runtime)
+
+    def _index(self, x: np.ndarray, ids: np.ndarray) -> PlaceIndex:
+        """The map's index (recipe ``auto`` chosen by size), trained on and holding ``x`` (N, d)."""
+        opts = self.options
+        recipe = auto_recipe(len(x), x.shape[1]) if opts.recipe == "auto" else opts.recipe
+        try:
+            index = PlaceIndex(recipe, x.shape[1], SearchParams(nprobe=opts.nprobe, rerank=opts.rerank))
+            index.train(x, seed=opts.seed)
+            index.add(x, ids)
+        except PlacekitError as exc:
+            raise BuildError(f"cannot build index {recipe!r} from {len(x)} images: {exc}") from exc
+        return index
+
+    def _calibration(self, index: PlaceIndex, x: np.ndarray, ids: np.ndarray, xyz: np.ndarray,
+                     pointmap: PointMap | None, vocabulary: np.ndarray | None) -> Calibration:
+        """Decision thresholds fitted on the map's own images (and the negatives); the
+        verification threshold too when the map has local features."""
+        opts = self.options
+        groups = None
+        if any(self._groups):   # an image without a group is a group of its own
+            groups = np.array([g or f"\0{i}" for i, g in enumerate(self._groups)])
+        cal = calibrate(index, x, ids, xyz, opts.match_radius_m, opts.target_precision, top_k=CALIBRATION_TOP_K,
+                        seed=opts.seed, groups=groups, negatives=self._negative_descriptors(vocabulary),
+                        refit=refitter(index, x, ids, opts.seed))
+        if pointmap is None:
+            return cal
+        used_groups = groups if cal.stats.get("groups") == "other groups only" else None
+        min_inliers, stats = calibrate_inliers(index, x, ids, xyz, pointmap, opts.match_radius_m,
+                                               opts.target_precision, used_groups, seed=opts.seed)
+        return replace(cal, min_inliers=min_inliers, stats=dict(cal.stats, verification=stats))
 
     def _point_map(self, xyz: np.ndarray) -> PointMap:
         """Stored local features of every image added with one, and 3D points triangulated
         from the images that came with rotation and intrinsics."""
-        features = {i: (k, dequantize(d)) for i, (k, d) in self._local.items()}
+        features = {i: (k, dequantize_descriptors(d)) for i, (k, d) in self._local.items()}
         cameras = {i: Camera.from_location(loc.rotation, xyz[i], loc.intrinsics)
                    for i, loc in enumerate(self._locations) if loc.rotation and loc.intrinsics and i in features}
         point_ids, points, stats = triangulate_map(features, cameras) if len(cameras) >= 2 else ({}, np.zeros((0, 3)), {})
         section = {"extractor": self.local.name, "dim": self.local.dim, "max_keypoints": self.local.max_keypoints,
-                   "max_side": self.local.max_side, "triangulation": stats, **self._local_model}
+                   "max_side": self.local.max_side, "triangulation": stats, **self._local_ref.to_local_section()}
         return PointMap.create(section, {i: (k, d, point_ids.get(i, np.full(len(k), -1, np.int32)))
                                          for i, (k, d) in features.items()}, points)
-
-
-def _refitter(index: PlaceIndex, x: np.ndarray, ids: np.ndarray, seed: int):
-    """For cross-fitted calibration: a function that trains an index of the map's recipe on
-    some rows of ``x`` ((N,) bool) and adds all N vectors; None when the index learns nothing
-    from the map that calibration must hold out (no PCA), or when refitting is too costly
-    (IVF-PQ maps, built from >= 20,000 images, whose PCA barely depends on any one image)."""
-    recipe = index.recipe
-    if not (recipe.flat and recipe.pca_dim):
-        return None
-
-    def refit(rows: np.ndarray) -> PlaceIndex:
-        fold_recipe = replace(recipe, pca_dim=min(recipe.pca_dim, int(rows.sum()) - 1))
-        fold_index = PlaceIndex(fold_recipe, x.shape[1], index.params)
-        fold_index.train(x[rows], seed=seed)
-        fold_index.add(x, ids)
-        return fold_index
-    return refit
-
-
-def _local_extractor(options: BuildOptions) -> tuple[LocalFeatureExtractor | None, dict]:
-    if options.local_features in ("none", "auto"):
-        return None, {}
-    if options.local_features == "rootsift":
-        return LocalFeatureExtractor(None, options.max_keypoints, options.local_max_side), {"model_sha256": None}
-    path = resolve_model(options.local_features)
-    engine = open_engine(path, backend=options.backend, threads=options.threads)
-    describer = LocalDescriber(engine)
-    return (LocalFeatureExtractor(describer, options.max_keypoints, options.local_max_side),
-            {"model_sha256": engine.sha256, "model_file": path.name, "model_path_hint": str(path.resolve())})
-
-
-def dequantize(d: np.ndarray) -> np.ndarray:
-    d = np.asarray(d, np.float32)
-    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)

@@ -4,30 +4,25 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Optional
 
 import cv2
 import numpy as np
 
 from placekit.decision.rule import decide, decide_verified
-from placekit.inference.engine import open_engine, sha256_file
-from placekit.errors import (BuildError, ClosedError, LocationError, MapFormatError, ModelMismatchError, ModelNotFoundError,
-                     OptionsError)
-from placekit.inference.extractors import GlobalExtractor, LocalDescriber
-from placekit.local.extractor import LocalFeatureExtractor
-from placekit.geometry.pose import MIN_INLIERS, estimate_pose
+from placekit.errors import BuildError, ClosedError, LocationError, OptionsError
+from placekit.geometry.pose import MIN_INLIERS, camera_matrix, estimate_pose
 from placekit.geometry.rotation import matrix_to_quaternion
+from placekit.inference.extractors import GlobalExtractor
+from placekit.inference.imageio import Frame, to_bgr
+from placekit.inference.loading import open_global_model, open_local_extractor
+from placekit.local.extractor import LocalFeatureExtractor
 from placekit.local.verification import verify
 from placekit.local.vlad import VladExtractor
-from placekit.inference.imageio import Frame, to_bgr
-from placekit.inference.catalog import find_model_by_sha256, resolve_model
-from placekit.options import LOCAL_MAX_SIDE_RANGE, MAX_KEYPOINTS_RANGE, LocalizerOptions, is_integer
 from placekit.mapfile.placemap import PlaceMap
+from placekit.options import TOP_K_RANGE, LocalizerOptions, is_integer
+from placekit.search import search_map
 from placekit.types import Localization, Location, Match, Pose, Prior, check_place_name
-
-
-WIDE_PRIOR_SHARE = 0.25   # a prior whose x-strip holds more of the map searches it all, then filters
 
 
 class Localizer:
@@ -57,29 +52,33 @@ class Localizer:
                                f"got {type(options).__name__}")
         placemap = PlaceMap.load(path, verify=options.verify_map)
         try:
+            verifying = placemap.pointmap is not None and options.verify
             # two models and NumPy matching per frame: ORT threads must not spin between them
-            spin = not (placemap.pointmap is not None and options.verify)
-            if placemap.descriptor.get("kind") == "vlad":
-                local = _open_local(placemap, options, str(path), spin)
-                extractor = VladExtractor(local, placemap.vocabulary)
-                local = local if options.verify else None
+            spin = not verifying
+            source = str(path)
+            vlad = placemap.descriptor.get("kind") == "vlad"
+            local = open_local_extractor(placemap, options.runtime, source, spin) if (vlad or verifying) else None
+            if vlad:
+                extractor: GlobalExtractor | VladExtractor = VladExtractor(local, placemap.vocabulary)
             else:
-                extractor = GlobalExtractor(_open_model(placemap, options, str(path), spin))
-                local = _open_local(placemap, options, str(path), spin) if not spin else None
-            return cls(placemap, extractor, options, str(path), local)
+                extractor = GlobalExtractor(open_global_model(placemap, options.model, options.runtime, source, spin))
+            return cls(placemap, extractor, options, source, local if verifying else None)
         except BaseException:
             placemap.close()
             raise
 
     # ------------------------------------------------------------------ the action
-    def localize(self, frame: Frame, prior: Optional[Prior] = None) -> Localization:
+    def localize(self, frame: Frame, prior: Optional[Prior] = None, top_k: Optional[int] = None) -> Localization:
         """Where was ``frame`` taken? frame: (H, W, 3) uint8 BGR, (H, W) grey, or a path.
-        prior: search only the places within ``prior.radius_m`` of ``prior.location``."""
-        return self._localize(frame, prior, self.options.top_k)
-
-    def _localize(self, frame: Frame, prior: Optional[Prior], top_k: int) -> Localization:
-        if self._closed:
-            raise ClosedError("this Localizer is closed")
+        prior: search only the places within ``prior.radius_m`` of ``prior.location``.
+        top_k: matches to return for this frame (default ``options.top_k``; a tracker asks
+        for more candidates than it shows)."""
+        self._check_open()
+        if top_k is None:
+            top_k = self.options.top_k
+        elif not is_integer(top_k) or not TOP_K_RANGE[0] <= int(top_k) <= TOP_K_RANGE[1]:
+            raise OptionsError(f"top_k must be an integer within {TOP_K_RANGE[0]}..{TOP_K_RANGE[1]}, got {top_k!r}")
+        top_k = int(top_k)
         self._check_file()
         t0 = time.perf_counter()
         bgr = to_bgr(frame)
@@ -91,7 +90,10 @@ class Localizer:
             descriptor = self.extractor.describe_bgr(bgr)
         t2 = time.perf_counter()
         verify_top = self.options.verify_top if self.local is not None else 0
-        ids, scores = self._search(descriptor, prior, max(top_k, verify_top))
+        if prior is not None and not isinstance(prior, Prior):
+            raise LocationError(f"prior must be a placekit.Prior, got {type(prior).__name__}")
+        ids, scores = search_map(self.map, descriptor, max(top_k, verify_top), self.options.nprobe,
+                                 self.options.rerank, prior)
         t3 = time.perf_counter()
         places = self.map.places           # read after the search: an added place is in it
         rows, present = places.rows_present(ids)
@@ -158,40 +160,10 @@ class Localizer:
         parts = [pointmap.features_of(int(i)) for i in verified_ids]
         desc = np.concatenate([p[1] for p in parts])
         point_ids = np.concatenate([p[2] for p in parts])
-        K = self._query_intrinsics(shape, places.intrinsics[best_row])
+        K = camera_matrix(shape, places.intrinsics[best_row], self.options.intrinsics)
         if K is None:
             return None
         return estimate_pose(feats.xy, feats.descriptors, desc, point_ids, np.asarray(pointmap.points), K)
-
-    def _query_intrinsics(self, shape, map_intrinsics) -> np.ndarray | None:
-        if self.options.intrinsics is not None:
-            fx, fy, cx, cy = self.options.intrinsics
-        else:
-            if not np.isfinite(map_intrinsics).all():
-                return None
-            fx, fy, cx, cy = (float(v) for v in map_intrinsics)
-            s = shape[1] / (2.0 * cx)       # the map camera, scaled to this frame's width
-            fx, fy, cx, cy = fx * s, fy * s, shape[1] / 2.0, shape[0] / 2.0
-        return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], float)
-
-    def _search(self, descriptor: np.ndarray, prior: Optional[Prior], top_k: int) -> tuple[np.ndarray, np.ndarray]:
-        opts = self.options
-        if prior is None:
-            return self.map.index.search(descriptor, k=top_k, nprobe=opts.nprobe, rerank=opts.rerank)
-        if not isinstance(prior, Prior):
-            raise LocationError(f"prior must be a placekit.Prior, got {type(prior).__name__}")
-        places = self.map.places
-        centre = self.map.to_metric(prior.location)
-        if places.strip_size(centre, prior.radius_m) > WIDE_PRIOR_SHARE * max(len(places), 1):
-            # a loose prior: the usual search, deeper, keeping what lies inside the radius
-            ids, scores = self.map.index.search(descriptor, k=min(4 * top_k, 100), nprobe=opts.nprobe, rerank=opts.rerank)
-            rows, present = places.rows_present(ids)
-            ids, scores = ids[present], scores[present]
-            inside = np.linalg.norm(np.asarray(places.xyz[rows])[:, :2] - centre[:2], axis=1) <= prior.radius_m
-            if inside.sum() >= min(top_k, len(ids)) and inside.any():
-                return ids[inside][:top_k], scores[inside][:top_k]
-        nearby = places.within(centre, prior.radius_m)
-        return self.map.index.search_among(descriptor, nearby, k=top_k)
 
     # ------------------------------------------------------------------ live map updates
     def add_place(self, image: Frame, location: Location, name: Optional[str] = None) -> int:
@@ -206,15 +178,7 @@ class Localizer:
         xyz = self.map.to_metric(location)
         descriptor = self.extractor.describe(image)
         with self._update_lock:
-            place_id = self.map.next_place_id()
-            name = name or f"place_{place_id:08d}"
-            places = self.map.places
-            if places.has_name(name):
-                raise BuildError(f"the map already has a place named {name!r}")
-            self.map.places = places.append(place_id, xyz, name, location.rotation, location.intrinsics)
-            self.map.index.add(descriptor[None], np.array([place_id]))
-            self.map.issued_ids = place_id + 1
-        return place_id
+            return self.map.add_place(descriptor, xyz, name, location.rotation, location.intrinsics)
 
     def remove_place(self, place_id: int) -> bool:
         """Remove a place by id (searches skip it at once); False if it was not live."""
@@ -222,18 +186,13 @@ class Localizer:
         if not is_integer(place_id) or not 0 <= int(place_id) < 2 ** 63:
             raise OptionsError(f"place_id must be a non-negative int64 integer, got {place_id!r}")
         with self._update_lock:
-            return self.map.index.remove(np.array([int(place_id)], np.int64)) > 0
+            return self.map.remove_place(int(place_id))
 
     def compact(self) -> None:
         """Drop removed places from memory (index rows and the places table)."""
         self._check_open()
         with self._update_lock:
-            self.map.index.compact()
-            live = np.sort(self.map.index.ids)
-            places = self.map.places
-            if len(live) != len(places):
-                rows, _ = places.rows_present(live)
-                self.map.places = places.take(rows)
+            self.map.compact()
 
     def save(self, path: str | os.PathLike | None = None) -> None:
         """Write the map with its updates atomically (to ``path``, default the file it was
@@ -244,10 +203,7 @@ class Localizer:
             raise BuildError("no path given and the map was not opened from a file")
         self._check_file()
         with self._update_lock:
-            self.map.index.compact()
-            live = np.sort(self.map.index.ids)
-            rows, _ = self.map.places.rows_present(live)
-            self.map.places = self.map.places.take(rows)
+            self.map.compact()
             self.map.save(target)
 
     def _check_file(self) -> None:
@@ -259,6 +215,20 @@ class Localizer:
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError("this Localizer is closed")
+
+    # ------------------------------------------------------------------ map coordinates
+    def to_metric(self, location: Location) -> np.ndarray:
+        """A Location (of the map's kind: WGS84 or local) -> (3,) metres in the map's frame
+        (east, north, up from the map's origin for WGS84 maps). Odometry for ``Tracker`` and
+        distances between answers are in these metres."""
+        self._check_open()
+        if not isinstance(location, Location):
+            raise LocationError(f"location must be a placekit.Location, got {type(location).__name__}")
+        return self.map.to_metric(location)
+
+    def distance_m(self, a: Location, b: Location) -> float:
+        """Distance in metres between two Locations of the map's kind."""
+        return float(np.linalg.norm(self.to_metric(a) - self.to_metric(b)))
 
     # ------------------------------------------------------------------ info / lifetime
     def info(self) -> dict:
@@ -282,82 +252,3 @@ class Localizer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _open_model(placemap: PlaceMap, options: LocalizerOptions, source: str, spin: bool = True):
-    want = placemap.model["sha256"]
-    kwargs = dict(backend=options.backend, threads=options.threads, spin=spin,
-                  providers=options.providers or None, delegates=options.delegates or None)
-    if options.model:
-        engine = open_engine(resolve_model(options.model), **kwargs)
-    elif placemap.model_bytes is not None:
-        engine = open_engine(bytes(placemap.model_bytes), **kwargs)
-    else:
-        path = find_model_by_sha256(want) or _model_beside(placemap, source, want)
-        if path is None:
-            try:
-                path = resolve_model(placemap.model["name"])
-            except ModelNotFoundError:
-                raise ModelNotFoundError(
-                    f"{source} was built with model {placemap.model['name']!r} (sha256 {want[:12]}...), "
-                    "which is not installed; pass LocalizerOptions(model=PATH) or rebuild with embed_model=True"
-                ) from None
-        engine = open_engine(path, **kwargs)
-    if engine.sha256 != want and not _same_model_other_format(placemap, engine):
-        raise ModelMismatchError(
-            f"{source} was built with model {placemap.model['name']!r} (sha256 {want[:12]}...) but the model "
-            f"given is {engine.info.name!r} (sha256 {engine.sha256[:12]}...): descriptors would not be comparable"
-        )
-    if engine.info.output_dim != int(placemap.descriptor["dim"]):
-        raise ModelMismatchError(
-            f"{source} holds {placemap.descriptor['dim']}-D descriptors; model {engine.info.name!r} gives "
-            f"{engine.info.output_dim}-D"
-        )
-    return engine
-
-
-def _open_local(placemap: PlaceMap, options: LocalizerOptions, source: str, spin: bool = True) -> LocalFeatureExtractor:
-    """The local-feature extractor the map was built with (by sha256: shipped, beside the map,
-    or where it was at build time)."""
-    section = placemap.pointmap.section
-    max_keypoints, max_side = section.get("max_keypoints"), section.get("max_side")
-    if not (isinstance(max_keypoints, int) and MAX_KEYPOINTS_RANGE[0] <= max_keypoints <= MAX_KEYPOINTS_RANGE[1]
-            and isinstance(max_side, int) and LOCAL_MAX_SIDE_RANGE[0] <= max_side <= LOCAL_MAX_SIDE_RANGE[1]):
-        raise MapFormatError(f"{source}: local.max_keypoints / max_side out of range ({max_keypoints!r}, {max_side!r})")
-    make = lambda describer: LocalFeatureExtractor(describer, max_keypoints, max_side)  # noqa: E731
-    if section.get("extractor") == "rootsift":
-        return make(None)
-    want = section.get("model_sha256")
-    path = find_model_by_sha256(want) if want else None
-    if path is None:
-        for candidate in (Path(source).parent / str(section.get("model_file", "")), Path(str(section.get("model_path_hint", "")))):
-            if candidate.is_file() and sha256_file(candidate) == want:
-                path = candidate
-                break
-    if path is None:
-        raise ModelNotFoundError(f"{source} was built with local model {section.get('extractor')!r} (sha256 "
-                                 f"{str(want)[:12]}...), which is not installed; open with LocalizerOptions(verify=False) "
-                                 "to localize without verification")
-    engine = open_engine(path, backend=options.backend, threads=options.threads, spin=spin)
-    return make(LocalDescriber(engine))
-
-
-def _model_beside(placemap: PlaceMap, source: str, sha256: str) -> Path | None:
-    """The model file next to the map, or where it was at build time, if its sha256 matches."""
-    candidates = []
-    if placemap.model.get("file"):
-        candidates.append(Path(source).parent / Path(str(placemap.model["file"])).name)
-    if placemap.model.get("path_hint"):
-        candidates.append(Path(str(placemap.model["path_hint"])))
-    for path in candidates:
-        if path.is_file() and sha256_file(path) == sha256:
-            return path
-    return None
-
-
-def _same_model_other_format(placemap: PlaceMap, engine) -> bool:
-    """A map built with one export of a model may run on another export (LiteRT, int8) of the
-    same checkpoint: same name and checkpoint sha256 in the metadata."""
-    info = placemap.model.get("info", {})
-    ckpt = info.get("placekit.checkpoint_sha256")
-    return bool(ckpt) and ckpt == engine.info.checkpoint_sha256 and info.get("placekit.name") == engine.info.name

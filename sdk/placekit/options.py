@@ -13,6 +13,12 @@ from placekit.errors import OptionsError
 T = TypeVar("T")
 BACKENDS = ("auto", "onnx", "litert")
 DESCRIPTORS = ("auto", "gem", "vlad")
+DEFAULT_MATCH_RADIUS_M = 25.0       # two images within this distance show the same place
+DEFAULT_TARGET_PRECISION = 0.9      # precision of ``localized`` the calibration aims for
+DEFAULT_MAX_KEYPOINTS = 1024        # local features per image
+DEFAULT_LOCAL_MAX_SIDE = 640        # long side (pixels) local features are found at
+DEFAULT_TOP_K = 5                   # matches returned and fused per frame
+TOP_K_RANGE = (1, 100)
 
 
 def _from_dict(cls: type[T], values: dict[str, Any]) -> T:
@@ -82,8 +88,40 @@ def _names(options: Any, name: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class BuildOptions:
-    """How ``MapBuilder`` builds a map.
+class RuntimeOptions:
+    """Where models run, shared by ``BuildOptions`` and ``LocalizerOptions``.
+
+    backend: ``auto`` (from the model file), ``onnx`` or ``litert``. threads: inference
+    threads (0 = the backend's default). providers: ONNX Runtime execution providers in
+    priority order (e.g. ``("CUDAExecutionProvider", "CPUExecutionProvider")``; default CPU).
+    delegates: LiteRT delegate libraries to load (NPU / GPU).
+    """
+
+    backend: str = "auto"
+    threads: int = 0
+    providers: tuple[str, ...] = ()
+    delegates: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _typed(self, ints={"threads": (0, MAX_THREADS)}, strings=("backend",))
+        _check(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        object.__setattr__(self, "providers", _names(self, "providers"))
+        object.__setattr__(self, "delegates", _names(self, "delegates"))
+
+    @property
+    def runtime(self) -> "RuntimeOptions":
+        """Just the runtime fields (of a BuildOptions or LocalizerOptions too)."""
+        return RuntimeOptions(self.backend, self.threads, self.providers, self.delegates)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``placekit.inference.engine.open_engine``."""
+        return {"backend": self.backend, "threads": self.threads,
+                "providers": self.providers or None, "delegates": self.delegates or None}
+
+
+@dataclass(frozen=True)
+class BuildOptions(RuntimeOptions):
+    """How ``MapBuilder`` builds a map (and, from ``RuntimeOptions``, where its models run).
 
     descriptor: global descriptor kind: ``gem`` (the global model), ``vlad`` (compact VLAD of
     the local features; a vocabulary of ``vlad_words`` words is learned at build and stored;
@@ -105,25 +143,24 @@ class BuildOptions:
     descriptor: str = "auto"
     model: str = "default"
     recipe: str = "auto"
-    match_radius_m: float = 25.0
-    target_precision: float = 0.9
+    match_radius_m: float = DEFAULT_MATCH_RADIUS_M
+    target_precision: float = DEFAULT_TARGET_PRECISION
     embed_model: bool = False
     nprobe: int = 16
     rerank: int = 128
-    backend: str = "auto"
-    threads: int = 0
     seed: int = 0
     local_features: str = "auto"
-    max_keypoints: int = 1024
-    local_max_side: int = 640
+    max_keypoints: int = DEFAULT_MAX_KEYPOINTS
+    local_max_side: int = DEFAULT_LOCAL_MAX_SIDE
     vlad_words: int = 64
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _typed(self, ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"], "rerank": SEARCH_PARAM_RANGES["rerank"],
-                           "threads": (0, MAX_THREADS), "seed": (0, 2 ** 32 - 1), "max_keypoints": MAX_KEYPOINTS_RANGE,
+                           "seed": (0, 2 ** 32 - 1), "max_keypoints": MAX_KEYPOINTS_RANGE,
                            "local_max_side": LOCAL_MAX_SIDE_RANGE, "vlad_words": (2, 1024)},
                numbers=("match_radius_m", "target_precision"),
-               strings=("descriptor", "model", "recipe", "backend", "local_features"), bools=("embed_model",))
+               strings=("descriptor", "model", "recipe", "local_features"), bools=("embed_model",))
         _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
         _check(not (self.descriptor == "vlad" and self.model != "default"),
                f"model={self.model!r} names a global model, which a VLAD map does not use; choose its local "
@@ -137,7 +174,6 @@ class BuildOptions:
                 raise OptionsError(f"recipe: {exc}") from exc
         _check(self.match_radius_m > 0, "match_radius_m must be > 0")
         _check(0.0 < self.target_precision < 1.0, "target_precision must be in (0, 1)")
-        _check(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "BuildOptions":
@@ -145,12 +181,10 @@ class BuildOptions:
 
 
 @dataclass(frozen=True)
-class LocalizerOptions:
-    """How ``Localizer`` runs.
+class LocalizerOptions(RuntimeOptions):
+    """How ``Localizer`` runs (and, from ``RuntimeOptions``, where its models run).
 
-    backend: ``auto`` (from the model file), ``onnx`` or ``litert``. threads: inference
-    threads (0 = backend default). providers: ONNX Runtime execution providers in priority
-    order. delegates: LiteRT delegate libraries. model: a model path or name to use instead of
+    model: a model path or name to use instead of
     the one the map names (its sha256 must match). top_k: matches returned and fused.
     nprobe / rerank: override the map's search defaults. verify_map: check every member's
     sha256 at open. verify: geometric verification with the map's local features (when it has
@@ -159,12 +193,8 @@ class LocalizerOptions:
     image, scaled to the frame.
     """
 
-    backend: str = "auto"
-    threads: int = 0
-    providers: tuple[str, ...] = ()
-    delegates: tuple[str, ...] = ()
     model: Optional[str] = None
-    top_k: int = 5
+    top_k: int = DEFAULT_TOP_K
     nprobe: Optional[int] = None
     rerank: Optional[int] = None
     verify_map: bool = True
@@ -173,9 +203,9 @@ class LocalizerOptions:
     intrinsics: Optional[tuple[float, float, float, float]] = None
 
     def __post_init__(self) -> None:
-        _typed(self, ints={"threads": (0, MAX_THREADS), "top_k": (1, 100), "verify_top": (1, 50)},
+        super().__post_init__()
+        _typed(self, ints={"top_k": TOP_K_RANGE, "verify_top": (1, 50)},
                optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"], "rerank": SEARCH_PARAM_RANGES["rerank"]},
-               strings=("backend",),
                bools=("verify_map", "verify"))
         _check(self.model is None or (isinstance(self.model, str) and bool(self.model)),
                f"LocalizerOptions.model must be None or a model name / path, got {self.model!r}")
@@ -185,9 +215,6 @@ class LocalizerOptions:
                    and self.intrinsics[0] > 0 and self.intrinsics[1] > 0,
                    "intrinsics must be (fx, fy, cx, cy) with positive focal lengths")
             object.__setattr__(self, "intrinsics", tuple(float(v) for v in self.intrinsics))
-        _check(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        object.__setattr__(self, "providers", _names(self, "providers"))
-        object.__setattr__(self, "delegates", _names(self, "delegates"))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "LocalizerOptions":

@@ -114,7 +114,7 @@ class Tracker:
         """Localize ``frame`` and fold it into the track. timestamp: seconds (monotonic);
         odometry: (3,) or (2,) map-frame displacement in metres since the previous frame."""
         top_k = self.localizer.options.top_k
-        single = self.localizer._localize(frame, prior, max(top_k, self.options.candidates))
+        single = self.localizer.localize(frame, prior, top_k=max(top_k, self.options.candidates))
         t0 = time.perf_counter()
         with self._lock:
             result = self._step(single, timestamp, odometry)

@@ -25,7 +25,7 @@ each side represented by the same number of evenly spaced quantiles).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -129,6 +129,25 @@ def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, posit
                len(queries), group_rule, external)
     cal.stats["cross_fitted_folds"] = len(searchers) if refit is not None else 0
     return cal
+
+
+def refitter(index: PlaceIndex, x: np.ndarray, ids: np.ndarray, seed: int) -> Callable[[np.ndarray], PlaceIndex] | None:
+    """The ``refit`` argument of ``calibrate`` for a map's index: a function that trains an
+    index of the map's recipe on some rows of ``x`` (N, d) ((N,) bool) and adds all N vectors.
+    None when the index learns nothing from the map that calibration must hold out (no PCA),
+    or when refitting is too costly (IVF-PQ maps, built from >= 20,000 images, whose PCA barely
+    depends on any one image)."""
+    recipe = index.recipe
+    if not (recipe.flat and recipe.pca_dim):
+        return None
+
+    def refit(rows: np.ndarray) -> PlaceIndex:
+        fold_recipe = replace(recipe, pca_dim=min(recipe.pca_dim, int(rows.sum()) - 1))
+        fold_index = PlaceIndex(fold_recipe, x.shape[1], index.params)
+        fold_index.train(x[rows], seed=seed)
+        fold_index.add(x, ids)
+        return fold_index
+    return refit
 
 
 def _cross_fitted(refit: Callable[[np.ndarray], PlaceIndex], n: int, groups: np.ndarray | None,

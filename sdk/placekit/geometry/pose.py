@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from placekit.local.matching import mutual_matches
+from placekit.local.matching import DEFAULT_RATIO, mutual_matches
 
 MIN_INLIERS = 12
 REPROJECTION_PX = 4.0
@@ -26,8 +26,24 @@ class PoseEstimate:
     sigma_m: float         # 1-sigma radius of the centre, from the inliers' reprojection residuals
 
 
+def camera_matrix(shape: tuple[int, ...], map_intrinsics: np.ndarray,
+                  given: tuple[float, float, float, float] | None = None) -> np.ndarray | None:
+    """K (3, 3) of a query frame of ``shape`` (H, W[, C]): from ``given`` (fx, fy, cx, cy) in the
+    frame's pixels, else the map camera's intrinsics (4,) scaled to the frame's width with the
+    principal point at its centre; None when neither is known."""
+    if given is not None:
+        fx, fy, cx, cy = given
+    else:
+        if not np.isfinite(map_intrinsics).all():
+            return None
+        fx, fy, cx, cy = (float(v) for v in map_intrinsics)
+        scale = shape[1] / (2.0 * cx)
+        fx, fy, cx, cy = fx * scale, fy * scale, shape[1] / 2.0, shape[0] / 2.0
+    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], float)
+
+
 def estimate_pose(query_xy: np.ndarray, query_desc: np.ndarray, map_desc: np.ndarray, map_point_ids: np.ndarray,
-                  points: np.ndarray, K: np.ndarray, ratio: float = 0.9) -> PoseEstimate | None:
+                  points: np.ndarray, K: np.ndarray, ratio: float = DEFAULT_RATIO) -> PoseEstimate | None:
     """Match query descriptors to map keypoints that observe 3D points; solve PnP. None when
     fewer than MIN_INLIERS correspondences survive."""
     has_point = map_point_ids >= 0

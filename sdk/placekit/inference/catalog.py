@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from placekit.errors import ModelNotFoundError
+from placekit.inference.engine import sha256_file
 
 # The default is the ImageNet GeM in fp32. Its int8 export (``gem-imagenet-int8``: a quarter
 # of the size, faster, same retrieval on clean real photos) loses robustness on degraded frames:
@@ -93,4 +94,60 @@ def find_model_by_sha256(sha256: str) -> Path | None:
     for e in list_models():
         if e.sha256 == sha256:
             return e.path
+    return None
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """How a map names a model it was built with: its name, sha256, file name and the path it
+    had at build time. The map file stores it in two sections (see ``docs/map-format.md``):
+    the global model as ``model: {name, sha256, file, path_hint}`` and the local model inside
+    the ``local`` section as ``extractor, model_sha256, model_file, model_path_hint``; these two
+    spellings are the format's and stay, and this class is the one place that reads and
+    writes both."""
+
+    name: str
+    sha256: str | None
+    file: str | None = None
+    path_hint: str | None = None
+
+    @classmethod
+    def of_file(cls, name: str, path: Path, sha256: str) -> "ModelRef":
+        return cls(name, sha256, path.name, str(path.resolve()))
+
+    @classmethod
+    def from_global_section(cls, section: dict) -> "ModelRef":
+        return cls(str(section.get("name", "")), section.get("sha256"), section.get("file"), section.get("path_hint"))
+
+    def to_global_section(self) -> dict:
+        return {"name": self.name, "file": self.file, "sha256": self.sha256, "path_hint": self.path_hint}
+
+    @classmethod
+    def from_local_section(cls, section: dict) -> "ModelRef":
+        return cls(str(section.get("extractor", "")), section.get("model_sha256"), section.get("model_file"),
+                   section.get("model_path_hint"))
+
+    def to_local_section(self) -> dict:
+        out: dict = {"model_sha256": self.sha256}
+        if self.sha256:
+            out.update(model_file=self.file, model_path_hint=self.path_hint)
+        return out
+
+
+def locate_model(ref: ModelRef, map_path: str | os.PathLike | None = None) -> Path | None:
+    """The file of a model a map names, found by its sha256: a shipped model, then a file of
+    the same name beside the map, then the path it had at build time. None if none matches."""
+    if not ref.sha256:
+        return None
+    shipped = find_model_by_sha256(ref.sha256)
+    if shipped is not None:
+        return shipped
+    candidates = []
+    if ref.file and map_path is not None:
+        candidates.append(Path(map_path).parent / Path(ref.file).name)
+    if ref.path_hint:
+        candidates.append(Path(ref.path_hint))
+    for path in candidates:
+        if path.is_file() and sha256_file(path) == ref.sha256:
+            return path
     return None

@@ -15,9 +15,9 @@ import numpy as np
 
 from placekit.errors import BackendUnavailableError, ModelFormatError, ModelNotFoundError
 from placekit.inference.modelinfo import ModelInfo
+from placekit.options import BACKENDS
 from placekit.inference.tflite_metadata import read_tflite_metadata
 
-BACKENDS = ("auto", "onnx", "litert")
 
 
 class Engine(Protocol):

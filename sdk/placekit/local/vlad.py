@@ -11,12 +11,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from placekit.errors import BuildError
 from placekit.inference.imageio import Frame, to_bgr
 from placekit.local.extractor import LocalFeatureExtractor, LocalFeatures
 from placekit.index.quantize import assign, kmeans
 
 DEFAULT_WORDS = 64
 MAX_TRAINING_DESCRIPTORS = 100_000
+MIN_DESCRIPTORS_PER_WORD = 4
 ALPHA = 0.5
 
 
@@ -45,6 +47,18 @@ def vlad(descriptors: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
         v[:] = 1.0 / np.sqrt(v.size)
         return v
     return v / norm
+
+
+def map_vlad(local: list[np.ndarray], words: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The VLAD of every map image: a ``words``-word vocabulary learned on the images' local
+    descriptors (each (n_i, D) float32), and (N, words * D) descriptors. Raises
+    ``BuildError`` when there are too few local features to learn it."""
+    pool = np.concatenate(local)
+    if len(pool) < words * MIN_DESCRIPTORS_PER_WORD:
+        raise BuildError(f"too few local features ({len(pool)}) to learn a {words}-word VLAD vocabulary; "
+                         "add textured images or use descriptor='gem'")
+    vocabulary = train_vocabulary(pool, words, seed=seed)
+    return vocabulary, np.stack([vlad(d, vocabulary) for d in local])
 
 
 class VladExtractor:

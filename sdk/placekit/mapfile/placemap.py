@@ -18,7 +18,7 @@ import numpy as np
 
 from placekit._version import __version__
 from placekit.decision.calibration import Calibration
-from placekit.errors import MapFormatError
+from placekit.errors import BuildError, MapFormatError
 from placekit.geometry.frames import LocalFrame, locations_to_metric, metric_to_locations
 from placekit.index.ivf import PlaceIndex
 from placekit.index.persistence import index_from_members, index_to_members
@@ -150,6 +150,32 @@ class PlaceMap:
         live one. Ids are never reused within a map's life, also across save and reopen."""
         live = int(self.places.ids.max()) + 1 if len(self.places) else 0
         return max(live, self.issued_ids)
+
+    # ------------------------------------------------------------------ live edits (callers hold a lock)
+    def add_place(self, descriptor: np.ndarray, xyz: np.ndarray, name: str | None,
+                  rotation: tuple | None = None, intrinsics: tuple | None = None) -> int:
+        """Add a place: descriptor (D,) raw, xyz (3,) map metres. Returns its new id; the name
+        defaults to ``place_<id>``. Raises ``BuildError`` for a name already in the map."""
+        place_id = self.next_place_id()
+        name = name or f"place_{place_id:08d}"
+        if self.places.has_name(name):
+            raise BuildError(f"the map already has a place named {name!r}")
+        self.places = self.places.append(place_id, xyz, name, rotation, intrinsics)
+        self.index.add(descriptor[None], np.array([place_id]))
+        self.issued_ids = place_id + 1
+        return place_id
+
+    def remove_place(self, place_id: int) -> bool:
+        """Remove a place from searches; False if it was not live."""
+        return self.index.remove(np.array([place_id], np.int64)) > 0
+
+    def compact(self) -> None:
+        """Drop removed places from the index and the places table."""
+        self.index.compact()
+        live = np.sort(self.index.ids)
+        if len(live) != len(self.places):
+            rows, _ = self.places.rows_present(live)
+            self.places = self.places.take(rows)
 
     def location_of(self, rows: np.ndarray) -> list[Location]:
         """Locations of place rows, converted in one vectorised call."""

@@ -26,7 +26,14 @@ DESCRIPTOR_SCALE = 400.0   # unit 128-D descriptors have components well inside 
 
 
 def quantize_descriptors(d: np.ndarray, scale: float = DESCRIPTOR_SCALE) -> np.ndarray:
+    """(n, D) unit-norm float descriptors -> (n, D) int8, as the map stores them."""
     return np.clip(np.rint(np.asarray(d, np.float32) * scale), -127, 127).astype(np.int8)
+
+
+def dequantize_descriptors(q: np.ndarray) -> np.ndarray:
+    """(n, D) stored int8 descriptors -> (n, D) float32, unit-norm rows."""
+    d = np.asarray(q, np.float32)
+    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,7 @@ class PointMap:
             dim = self.descriptors.shape[1]
             return np.zeros((0, 4), np.float32), np.zeros((0, dim), np.float32), np.zeros(0, np.int32)
         a, b = int(self.offsets[k]), int(self.offsets[k + 1])
-        d = np.asarray(self.descriptors[a:b], np.float32)
-        d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+        d = dequantize_descriptors(self.descriptors[a:b])
         return np.asarray(self.keypoints[a:b]), d, np.asarray(self.point_ids[a:b])
 
     @property
