@@ -47,3 +47,22 @@ def test_writers_ask_for_reader_2_only_when_a_map_uses_local_features(street_map
         assert m.manifest["min_reader_version"] == 2 and m.pointmap is not None
     finally:
         m.close()
+
+
+def test_format_v2_local_fixture_answers_as_the_version_that_wrote_it():
+    """A map with local features and 3D points, written before the code moved into
+    sub-packages (tests/data/make_map_v2.py at commit 019312f): same statuses, matches, inlier
+    counts and positions as that version gave."""
+    expected = json.loads((DATA / "map_v2_answers.json").read_text())
+    with pk.Localizer.open(DATA / "map_v2_local.pkmap") as loc:
+        got = [loc.localize(DATA / f"map_v2_q{i}.jpg").to_dict() for i in range(len(expected))]
+    for want, have in zip(expected, got):
+        assert have["status"] == want["status"]
+        assert [m["place_id"] for m in have["matches"]] == [m["place_id"] for m in want["matches"]]
+        assert [m["inliers"] for m in have["matches"]] == [m["inliers"] for m in want["matches"]]
+        np.testing.assert_allclose([m["score"] for m in have["matches"]], [m["score"] for m in want["matches"]],
+                                   atol=1e-4)
+        for key in ("x", "y", "z"):
+            assert abs(have["location"][key] - want["location"][key]) < 1e-3
+        assert abs(have["confidence"] - want["confidence"]) < 1e-3
+        assert (have["pose"] is None) == (want["pose"] is None)
