@@ -45,12 +45,12 @@ def ours_ram_bytes(index: PlaceIndex, with_refine: bool) -> int:
     """Bytes a search reads: codes, ids, list offsets, centroid norms, the coarse graph (which
     holds the centroids), rotation and codebooks; plus the fp16 vectors when ``with_refine``.
     The separate centroid array is only read by ``add`` and stays memory-mapped."""
-    lists = index._lists
+    lists = index.lists
     total = lists.ids.nbytes + lists.offsets.nbytes + (lists.codes.nbytes if lists.codes is not None else 0)
     for a in (index.centroid_sqnorms, index.rotation, index.pq.codebooks if index.pq else None):
         total += a.nbytes if a is not None else 0
-    if index._graph is not None:
-        state = index._graph.__getstate__()[0]
+    state = index.graph_state()
+    if state is not None:
         total += state["data_level0"].nbytes + state["link_lists"].nbytes + state["element_levels"].nbytes
     if with_refine and lists.vectors is not None:
         total += lists.vectors.nbytes
@@ -95,7 +95,7 @@ def run_size(n: int, n_queries: int, methods: set[str]) -> list[dict]:
             top1, times = timed_queries(lambda q: int(index.search(q, k=1, rerank=rerank)[0][0]), xq)
             rows.append(summary(f"placekit {recipe} (rerank {rerank})", top1, truth, times,
                                 ours_ram_bytes(index, False) / n, build, nprobe=nprobe, rerank=rerank,
-                                refine_store_bytes_per_vector=index._lists.vectors.nbytes / n,
+                                refine_store_bytes_per_vector=index.lists.vectors.nbytes / n,
                                 note="the fp16 re-rank vectors stay memory-mapped in the map file; they are "
                                      "not counted in RAM (see bench_map.py for measured resident memory)"))
         del index

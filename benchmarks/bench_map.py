@@ -66,7 +66,7 @@ def build_map(path: Path, n: int) -> dict:
     pm = PlaceMap(model={"name": "synthetic", "sha256": "0" * 64, "info": {}}, descriptor={"kind": "gem", "dim": 1280},
                   index=index, places=places, frame=None, calibration=Calibration())
     pm.save(path)
-    codes = index._lists.codes.nbytes if index._lists.codes is not None else 0
+    codes = index.lists.codes.nbytes if index.lists.codes is not None else 0
     return {"recipe": recipe, "build_s": build_s, "code_bytes": codes, "file_bytes": path.stat().st_size}
 
 

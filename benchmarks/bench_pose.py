@@ -80,8 +80,8 @@ def run(samples, local_features: str, tmp: Path, threads: int, max_keypoints: in
         builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=q, intrinsics=intr), img.name)
     path = tmp / "pose.pkmap"
     info = builder.build(path)
-    out = {"map_bytes_per_place": path.stat().st_size / len(db), "local": info.get("local"),
-           "min_inliers": info["calibration"]["min_inliers"], "queries": []}
+    out = {"map_bytes_per_place": path.stat().st_size / len(db), "local": info.local,
+           "min_inliers": info.calibration["min_inliers"], "queries": []}
     with pk.Localizer.open(path, pk.LocalizerOptions(threads=threads, intrinsics=queries[0][3], top_k=5)) as loc:
         xyz = np.array([c for _, c, _, _ in db])
         for img, c, q, _ in queries:

@@ -82,7 +82,7 @@ def run_map(model: str, samples: list, foreign: list[Path], tmp: Path, threads: 
             "out_of_map_localized": sum(s == "localized" for s in out_of_map) / len(out_of_map),
             "out_of_map_unknown": sum(s == "unknown" for s in out_of_map) / len(out_of_map),
             "precision_of_localized": good / (good + bad) if good + bad else None,
-            "unknown_threshold": info["calibration"]["unknown_threshold"]}
+            "unknown_threshold": info.calibration["unknown_threshold"]}
 
 
 def main() -> None:

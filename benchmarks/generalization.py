@@ -190,7 +190,7 @@ def _summary(info: dict, map_bytes: int, build_s: float, hits: np.ndarray, statu
              foreign_status: dict[str, list[str]]) -> dict:
     localized = status == "localized"
     correct_loc = localized & hits[:, 0]
-    stats = info["calibration"]["stats"]
+    stats = info.calibration["stats"]
     row = {
         "recall_at_1": float(hits[:, 0].mean()),
         "recall_at_5": float(hits.any(1).mean()),
@@ -198,13 +198,13 @@ def _summary(info: dict, map_bytes: int, build_s: float, hits: np.ndarray, statu
         "unknown_share": float((status == "unknown").mean()),
         "localized_precision": float(correct_loc.sum() / localized.sum()) if localized.any() else None,
         "latency_ms_p50": float(np.median([r.timings_ms["total"] for r in results])),
-        "bytes_per_place": map_bytes / info["places"],
+        "bytes_per_place": map_bytes / info.places,
         "build_s": build_s,
-        "recipe": info["index"]["recipe"],
-        "descriptor": info["descriptor"]["kind"],
+        "recipe": info.index["recipe"],
+        "descriptor": info.descriptor["kind"],
         "claimed_precision": stats.get("precision_at_threshold"),
         "threshold_rule": stats.get("threshold_rule"),
-        "warnings": info.get("warnings", []),
+        "warnings": info.warnings,
         "n_queries": int(len(status)),
         "per_query": {"hit1": hits[:, 0].astype(int).tolist()},
     }

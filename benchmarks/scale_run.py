@@ -142,7 +142,7 @@ def build_and_measure(data: dict, threads: int) -> dict:
             builder.add_descriptor(d, Location(x=100.0 * float(src), y=0.0), f"p{src:05d}_{i:06d}")
         t = time.perf_counter()
         info = builder.build(path)
-        out.update(build_s=time.perf_counter() - t, recipe=info["index"]["recipe"], file_bytes=path.stat().st_size,
+        out.update(build_s=time.perf_counter() - t, recipe=info.index["recipe"], file_bytes=path.stat().st_size,
                    bytes_per_place=path.stat().st_size / len(db))
         out.update(open_ms_verified=open_ms(path, True), open_ms_unverified=open_ms(path, False))
         with Localizer.open(path, LocalizerOptions(threads=threads)) as loc:

@@ -68,7 +68,7 @@ def test_builder_passes_groups_and_accepts_descriptors(tmp_path, tiny_model):
         builder.add_descriptor(x[0] @ proj, pk.Location(x=0, y=0), "f000")
     assert len(builder) == len(x)
     info = builder.build(tmp_path / "m.pkmap")
-    assert info["calibration"]["stats"]["groups"] == "other groups only"
+    assert info.calibration["stats"]["groups"] == "other groups only"
 
 
 def _one_road(seed: int = 0):
@@ -122,5 +122,5 @@ def test_builder_negatives_are_calibration_only(tmp_path, tiny_model):
     with pytest.raises(pk.InvalidImageError):
         builder.add_negative(np.zeros((4, 4), np.float64))
     info = builder.build(tmp_path / "m.pkmap")
-    assert info["places"] == 20 == len(builder)
-    assert info["calibration"]["stats"]["negatives"] == 7
+    assert info.places == 20 == len(builder)
+    assert info.calibration["stats"]["negatives"] == 7

@@ -77,8 +77,8 @@ def test_group_column_reaches_the_map(tmp_path, street, tiny_model):
     keep.mkdir()
     evaluate(ds, model=str(tiny_model), threshold_m=10.0, workdir=keep)
     with pk.Localizer.open(keep / "eval.pkmap", pk.LocalizerOptions(model=str(tiny_model))) as loc:
-        assert loc.info()["calibration"]["stats"]["groups"] in ("other groups only",) or \
-            loc.info()["calibration"]["stats"]["groups"].startswith("fell back")
+        assert loc.info().calibration["stats"]["groups"] in ("other groups only",) or \
+            loc.info().calibration["stats"]["groups"].startswith("fell back")
 
 
 def test_eval_negatives_calibrate_the_map(street, tiny_model):

@@ -81,7 +81,7 @@ def test_built_map_of_24_views_answers_unknown_for_other_streets(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pk.CalibrationWarning)
         info = builder.build(tmp_path / "street.pkmap")
-    assert info["index"]["recipe"].startswith("PCAW") and info["calibration"]["stats"]["cross_fitted_folds"] == 5
+    assert info.index["recipe"].startswith("PCAW") and info.calibration["stats"]["cross_fitted_folds"] == 5
     others = _views(5, np.linspace(0.05, 0.95, 10), 200, 1.0) + _views(9, np.linspace(0.05, 0.95, 10), 300, 1.0)
     with pk.Localizer.open(tmp_path / "street.pkmap", pk.LocalizerOptions(threads=2)) as loc:
         statuses = [loc.localize(image).status for image in others]
@@ -96,9 +96,9 @@ def test_build_warns_when_the_target_precision_is_not_reached(tmp_path, tiny_mod
         builder.add(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8), pk.Location(x=1000.0 * i, y=0.0), f"r{i}")
     with pytest.warns(pk.CalibrationWarning, match="calibration incomplete|not reached|little evidence"):
         info = builder.build(tmp_path / "m.pkmap")
-    assert info["warnings"] and all(isinstance(m, str) for m in info["warnings"])
+    assert info.warnings and all(isinstance(m, str) for m in info.warnings)
     with pk.Localizer.open(tmp_path / "m.pkmap", pk.LocalizerOptions(model=str(tiny_model))) as loc:
-        assert loc.info()["warnings"] == info["warnings"]          # stored in the map, shown by map info
+        assert loc.info().warnings == info.warnings          # stored in the map, shown by map info
 
 
 def test_cli_map_build_prints_calibration_warnings(tmp_path, tiny_model):

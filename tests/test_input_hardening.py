@@ -338,6 +338,6 @@ def test_vlad_map_of_160x120_frames_builds_or_says_why(tmp_path, tiny_model):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pk.CalibrationWarning)
             info = builder.build(tmp_path / "tiny.pkmap")
-        assert info["descriptor"]["kind"] == "vlad"
+        assert info.descriptor["kind"] == "vlad"
     except pk.BuildError as exc:
         assert "local features" in str(exc)

@@ -26,7 +26,7 @@ def _build(tmp_path, tiny_model, local: str, posed: bool = True, descriptor: str
 @pytest.mark.parametrize("local", ["rootsift", "hardnet-int8"])
 def test_posed_map_gives_poses(tmp_path, tiny_model, local):
     path, info = _build(tmp_path, tiny_model, local)
-    assert info["local"]["extractor"] in ("rootsift", "hardnet") and info["local"]["triangulation"]["points"] > 200
+    assert info.local["extractor"] in ("rootsift", "hardnet") and info.local["triangulation"]["points"] > 200
     queries = views(4, seed=0, offset=0.2)
     with pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model), intrinsics=INTRINSICS)) as loc:
         errors, rot_errors = [], []
@@ -48,15 +48,15 @@ def test_posed_map_gives_poses(tmp_path, tiny_model, local):
 
 def test_auto_local_features_follow_the_cameras_and_auto_descriptor_is_gem(tmp_path, tiny_model):
     path, info = _build(tmp_path, tiny_model, "auto", descriptor="auto")
-    assert info["local"]["extractor"] == "hardnet" and info["local"]["triangulation"]["points"] > 100
-    assert info["descriptor"]["kind"] == "gem"              # auto is GeM: VLAD only when asked for
+    assert info.local["extractor"] == "hardnet" and info.local["triangulation"]["points"] > 100
+    assert info.descriptor["kind"] == "gem"              # auto is GeM: VLAD only when asked for
     path, info = _build(tmp_path, tiny_model, "auto", posed=False, descriptor="auto")
-    assert info["local"] is None and info["descriptor"]["kind"] == "gem"
+    assert info.local is None and info.descriptor["kind"] == "gem"
 
 
 def test_unposed_map_verifies_without_poses(tmp_path, tiny_model):
     path, info = _build(tmp_path, tiny_model, "rootsift", posed=False)
-    assert info["local"]["triangulation"] == {}
+    assert info.local["triangulation"] == {}
     R, c, img = views(4, seed=0, offset=0.2)[1]
     with pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model))) as loc:
         r = loc.localize(img)
@@ -92,14 +92,14 @@ def test_vlad_map_builds_localizes_and_reopens(tmp_path, local):
     with pytest.raises(pk.BuildError, match="descriptors from images"):
         builder.add_descriptor(np.ones(16), pk.Location(x=0, y=0), "d")
     info = builder.build(tmp_path / "vlad.pkmap")
-    assert info["descriptor"] == {"kind": "vlad", "dim": 16 * 128, "words": 16}
-    assert info["local"]["extractor"] == ("rootsift" if local == "rootsift" else "hardnet")
+    assert info.descriptor == {"kind": "vlad", "dim": 16 * 128, "words": 16}
+    assert info.local["extractor"] == ("rootsift" if local == "rootsift" else "hardnet")
     R, c, img = views(4, seed=0, offset=0.2)[2]
     with pk.Localizer.open(tmp_path / "vlad.pkmap", pk.LocalizerOptions(intrinsics=INTRINSICS)) as loc:
         r = loc.localize(img)
         assert r.status == "localized" and r.pose is not None
         assert np.linalg.norm(np.array(r.pose.center) - c) < 0.1
-        assert loc.info()["runtime"]["verification"]
+        assert loc.info().runtime["verification"]
 
 
 def test_eval_reports_rotation_errors_and_recall_before_verification(tmp_path, tiny_model):

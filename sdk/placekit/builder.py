@@ -26,7 +26,7 @@ from placekit.mapfile.placemap import PlaceMap
 from placekit.mapfile.places import PlaceTable
 from placekit.mapfile.pointmap import PointMap, dequantize_descriptors, quantize_descriptors
 from placekit.options import BuildOptions
-from placekit.types import Location, check_place_name
+from placekit.types import Location, MapInfo, check_place_name
 
 MIN_IMAGES = 2
 DEFAULT_LOCAL = "hardnet-int8"
@@ -146,9 +146,9 @@ class MapBuilder:
         for item in items:
             self.add(*item)
 
-    def build(self, path: str | os.PathLike, user: Optional[dict] = None) -> dict:
+    def build(self, path: str | os.PathLike, user: Optional[dict] = None) -> MapInfo:
         """Train, calibrate and write the map to ``path``; returns ``map info`` of the result.
-        When the calibration cannot promise the target precision, ``info["warnings"]`` says why
+        When the calibration cannot promise the target precision, ``info.warnings`` says why
         and a ``CalibrationWarning`` is issued (the map is written all the same)."""
         n = len(self)
         if n < MIN_IMAGES:
@@ -196,7 +196,7 @@ class MapBuilder:
             info = loaded.info()
         finally:
             loaded.close()
-        for message in info["warnings"]:
+        for message in info.warnings:
             warnings.warn(f"{path}: {message}", CalibrationWarning, stacklevel=2)
         return info
 

@@ -69,4 +69,4 @@ class MapWriteError(PlacekitError, OSError):
 class CalibrationWarning(UserWarning):
     """A map was built, but its calibration cannot promise the target precision (too few
     matches among its own images, or the target never reached): expect wrong ``localized``
-    answers. ``MapBuilder.build`` issues it; the messages are also in ``info["warnings"]``."""
+    answers. ``MapBuilder.build`` issues it; the messages are also in ``MapInfo.warnings``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from typing import Optional
 
 import cv2
@@ -22,7 +23,7 @@ from placekit.local.vlad import VladExtractor
 from placekit.mapfile.placemap import PlaceMap
 from placekit.options import TOP_K_RANGE, LocalizerOptions, is_integer
 from placekit.search import search_map
-from placekit.types import Localization, Location, Match, Pose, Prior, check_place_name
+from placekit.types import Localization, Location, MapInfo, Match, Pose, Prior, check_place_name
 
 
 class Localizer:
@@ -231,15 +232,15 @@ class Localizer:
         return float(np.linalg.norm(self.to_metric(a) - self.to_metric(b)))
 
     # ------------------------------------------------------------------ info / lifetime
-    def info(self) -> dict:
-        out = self.map.info()
+    def info(self) -> MapInfo:
+        """What the open map holds, and how this Localizer runs it (``runtime``)."""
+        self._check_open()
         engine = getattr(self.extractor, "engine", None)
         if engine is None and self.local is not None and self.local.describer is not None:
             engine = self.local.describer.engine
-        out["runtime"] = {"backend": getattr(engine, "backend", "opencv"), "threads": self.options.threads,
-                          "providers": list(getattr(engine, "providers", [])),
-                          "verification": self.local is not None}
-        return out
+        runtime = {"backend": getattr(engine, "backend", "opencv"), "threads": self.options.threads,
+                   "providers": list(getattr(engine, "providers", [])), "verification": self.local is not None}
+        return replace(self.map.info(), runtime=runtime)
 
     def close(self) -> None:
         with self._close_lock:

@@ -169,3 +169,44 @@ class Localization:
             "pose": asdict(self.pose) if self.pose else None,
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """What a map file holds (``MapBuilder.build``, ``Localizer.info``, ``placekit map info``).
+
+    places: live places. descriptor: ``{"kind": "gem" | "vlad", "dim": D[, "words": K]}``.
+    model: ``{"name", "sha256", "embedded"}`` of the global model (the local model for VLAD).
+    frame: ``{"kind": "wgs84", "origin": {...}}`` for WGS84 maps, None for local ones.
+    extent_m: (3,) size of the places' bounding box. index: ``{"recipe", "dim", "search"}``.
+    calibration: the decision thresholds and how they were fitted (``docs/calibration.md``).
+    warnings: what calibration could not promise. local: the local-feature section (extractor,
+    keypoints, triangulation, bytes) or None. runtime: how a ``Localizer`` runs the map
+    (backend, threads, providers, verification), None from ``build`` / ``map info``.
+    """
+
+    path: Optional[str]
+    format_version: Optional[int]
+    library_version: Optional[str]
+    created_utc: Optional[str]
+    places: int
+    descriptor: dict
+    model: dict
+    frame: Optional[dict]
+    extent_m: tuple[float, float, float]
+    index: dict
+    calibration: dict
+    warnings: tuple[str, ...]
+    local: Optional[dict]
+    file_bytes: Optional[int]
+    bytes_per_place: Optional[float]
+    user: dict
+    runtime: Optional[dict] = None
+
+    def to_dict(self) -> dict:
+        """JSON-friendly (``placekit map info --json``)."""
+        out = asdict(self)
+        out["extent_m"], out["warnings"] = list(self.extent_m), list(self.warnings)
+        if self.runtime is None:
+            del out["runtime"]
+        return out

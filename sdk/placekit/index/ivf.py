@@ -142,7 +142,7 @@ class SearchParams:
 
 
 @dataclass(frozen=True)
-class _Lists:
+class InvertedLists:
     """Immutable snapshot of the stored vectors, rows grouped by inverted list."""
 
     offsets: np.ndarray          # (nlist + 1,) int64; flat mode: (2,)
@@ -189,6 +189,34 @@ class PlaceIndex:
         """Live ids, in storage order."""
         lists = self._lists
         return lists.ids if lists.deleted is None else lists.ids[~lists.deleted]
+
+    @property
+    def lists(self) -> InvertedLists:
+        """The stored rows (ids, codes or vectors, deletion marks) as one consistent snapshot."""
+        return self._lists
+
+    def graph_state(self) -> dict | None:
+        """The hnswlib coarse graph's serialization state (arrays and sizes), None without one."""
+        return dict(self._graph.__getstate__()[0]) if self._graph is not None else None
+
+    def restore_lists(self, lists: InvertedLists) -> None:
+        """Install stored rows read from a map file (``placekit.index.persistence``); marks the
+        index trained. The caller has set the projection, centroids and quantizer."""
+        self._lists = lists
+        self.is_trained = True
+
+    def to_members(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(manifest section, {member name: array}) to store this index in a map file."""
+        from placekit.index.persistence import index_to_members
+
+        return index_to_members(self)
+
+    @classmethod
+    def from_members(cls, section: dict, arrays: dict[str, np.ndarray], source: str) -> "PlaceIndex":
+        """The index a map file stored (``to_members``); ``MapFormatError`` if malformed."""
+        from placekit.index.persistence import index_from_members
+
+        return index_from_members(section, arrays, source)
 
     # ----------------------------------------------------------------- training
     def train(self, x: np.ndarray, seed: int = 0) -> None:
@@ -240,7 +268,7 @@ class PlaceIndex:
                 raise PlaceIndexError("some ids to add are already in the index")
             z = self._transform(x)
             if self.recipe.flat:
-                self._lists = _Lists(
+                self._lists = InvertedLists(
                     np.array([0, len(old.ids) + len(ids)], np.int64),
                     np.concatenate([old.ids, ids]),
                     None,
@@ -260,7 +288,7 @@ class PlaceIndex:
                 vectors = np.concatenate([_or_empty(old.vectors, z.shape[1], np.float16),
                                           z.astype(np.float16)])[order]
             deleted = _concat_deleted(old.deleted, len(ids))
-            self._lists = _Lists(
+            self._lists = InvertedLists(
                 offsets,
                 np.concatenate([old.ids, ids])[order],
                 np.concatenate([_or_empty(old.codes, self.pq.m, np.uint8), codes])[order],
@@ -295,7 +323,7 @@ class PlaceIndex:
                 lists = np.repeat(np.arange(self.recipe.nlist), np.diff(old.offsets))[keep]
                 offsets = np.zeros(self.recipe.nlist + 1, np.int64)
                 offsets[1:] = np.cumsum(np.bincount(lists, minlength=self.recipe.nlist))
-            self._lists = _Lists(
+            self._lists = InvertedLists(
                 offsets, old.ids[keep],
                 old.codes[keep] if old.codes is not None else None,
                 old.vectors[keep] if old.vectors is not None else None,
@@ -407,9 +435,9 @@ class PlaceIndex:
             raise PlaceIndexError("vectors must be finite floats")
         return x.astype(np.float32, copy=False)
 
-    def _empty_lists(self) -> _Lists:
+    def _empty_lists(self) -> InvertedLists:
         n_offsets = 2 if self.recipe.flat else self.recipe.nlist + 1
-        return _Lists(np.zeros(n_offsets, np.int64), np.zeros(0, np.int64), None, None, None)
+        return InvertedLists(np.zeros(n_offsets, np.int64), np.zeros(0, np.int64), None, None, None)
 
     def _require_trained(self) -> None:
         if not self.is_trained:
@@ -459,7 +487,7 @@ def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + offsets
 
 
-def _rows_of_ids(lists: _Lists, ids: np.ndarray) -> np.ndarray:
+def _rows_of_ids(lists: InvertedLists, ids: np.ndarray) -> np.ndarray:
     """Storage rows of the given ids (those present; repeated ids give repeated rows), sorted,
     through an id-sorted order cached on the snapshot (snapshots are immutable, so the cache
     never goes stale)."""

@@ -7,14 +7,14 @@ import hnswlib
 import numpy as np
 
 from placekit.errors import MapFormatError
-from placekit.index.ivf import PlaceIndex, Recipe, SearchParams, _Lists, build_graph
+from placekit.index.ivf import PlaceIndex, Recipe, SearchParams, InvertedLists, build_graph
 from placekit.index.quantize import PCAWhitening, ProductQuantizer
 
 _GRAPH_ARRAYS = ("label_lookup_external", "label_lookup_internal", "element_levels", "data_level0", "link_lists")
 
 
 def index_to_members(index: PlaceIndex) -> tuple[dict, dict[str, np.ndarray]]:
-    lists = index._lists
+    lists = index.lists
     arrays: dict[str, np.ndarray] = {"index/ids.npy": lists.ids, "index/offsets.npy": lists.offsets}
     if lists.deleted is not None:
         arrays["index/deleted.npy"] = lists.deleted
@@ -37,8 +37,8 @@ def index_to_members(index: PlaceIndex) -> tuple[dict, dict[str, np.ndarray]]:
                    "rerank": index.params.rerank, "ef": index.params.ef},
         "ntotal": index.ntotal,
     }
-    if index._graph is not None:
-        state = dict(index._graph.__getstate__()[0])
+    state = index.graph_state()
+    if state is not None:
         for key in _GRAPH_ARRAYS:
             arrays[f"index/graph_{key}.npy"] = np.asarray(state.pop(key))
         section["graph"] = state
@@ -77,8 +77,7 @@ def index_from_members(section: dict, arrays: dict[str, np.ndarray], source: str
         _expect(deleted is None or deleted.shape == (n,), "deleted")
         _expect(index.pca is None or index.pca.projection.shape == (index.dim_in, index.dim), "projection")
         _expect(index.rotation is None or index.rotation.shape == (index.dim, index.dim), "rotation")
-        index._lists = _Lists(offsets, arrays["index/ids.npy"], codes, vectors, deleted)
-        index.is_trained = True
+        index.restore_lists(InvertedLists(offsets, arrays["index/ids.npy"], codes, vectors, deleted))
         return index
     except MapFormatError:
         raise

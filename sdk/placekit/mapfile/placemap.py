@@ -21,12 +21,11 @@ from placekit.decision.calibration import Calibration
 from placekit.errors import BuildError, MapFormatError
 from placekit.geometry.frames import LocalFrame, locations_to_metric, metric_to_locations
 from placekit.index.ivf import PlaceIndex
-from placekit.index.persistence import index_from_members, index_to_members
 from placekit.mapfile.archive import (FORMAT_NAME, FORMAT_VERSION, MIN_READER_VERSION, MIN_READER_VERSION_LOCAL, MapContents,
                       MapReader, write_map)
 from placekit.mapfile.places import PlaceTable
 from placekit.mapfile.pointmap import PointMap
-from placekit.types import Location
+from placekit.types import Location, MapInfo
 
 MODEL_MEMBER = "model/model.bin"
 VOCABULARY_MEMBER = "descriptor/vocabulary.npy"
@@ -51,7 +50,7 @@ class PlaceMap:
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically to ``path``."""
-        section, arrays = index_to_members(self.index)
+        section, arrays = self.index.to_members()
         place_arrays, blobs = self.places.to_arrays()
         arrays.update(place_arrays)
         model = dict(self.model, embedded=self.model_bytes is not None)
@@ -98,12 +97,12 @@ class PlaceMap:
     def _from_reader(cls, reader: MapReader) -> "PlaceMap":
         m = reader.manifest
         source = str(reader.path)
-        index = index_from_members(m["index"], reader.arrays, source)
+        index = PlaceIndex.from_members(m["index"], reader.arrays, source)
         a = reader.arrays
         places = PlaceTable(a["places/ids.npy"], a["places/xyz.npy"], reader.blob("places/names.bin"),
                             a["places/name_offsets.npy"], a["places/rotation.npy"], a["places/intrinsics.npy"])
         places.validate(source)
-        if len(places) != len(index._lists.ids) or not np.array_equal(np.sort(index._lists.ids), places.ids):
+        if len(places) != len(index.lists.ids) or not np.array_equal(np.sort(index.lists.ids), places.ids):
             raise MapFormatError(f"{source}: index and places table list different places")
         frame_d = m["frame"]
         if frame_d["kind"] == "wgs84":
@@ -197,29 +196,28 @@ class PlaceMap:
         """(N, 3) map-frame metres -> Locations in the map's frame (WGS84 or local)."""
         return metric_to_locations(xyz, self.frame)
 
-    def info(self) -> dict:
-        """A JSON-friendly summary (``placekit map info``)."""
+    def info(self) -> MapInfo:
+        """What the map holds (``placekit map info``)."""
         m = self.manifest
         size = Path(self.reader.path).stat().st_size if self.reader else None
         xyz = np.asarray(self.places.xyz)
         extent = (xyz.max(0) - xyz.min(0)).tolist() if len(xyz) else [0.0, 0.0, 0.0]
-        return {
-            "path": str(self.reader.path) if self.reader else None,
-            "format_version": m.get("format_version"),
-            "library_version": m.get("library_version"),
-            "created_utc": m.get("created_utc"),
-            "places": self.index.ntotal,
-            "descriptor": self.descriptor,
-            "model": {k: self.model.get(k) for k in ("name", "sha256", "embedded")},
-            "frame": m.get("frame"),
-            "extent_m": [round(v, 2) for v in extent],
-            "index": {"recipe": str(self.index.recipe), "dim": self.index.dim,
-                      "search": m.get("index", {}).get("search")},
-            "calibration": self.calibration.to_dict(),
-            "warnings": list(self.calibration.stats.get("warnings", [])),
-            "local": (dict(self.pointmap.section, bytes=self.pointmap.bytes(), places_with_features=len(self.pointmap.place_ids))
-                      if self.pointmap is not None else None),
-            "file_bytes": size,
-            "bytes_per_place": round(size / max(self.index.ntotal, 1), 1) if size else None,
-            "user": self.user,
-        }
+        return MapInfo(
+            path=str(self.reader.path) if self.reader else None,
+            format_version=m.get("format_version"),
+            library_version=m.get("library_version"),
+            created_utc=m.get("created_utc"),
+            places=self.index.ntotal,
+            descriptor=dict(self.descriptor),
+            model={k: self.model.get(k) for k in ("name", "sha256", "embedded")},
+            frame=m.get("frame"),
+            extent_m=(round(extent[0], 2), round(extent[1], 2), round(extent[2], 2)),
+            index={"recipe": str(self.index.recipe), "dim": self.index.dim, "search": m.get("index", {}).get("search")},
+            calibration=self.calibration.to_dict(),
+            warnings=tuple(self.calibration.stats.get("warnings", [])),
+            local=(dict(self.pointmap.section, bytes=self.pointmap.bytes(), places_with_features=len(self.pointmap.place_ids))
+                   if self.pointmap is not None else None),
+            file_bytes=size,
+            bytes_per_place=round(size / max(self.index.ntotal, 1), 1) if size else None,
+            user=dict(self.user),
+        )

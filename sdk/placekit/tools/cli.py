@@ -62,13 +62,13 @@ def _build(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)      # printed below, once, without a traceback line
         info = builder.build(args.output, user={"source_dir": str(folder)})
-    for message in info["warnings"]:
+    for message in info.warnings:
         print(f"warning: {message}", file=sys.stderr)
     if args.json:
-        print(json.dumps(info, indent=1))
+        print(json.dumps(info.to_dict(), indent=1))
     else:
-        print(f"wrote {args.output}: {info['places']} places, {info['file_bytes']:,} bytes "
-              f"({info['bytes_per_place']} per place), index {info['index']['recipe']}")
+        print(f"wrote {args.output}: {info.places} places, {info.file_bytes:,} bytes "
+              f"({info.bytes_per_place} per place), index {info.index['recipe']}")
     return 0
 
 
@@ -81,26 +81,26 @@ def _info(args: argparse.Namespace) -> int:
     finally:
         placemap.close()
     if args.json:
-        print(json.dumps(info, indent=1))
+        print(json.dumps(info.to_dict(), indent=1))
         return 0
-    cal = info["calibration"]
+    cal = info.calibration
     lines = [
-        f"map          {info['path']}",
-        f"format       {info['format_version']} (written by placekit {info['library_version']}, {info['created_utc']})",
-        f"places       {info['places']}   extent {info['extent_m'][0]:.1f} x {info['extent_m'][1]:.1f} x {info['extent_m'][2]:.1f} m",
-        f"frame        {_frame_text(info['frame'])}",
-        f"descriptor   {info['descriptor']['kind']} {info['descriptor']['dim']}-D, model {info['model']['name']} "
-        f"({'embedded' if info['model']['embedded'] else 'referenced'}, sha256 {info['model']['sha256'][:12]}...)",
-        f"index        {info['index']['recipe']} -> {info['index']['dim']}-D, search {info['index']['search']}",
+        f"map          {info.path}",
+        f"format       {info.format_version} (written by placekit {info.library_version}, {info.created_utc})",
+        f"places       {info.places}   extent {info.extent_m[0]:.1f} x {info.extent_m[1]:.1f} x {info.extent_m[2]:.1f} m",
+        f"frame        {_frame_text(info.frame)}",
+        f"descriptor   {info.descriptor['kind']} {info.descriptor['dim']}-D, model {info.model['name']} "
+        f"({'embedded' if info.model['embedded'] else 'referenced'}, sha256 {info.model['sha256'][:12]}...)",
+        f"index        {info.index['recipe']} -> {info.index['dim']}-D, search {info.index['search']}",
         f"decision     unknown below {cal['unknown_threshold']:.3f}, ambiguous within {cal['ambiguity_margin']:.3f}, "
         f"radius {cal['match_radius_m']} m, target precision {cal['target_precision']}",
-        f"size         {info['file_bytes']:,} bytes ({info['bytes_per_place']} per place)",
+        f"size         {info.file_bytes:,} bytes ({info.bytes_per_place} per place)",
     ]
     stats = cal.get("stats") or {}
     if stats.get("negatives"):
         lines.insert(-1, f"negatives    {stats['negatives']} photos of other places at build, "
                          f"{stats['negative_rejection']:.0%} of them below the unknown threshold")
-    local = info.get("local")
+    local = info.local
     if local:
         tri = local.get("triangulation") or {}
         lines.append(f"local        {local['extractor']}, up to {local['max_keypoints']} keypoints per image, "
@@ -110,7 +110,7 @@ def _info(args: argparse.Namespace) -> int:
         lines.append(f"calibrated   precision {stats['precision_at_threshold']:.2f} at the threshold on the map's own "
                      f"images ({'cross-fitted, ' if stats.get('cross_fitted_folds') else ''}"
                      f"{stats.get('threshold_rule', '')})")
-    lines += [f"warning      {message}" for message in info.get("warnings", [])]
+    lines += [f"warning      {message}" for message in info.warnings]
     print("\n".join(lines))
     return 0
 

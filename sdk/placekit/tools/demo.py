@@ -168,10 +168,10 @@ def run_demo(workdir: str | os.PathLike | None = None, model: str = "default", t
         for path in sorted((root / "negatives").iterdir()):
             builder.add_negative(path)
         info = builder.build(root / "street.pkmap", user={"source": "placekit demo"})
-        say(f"built {root / 'street.pkmap'}: {info['places']} places, {info['file_bytes']} bytes, "
-            f"recipe {info['index']['recipe']}, unknown below score "
-            f"{info['calibration']['unknown_threshold']:.3f} "
-            f"({info['calibration']['stats'].get('negative_rejection', 0):.0%} of the negatives below it)")
+        say(f"built {root / 'street.pkmap'}: {info.places} places, {info.file_bytes} bytes, "
+            f"recipe {info.index['recipe']}, unknown below score "
+            f"{info.calibration['unknown_threshold']:.3f} "
+            f"({info.calibration['stats'].get('negative_rejection', 0):.0%} of the negatives below it)")
         queries = read_locations_csv(root / "queries.csv")
         frame = LocalFrame(*ORIGIN)
         errors, statuses, foreign, latency = [], [], [], []

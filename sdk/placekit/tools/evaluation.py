@@ -112,7 +112,7 @@ def evaluate(dataset: Dataset, model: str = "default", descriptor: str = "auto",
     report = _report(results, ranked, errors, q_xyz, db_xyz, threshold_m, map_bytes, len(dataset.database))
     report.update(_verification_report(results, name_row, q_xyz, db_xyz, threshold_m))
     report.update(_pose_report(results, dataset, errors))
-    report["calibration"] = map_info["calibration"]
+    report["calibration"] = map_info.calibration
     if plots_dir is not None:
         from placekit.tools.plots import write_plots
         report["plots"] = write_plots(plots_dir, report, dataset, results, ranked, errors, q_xyz, db_xyz)
