@@ -26,6 +26,7 @@ from placekit.mapfile.placemap import PlaceMap
 from placekit.mapfile.places import PlaceTable
 from placekit.mapfile.pointmap import PointMap, dequantize_descriptors, quantize_descriptors
 from placekit.options import BuildOptions
+from placekit.ingest import FolderImages, folder_images
 from placekit.types import Location, MapInfo, check_place_name
 
 MIN_IMAGES = 2
@@ -145,6 +146,16 @@ class MapBuilder:
             items = tqdm(items, desc="extracting", unit="img")
         for item in items:
             self.add(*item)
+
+    def add_folder(self, folder: str | os.PathLike, locations: str | os.PathLike,
+                   progress: bool = False) -> FolderImages:
+        """Add every image of ``folder`` listed in the locations CSV ``locations`` (with its
+        group column, if any), or, with ``locations="exif"``, every image at its EXIF GPS
+        position (``placekit map build DIR --locations CSV|exif``). Returns what was found;
+        ``.unlisted`` names the images the CSV skipped."""
+        found = folder_images(folder, locations)
+        self.add_many(found.items, progress=progress)
+        return found
 
     def build(self, path: str | os.PathLike, user: Optional[dict] = None) -> MapInfo:
         """Train, calibrate and write the map to ``path``; returns ``map info`` of the result.

@@ -1,6 +1,7 @@
-"""Locations CSV files (DESIGN section 7).
+"""Map inputs from files: a folder of images with their locations from a CSV file or from the
+images' EXIF GPS tags (``folder_images``), and the locations CSV format (``docs/data.md``).
 
-Columns: ``name``, then either ``x,y[,z]`` (metres, local frame) or ``lat,lon[,alt]`` (WGS84);
+CSV columns: ``name``, then either ``x,y[,z]`` (metres, local frame) or ``lat,lon[,alt]`` (WGS84);
 optionally ``qw,qx,qy,qz`` (world-to-camera rotation), ``fx,fy,cx,cy`` (pixels) and ``group``
 (the capture session: a video clip, a drive; used by map calibration). Errors name the file and
 the line.
@@ -10,11 +11,14 @@ from __future__ import annotations
 import csv
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from placekit.errors import CSVFormatError, LocationError
+from placekit.errors import CSVFormatError, ImageReadError, LocationError
+from placekit.inference.imageio import list_images, read_exif_gps
 from placekit.types import Location
 
+EXIF = "exif"
 ROTATION = ("qw", "qx", "qy", "qz")
 INTRINSICS = ("fx", "fy", "cx", "cy")
 
@@ -115,3 +119,37 @@ def write_locations_csv(path: str | os.PathLike, locations: dict[str, Location],
             if groups is not None:
                 row.append(groups.get(name) or "")
             w.writerow(row)
+
+
+@dataclass(frozen=True)
+class FolderImages:
+    """The images of a folder with their locations. items: (path, location, name, group or
+    None) in CSV (or file-name) order, as ``MapBuilder.add_many`` takes them. unlisted: names of
+    images in the folder that the CSV has no row for (skipped)."""
+
+    items: list[tuple[Path, Location, str, str | None]]
+    unlisted: list[str]
+
+
+def folder_images(folder: str | os.PathLike, locations: str | os.PathLike) -> FolderImages:
+    """A folder of map images and where each was taken: ``locations`` is a locations CSV file
+    or ``"exif"`` (every image's EXIF GPS position). Raises ``CSVFormatError`` for a CSV row
+    naming an image that is not in the folder, ``ImageReadError`` for an image without GPS."""
+    folder = Path(folder)
+    images = list_images(folder)
+    if str(locations) == EXIF:
+        items = []
+        for path in images:
+            gps = read_exif_gps(path)
+            if gps is None:
+                raise ImageReadError(f"{path} has no EXIF GPS position; give a locations CSV instead")
+            lat, lon, alt = gps
+            items.append((path, Location(lat=lat, lon=lon, alt=alt), path.name, None))
+        return FolderImages(items, [])
+    rows = read_locations_and_groups(locations)
+    present = {p.name for p in images}
+    for lineno, name in enumerate(rows, start=2):
+        if name not in present and not (folder / name).is_file():
+            raise CSVFormatError(f"{locations}:{lineno}: image {name!r} is not in {folder}")
+    return FolderImages([(folder / name, loc, name, group) for name, (loc, group) in rows.items()],
+                        sorted(present - set(rows)))

@@ -34,8 +34,13 @@ from placekit.geometry.fusion import fuse
 from placekit.index.ivf import PlaceIndex
 from placekit.local.verification import DEFAULT_MIN_INLIERS, MIN_MATCHES, verify
 from placekit.mapfile.pointmap import PointMap
+from placekit.options import DEFAULT_MATCH_RADIUS_M, DEFAULT_TARGET_PRECISION
 
 DEFAULT_MARGIN = 0.02
+DEFAULT_TEMPERATURE = 0.02         # softmax temperature (score units) of the position fusion
+MARGIN_QUANTILE = 0.9              # the ambiguity margin covers this share of near-tie score gaps
+UNCERTAINTY_QUANTILE = 0.68        # base uncertainty: this quantile of fused-position errors (1 sigma)
+FALLBACK_POSITIVE_QUANTILE = 0.02  # with no negatives, the threshold keeps this share of positives out
 MIN_MARGIN, MAX_MARGIN = 0.005, 0.1
 MIN_GROUP_POSITIVES = 10
 MIN_CALIBRATION_POSITIVES = 10   # fewer: the threshold is a guess, and map build says so
@@ -60,13 +65,13 @@ class Calibration:
     """
 
     unknown_threshold: float = 0.0
-    ambiguity_margin: float = 0.02
-    match_radius_m: float = 25.0
-    temperature: float = 0.02
+    ambiguity_margin: float = DEFAULT_MARGIN
+    match_radius_m: float = DEFAULT_MATCH_RADIUS_M
+    temperature: float = DEFAULT_TEMPERATURE
     base_uncertainty_m: float = 5.0
     confidence_slope: float = 0.0
     confidence_intercept: float = 0.0
-    target_precision: float = 0.9
+    target_precision: float = DEFAULT_TARGET_PRECISION
     min_inliers: int = 0
     stats: dict = field(default_factory=dict)
 
@@ -97,7 +102,7 @@ class Calibration:
 
 
 def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, positions: np.ndarray,
-              radius: float, target_precision: float, top_k: int = 5, temperature: float = 0.02,
+              radius: float, target_precision: float, top_k: int = 5, temperature: float = DEFAULT_TEMPERATURE,
               max_queries: int = MAX_CALIBRATION_QUERIES, seed: int = 0, groups: np.ndarray | None = None,
               negatives: np.ndarray | None = None,
               refit: Callable[[np.ndarray], PlaceIndex] | None = None) -> Calibration:
@@ -260,8 +265,8 @@ def _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_prec
     slope, intercept = fit_logistic(pos, neg)
     margin = DEFAULT_MARGIN
     if len(near_tie_gaps) >= 5:
-        margin = float(np.clip(np.quantile(near_tie_gaps, 0.9), MIN_MARGIN, MAX_MARGIN))
-    base = float(np.quantile(errors, 0.68)) if errors else radius / 2.0
+        margin = float(np.clip(np.quantile(near_tie_gaps, MARGIN_QUANTILE), MIN_MARGIN, MAX_MARGIN))
+    base = float(np.quantile(errors, UNCERTAINTY_QUANTILE)) if errors else radius / 2.0
     accepted_pos = int((pos >= threshold).sum())
     stats = {
         "queries": int(n_queries),
@@ -319,7 +324,7 @@ def _threshold(pos: np.ndarray, neg: np.ndarray, target: float) -> tuple[float, 
     if len(pos) == 0:
         return float(np.quantile(neg, target)), "no positives: rejects the target share of impostors"
     if len(neg) == 0:
-        return float(np.quantile(pos, 0.02)), "no negatives: 2nd percentile of positive scores"
+        return float(np.quantile(pos, FALLBACK_POSITIVE_QUANTILE)), "no negatives: 2nd percentile of positive scores"
     for t in np.unique(np.concatenate([pos, neg])):
         p = _precision(pos, neg, t)
         if p is not None and p >= target and (pos >= t).any():

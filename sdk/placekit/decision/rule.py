@@ -12,6 +12,10 @@ import numpy as np
 from placekit.decision.calibration import Calibration
 from placekit.geometry.fusion import fuse, weighted_position
 
+RIVAL_RADII = 2.0              # a rival answer lies farther than this many match radii from the best
+AMBIGUOUS_CONFIDENCE = 0.5     # an ambiguous answer keeps this share of the best match's confidence
+RIVAL_INLIER_SHARE = 0.8       # a verified rival has at least this share of the best's inliers
+
 @dataclass(frozen=True)
 class Decision:
     status: str
@@ -22,7 +26,7 @@ class Decision:
 
 def conflict_gap(scores: np.ndarray, positions: np.ndarray, radius: float, floor: float) -> float | None:
     """Score lead of the best match over the best match farther than 2 x radius (None if none)."""
-    far = (np.linalg.norm(positions - positions[0], axis=1) > 2.0 * radius) & (scores >= floor)
+    far = (np.linalg.norm(positions - positions[0], axis=1) > RIVAL_RADII * radius) & (scores >= floor)
     return float(scores[0] - scores[far].max()) if far.any() else None
 
 
@@ -39,7 +43,7 @@ def decide(scores: np.ndarray, positions: np.ndarray, cal: Calibration) -> Decis
     if gap is not None and gap < cal.ambiguity_margin:
         far = np.linalg.norm(positions - positions[0], axis=1)
         rivals = far[scores >= best - cal.ambiguity_margin]
-        return Decision("ambiguous", pos, max(uncertainty, float(rivals.max())), 0.5 * confidence)
+        return Decision("ambiguous", pos, max(uncertainty, float(rivals.max())), AMBIGUOUS_CONFIDENCE * confidence)
     return Decision("localized", pos, uncertainty, confidence)
 
 
@@ -63,23 +67,23 @@ def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, i
         return base
     if pose is not None and pose.inliers >= cal.min_inliers:
         verified = positions[:len(inliers)][inliers >= cal.min_inliers]
-        if len(verified) and np.linalg.norm(verified - pose.center, axis=1).min() <= 2 * cal.match_radius_m:
+        if len(verified) and np.linalg.norm(verified - pose.center, axis=1).min() <= RIVAL_RADII * cal.match_radius_m:
             return _at_pose(pose, max(base.confidence, _verified_confidence(cal, pose.inliers)))
     if not cal.verification_decisive:
         return base
     if inliers[0] < cal.min_inliers:
-        return Decision("unknown", None, None, min(base.confidence, 0.5 * inliers[0] / cal.min_inliers))
+        return Decision("unknown", None, None, min(base.confidence, AMBIGUOUS_CONFIDENCE * inliers[0] / cal.min_inliers))
     dist = np.linalg.norm(positions[:len(inliers)] - positions[0], axis=1)
     confidence = max(cal.confidence(float(scores[0])), _verified_confidence(cal, int(inliers[0])))
-    rivals = (dist > 2 * cal.match_radius_m) & (inliers >= max(cal.min_inliers, 0.8 * inliers[0]))
-    if pose is not None and np.linalg.norm(pose.center - positions[0]) <= 2 * cal.match_radius_m:
+    rivals = (dist > RIVAL_RADII * cal.match_radius_m) & (inliers >= max(cal.min_inliers, RIVAL_INLIER_SHARE * inliers[0]))
+    if pose is not None and np.linalg.norm(pose.center - positions[0]) <= RIVAL_RADII * cal.match_radius_m:
         # a 6-DoF pose from the 3D points pins the position whichever views saw them
         return _at_pose(pose, confidence)
     near = (dist <= cal.match_radius_m) & (inliers >= cal.min_inliers)
     position, spread = weighted_position(inliers[near], positions[:len(inliers)][near])
     uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
     if rivals.any():
-        return Decision("ambiguous", position, max(uncertainty, float(dist[rivals].max())), 0.5 * confidence)
+        return Decision("ambiguous", position, max(uncertainty, float(dist[rivals].max())), AMBIGUOUS_CONFIDENCE * confidence)
     return Decision("localized", position, uncertainty, float(confidence))
 
 

@@ -23,39 +23,20 @@ from pathlib import Path
 
 def _build(args: argparse.Namespace) -> int:
     from placekit.builder import MapBuilder
-    from placekit.ingest import read_locations_and_groups
-    from placekit.errors import CalibrationWarning, CSVFormatError, ImageReadError
-    from placekit.inference.imageio import list_images, read_exif_gps
+    from placekit.errors import CalibrationWarning
+    from placekit.inference.imageio import list_images
     from placekit.options import BuildOptions
-    from placekit.types import Location
 
     folder = Path(args.dir)
-    images = list_images(folder)
-    if args.locations == "exif":
-        items = []
-        for path in images:
-            gps = read_exif_gps(path)
-            if gps is None:
-                raise ImageReadError(f"{path} has no EXIF GPS position; pass --locations CSV instead")
-            lat, lon, alt = gps
-            items.append((path, Location(lat=lat, lon=lon, alt=alt), path.name))
-    else:
-        locations = read_locations_and_groups(args.locations)
-        present = {p.name for p in images}
-        for lineno, name in enumerate(locations, start=2):
-            if name not in present and not (folder / name).is_file():
-                raise CSVFormatError(f"{args.locations}:{lineno}: image {name!r} is not in {folder}")
-        unlisted = sorted(present - set(locations))
-        if unlisted:
-            print(f"note: {len(unlisted)} image(s) in {folder} have no row in {args.locations} and are skipped "
-                  f"(first: {unlisted[0]})", file=sys.stderr)
-        items = [(folder / name, loc, name, group) for name, (loc, group) in locations.items()]
     options = BuildOptions(model=args.model, recipe=args.recipe, match_radius_m=args.radius,
                            embed_model=args.embed_model, threads=args.threads, backend=args.backend,
                            descriptor=args.descriptor, local_features=args.local_features,
                            max_keypoints=args.max_keypoints)
     builder = MapBuilder(options)
-    builder.add_many(items, progress=not args.quiet)
+    found = builder.add_folder(folder, args.locations, progress=not args.quiet)
+    if found.unlisted:
+        print(f"note: {len(found.unlisted)} image(s) in {folder} have no row in {args.locations} and are skipped "
+              f"(first: {found.unlisted[0]})", file=sys.stderr)
     if args.negatives:
         for path in list_images(args.negatives):
             builder.add_negative(path)
@@ -219,6 +200,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from placekit.options import BACKENDS, DESCRIPTORS, BuildOptions, LocalizerOptions
+    from placekit.tools.evaluation import DEFAULT_THRESHOLD_M, RECALL_AT
+
+    build_defaults, localize_defaults = BuildOptions(), LocalizerOptions()
     p = argparse.ArgumentParser(prog="placekit", description="On-device visual localization.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -227,21 +212,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("dir", help="folder of map images")
     b.add_argument("--locations", required=True, help="CSV (name,x,y[,z] or name,lat,lon[,alt]) or 'exif'")
     b.add_argument("-o", "--output", required=True, help="map file to write (.pkmap)")
-    b.add_argument("--model", default="default", help="model name (see 'placekit models') or path")
-    b.add_argument("--recipe", default="auto", help="index recipe, e.g. 'PCAW256,Flat' (default auto)")
-    b.add_argument("--radius", type=float, default=25.0, help="same-place radius in metres (default 25)")
+    b.add_argument("--model", default=build_defaults.model, help="model name (see 'placekit models') or path")
+    b.add_argument("--recipe", default=build_defaults.recipe,
+                   help="index recipe in placekit's recipe language (docs/map-format.md), e.g. 'PCAW256,Flat' "
+                        "(default auto)")
+    b.add_argument("--radius", type=float, default=build_defaults.match_radius_m,
+                   help=f"same-place radius in metres (default {build_defaults.match_radius_m:g})")
     b.add_argument("--embed-model", action="store_true", help="store the model inside the map")
-    b.add_argument("--descriptor", default="auto", choices=["auto", "gem", "vlad"],
-                   help="global descriptor: gem (global model), vlad (of the local features) or auto "
-                        "(vlad when every image has local features, else gem)")
-    b.add_argument("--local-features", default="auto",
+    b.add_argument("--descriptor", default=build_defaults.descriptor, choices=DESCRIPTORS,
+                   help="global descriptor: gem (the global model), vlad (of the local features) or auto (gem)")
+    b.add_argument("--local-features", default=build_defaults.local_features,
                    help="auto (hardnet-int8 for images with a camera in the CSV: qw..qz and fx..cy), none, "
                         "rootsift or a local model: stored for verification; 3D points from posed images")
-    b.add_argument("--max-keypoints", type=int, default=1024)
+    b.add_argument("--max-keypoints", type=int, default=build_defaults.max_keypoints)
     b.add_argument("--negatives", default=None, metavar="DIR",
                    help="photos of places NOT in the map (not stored): calibration keeps them out")
-    b.add_argument("--threads", type=int, default=0)
-    b.add_argument("--backend", default="auto", choices=["auto", "onnx", "litert"])
+    b.add_argument("--threads", type=int, default=build_defaults.threads)
+    b.add_argument("--backend", default=build_defaults.backend, choices=BACKENDS)
     b.add_argument("--json", action="store_true", help="print the map info as JSON")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
@@ -254,24 +241,26 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("map")
     lo.add_argument("images", nargs="+", metavar="IMAGE")
     lo.add_argument("--json", action="store_true", help="one JSON object per image")
-    lo.add_argument("--top-k", type=int, default=5)
-    lo.add_argument("--threads", type=int, default=0)
-    lo.add_argument("--backend", default="auto", choices=["auto", "onnx", "litert"])
+    lo.add_argument("--top-k", type=int, default=localize_defaults.top_k)
+    lo.add_argument("--threads", type=int, default=localize_defaults.threads)
+    lo.add_argument("--backend", default=localize_defaults.backend, choices=BACKENDS)
     lo.add_argument("--model", default=None, help="model path/name to use instead of the map's")
     lo.set_defaults(func=_localize)
 
     ev = sub.add_parser("eval", help="build a map from DATASET/database, localize DATASET/queries, report metrics")
     ev.add_argument("dataset", help="folder with database/, queries/ and their CSVs (or @east@north@ file names)")
-    ev.add_argument("--model", default="default", help="model name (see 'placekit models') or path")
-    ev.add_argument("--descriptor", default="auto", choices=["auto", "gem", "vlad"])
-    ev.add_argument("--local-features", default="auto", help="auto, none, rootsift or a local model name")
-    ev.add_argument("--threshold", type=float, default=25.0, help="correct within this many metres (default 25)")
+    ev.add_argument("--model", default=build_defaults.model, help="model name (see 'placekit models') or path")
+    ev.add_argument("--descriptor", default=build_defaults.descriptor, choices=DESCRIPTORS)
+    ev.add_argument("--local-features", default=build_defaults.local_features,
+                    help="auto, none, rootsift or a local model name")
+    ev.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_M,
+                    help=f"correct within this many metres (default {DEFAULT_THRESHOLD_M:g})")
     ev.add_argument("--json", default=None, metavar="OUT", help="write the full report as JSON")
-    ev.add_argument("--threads", type=int, default=0)
+    ev.add_argument("--threads", type=int, default=build_defaults.threads)
     ev.add_argument("--keep-map", default=None, metavar="DIR", help="keep the built map in DIR")
     ev.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots into DIR (needs matplotlib)")
-    ev.add_argument("--top-k", type=int, default=10, help="matches returned per query; recall@N up to N=top-k")
-    ev.add_argument("--backend", default="auto", choices=["auto", "onnx", "litert"])
+    ev.add_argument("--top-k", type=int, default=max(RECALL_AT), help="matches returned per query; recall@N up to N=top-k")
+    ev.add_argument("--backend", default=build_defaults.backend, choices=BACKENDS)
     ev.add_argument("--negatives", default=None, metavar="DIR",
                     help="photos of places NOT in the map, for its calibration (as in 'map build')")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -287,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="render a street, build a map, localize held-out views")
     d.add_argument("--workdir", default=None, help="keep the rendered images and map here")
-    d.add_argument("--model", default="default")
-    d.add_argument("--threads", type=int, default=0)
+    d.add_argument("--model", default=build_defaults.model)
+    d.add_argument("--threads", type=int, default=build_defaults.threads)
     d.set_defaults(func=_demo)
     return p
 

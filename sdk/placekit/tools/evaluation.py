@@ -23,9 +23,10 @@ from placekit.ingest import read_locations_and_groups
 from placekit.errors import CSVFormatError
 from placekit.geometry.frames import LocalFrame, frame_for, locations_to_metric
 from placekit.inference.imageio import list_images
+from placekit.options import DEFAULT_MATCH_RADIUS_M
 from placekit.types import Location
 
-DEFAULT_THRESHOLD_M = 25.0
+DEFAULT_THRESHOLD_M = DEFAULT_MATCH_RADIUS_M   # a query is correct within the map's same-place radius
 RECALL_AT = (1, 5, 10)
 
 
