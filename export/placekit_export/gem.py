@@ -3,6 +3,7 @@
 Input (B, 3, H, W) float32, RGB normalised with ``GEM_MEAN`` / ``GEM_STD``; H and W multiples
 of 32. Output (B, D) L2-normalised descriptors (D = 1280 without whitening).
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Input (B, 1, 32, 32) float32 grey patches, normalised per patch inside the network (mean 0,
 std 1, as L2-Net does), so the runtime only scales pixels to [0, 1]. Output (B, 128) unit-norm.
 """
+
 from __future__ import annotations
 
 import torch
@@ -10,12 +11,15 @@ from torch import nn
 from torch.nn import functional as F
 
 DESCRIPTOR_DIM = 128
-VARIANCE_EPS = 1e-4   # spread floor of 0.01 (2.5 grey levels): bounds rsqrt for int8 ranges
+VARIANCE_EPS = 1e-4  # spread floor of 0.01 (2.5 grey levels): bounds rsqrt for int8 ranges
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
-            nn.BatchNorm2d(cout, affine=False), nn.ReLU()]
+    return [
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout, affine=False),
+        nn.ReLU(),
+    ]
 
 
 class HardNet(nn.Module):
@@ -25,9 +29,12 @@ class HardNet(nn.Module):
     def __init__(self, dropout: float = 0.3):
         super().__init__()
         self.features = nn.Sequential(
-            *_conv_bn(1, 32), *_conv_bn(32, 32),
-            *_conv_bn(32, 64, stride=2), *_conv_bn(64, 64),
-            *_conv_bn(64, 128, stride=2), *_conv_bn(128, 128),
+            *_conv_bn(1, 32),
+            *_conv_bn(32, 32),
+            *_conv_bn(32, 64, stride=2),
+            *_conv_bn(64, 64),
+            *_conv_bn(64, 128, stride=2),
+            *_conv_bn(128, 128),
             nn.Dropout(dropout),
             nn.Conv2d(128, DESCRIPTOR_DIM, 8, bias=False),
             nn.BatchNorm2d(DESCRIPTOR_DIM, affine=False),

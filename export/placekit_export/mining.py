@@ -17,6 +17,7 @@ collection, or a labelled area), or, inside one cluster of geo-tagged images, on
 ``mine_tuples`` re-mines hard negatives with the current descriptors: the nearest allowed images,
 at most one per cluster, so the negatives of one tuple are diverse.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -37,15 +38,15 @@ NEGATIVE_RADIUS_M = 25.0
 @dataclass
 class TrainingSet:
     images: list[Path] = field(default_factory=list)
-    cluster: list[int] = field(default_factory=list)          # (N,) negatives come from other clusters...
+    cluster: list[int] = field(default_factory=list)  # (N,) negatives come from other clusters...
     xyz: list[tuple[float, float, float]] = field(default_factory=list)  # ... or from far away (NaN: never)
     positives: list[np.ndarray] = field(default_factory=list)  # (N,) arrays of candidate indices
-    source: list[str] = field(default_factory=list)           # (N,) which dataset each image came from
+    source: list[str] = field(default_factory=list)  # (N,) which dataset each image came from
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def extend(self, other: "TrainingSet") -> "TrainingSet":
+    def extend(self, other: TrainingSet) -> TrainingSet:
         offset, cluster_offset = len(self), (max(self.cluster) + 1 if self.cluster else 0)
         self.images += other.images
         self.cluster += [c + cluster_offset for c in other.cluster]
@@ -70,9 +71,13 @@ class TrainingSet:
 
     def summary(self) -> dict:
         q = self.queries()
-        return {"images": len(self), "clusters": len(set(self.cluster)), "queries_with_positives": int(len(q)),
-                "positive_pairs": int(sum(len(p) for p in self.positives)),
-                "by_source": {s: self.source.count(s) for s in sorted(set(self.source))}}
+        return {
+            "images": len(self),
+            "clusters": len(set(self.cluster)),
+            "queries_with_positives": int(len(q)),
+            "positive_pairs": int(sum(len(p) for p in self.positives)),
+            "by_source": {s: self.source.count(s) for s in sorted(set(self.source))},
+        }
 
 
 NAN3 = (float("nan"),) * 3
@@ -98,8 +103,9 @@ def from_sfm(collections: dict[str, list[SfmScene]], label: str = "sfm") -> Trai
     return out
 
 
-def from_geotags(paths: list[Path], xyz: np.ndarray, view_dirs: np.ndarray | None = None,
-                 label: str = "geotagged") -> TrainingSet:
+def from_geotags(
+    paths: list[Path], xyz: np.ndarray, view_dirs: np.ndarray | None = None, label: str = "geotagged"
+) -> TrainingSet:
     """paths (N,), xyz (N, 3) metres, view_dirs (N, 3) unit viewing directions or None."""
     xyz = np.asarray(xyz, np.float64)
     dist = np.linalg.norm(xyz[:, None] - xyz[None], axis=2)
@@ -108,12 +114,18 @@ def from_geotags(paths: list[Path], xyz: np.ndarray, view_dirs: np.ndarray | Non
         cos = np.clip(view_dirs @ view_dirs.T, -1, 1)
         close &= cos >= np.cos(np.radians(POSITIVE_MAX_ANGLE_DEG))
     np.fill_diagonal(close, False)
-    positives = [np.flatnonzero(row)[np.argsort(dist[i, row])][:TOP_K_POSITIVES * 4] for i, row in enumerate(close)]
+    positives = [np.flatnonzero(row)[np.argsort(dist[i, row])][: TOP_K_POSITIVES * 4] for i, row in enumerate(close)]
     return TrainingSet(list(paths), [0] * len(paths), [tuple(p) for p in xyz], positives, [label] * len(paths))
 
 
-def from_places(paths: list[Path], areas: list[str], clips: list[str], label: str = "places",
-                 places: list[str] | None = None, negatives_by_place: bool = False) -> TrainingSet:
+def from_places(
+    paths: list[Path],
+    areas: list[str],
+    clips: list[str],
+    label: str = "places",
+    places: list[str] | None = None,
+    negatives_by_place: bool = False,
+) -> TrainingSet:
     """Positives: same place (default: same area), another clip. Negatives: other areas (one
     cluster per area). With ``places`` finer than ``areas`` (e.g. floor + area type), positives
     are instance-level while look-alikes of the same area type are never used as negatives,
@@ -126,13 +138,20 @@ def from_places(paths: list[Path], areas: list[str], clips: list[str], label: st
     by_place: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(places):
         by_place[p].append(i)
-    positives = [np.array([j for j in by_place[places[i]] if clips[j] != clips[i]], np.int64) for i in range(len(paths))]
-    return TrainingSet(list(paths), [area_ids[a] for a in areas], [NAN3] * len(paths), positives,
-                       [label] * len(paths))
+    positives = [
+        np.array([j for j in by_place[places[i]] if clips[j] != clips[i]], np.int64) for i in range(len(paths))
+    ]
+    return TrainingSet(list(paths), [area_ids[a] for a in areas], [NAN3] * len(paths), positives, [label] * len(paths))
 
 
-def mine_tuples(data: TrainingSet, descriptors: np.ndarray, queries: np.ndarray, n_negatives: int,
-                rng: np.random.Generator, pool: np.ndarray | None = None) -> list[tuple[int, int, list[int]]]:
+def mine_tuples(
+    data: TrainingSet,
+    descriptors: np.ndarray,
+    queries: np.ndarray,
+    n_negatives: int,
+    rng: np.random.Generator,
+    pool: np.ndarray | None = None,
+) -> list[tuple[int, int, list[int]]]:
     """(query, positive, negatives) index tuples. descriptors: (N, D) unit rows of the current
     network; negatives are the nearest allowed images from ``pool`` (all when None), at most one
     per cluster."""

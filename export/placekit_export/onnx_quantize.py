@@ -1,4 +1,5 @@
 """ONNX int8 (static QDQ, per-channel, onnxruntime.quantization) and fp16 conversions."""
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,15 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: list[np.ndarray]) -> N
         prepped = Path(tmp) / "prepped.onnx"
         quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
         quantized = Path(tmp) / "int8.onnx"
-        quantize_static(str(prepped), str(quantized), _Reader(name, calibration), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(prepped),
+            str(quantized),
+            _Reader(name, calibration),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
         _finish(onnx.load(str(quantized)), meta, out)
 
 

@@ -11,6 +11,7 @@ the rest on):
 The int8 calibration folder (``calibration_images``) is drawn from the other IE Tower floors,
 so the two sets never share an image.
 """
+
 from __future__ import annotations
 
 import csv
@@ -50,8 +51,9 @@ def ie_tower_frames(data: Path, held_out: bool) -> list[Path]:
         return []
     with open(table, newline="") as f:
         rows = list(csv.DictReader(f))
-    return sorted(data / "ie_tower" / r["image_path"] for r in rows
-                  if (r["floor_range"] == HELD_OUT_FLOOR_RANGE) == held_out)
+    return sorted(
+        data / "ie_tower" / r["image_path"] for r in rows if (r["floor_range"] == HELD_OUT_FLOOR_RANGE) == held_out
+    )
 
 
 def _source_paths(data: Path, source: str) -> list[Path]:
@@ -65,8 +67,9 @@ def _source_paths(data: Path, source: str) -> list[Path]:
     return paths
 
 
-def parity_images(n: int = 24, seed: int = 0, exclude: set[str] = frozenset(),
-                  sources: tuple[str, ...] = ("strecha",)) -> tuple[list[np.ndarray], str]:
+def parity_images(
+    n: int = 24, seed: int = 0, exclude: set[str] = frozenset(), sources: tuple[str, ...] = ("strecha",)
+) -> tuple[list[np.ndarray], str]:
     """Up to ``n`` BGR images and a description of where they came from. ``exclude``: sha256
     of image files that must not be used (the calibration set)."""
     from placekit.inference.engine import sha256_file
@@ -81,8 +84,9 @@ def parity_images(n: int = 24, seed: int = 0, exclude: set[str] = frozenset(),
             chosen += [pool[j] for j in sorted(rng.choice(len(pool), share, replace=False))]
             parts.append(f"{share} {source}")
             left -= share
-        return [read_image(p) for p in chosen], (f"{len(chosen)} real photos from shared/data "
-                                                 f"({', '.join(parts)}), none of them in the calibration set")
+        return [read_image(p) for p in chosen], (
+            f"{len(chosen)} real photos from shared/data ({', '.join(parts)}), none of them in the calibration set"
+        )
     from placekit.tools.demo import render_view, render_world
 
     world = render_world(seed)

@@ -12,6 +12,7 @@
 
 All patches are cut by ``placekit.local.patches.cut_patches``, the runtime's own patch cutter.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -102,8 +103,8 @@ def warp_keypoints(kps: np.ndarray, hmat: np.ndarray) -> np.ndarray:
     jac = np.empty((len(kps), 2, 2))
     for r in range(2):
         num = hmat[r, 0] * x + hmat[r, 1] * y + hmat[r, 2]
-        jac[:, r, 0] = (hmat[r, 0] * den - num * hmat[2, 0]) / den ** 2
-        jac[:, r, 1] = (hmat[r, 1] * den - num * hmat[2, 1]) / den ** 2
+        jac[:, r, 0] = (hmat[r, 0] * den - num * hmat[2, 0]) / den**2
+        jac[:, r, 1] = (hmat[r, 1] * den - num * hmat[2, 1]) / den**2
     scale = np.sqrt(np.abs(np.linalg.det(jac)))
     theta = np.radians(np.where(kps[:, 3] >= 0, kps[:, 3], 0.0))
     direction = np.stack([np.cos(theta), -np.sin(theta)], 1)  # OpenCV angles: y axis points down

@@ -10,6 +10,7 @@ Inputs are (N, D) descriptors of side A and side B where row i of A and row i of
 * ``fpr95``: share of false pairs closer than the distance that keeps 95% of true pairs.
 * ``matching_accuracy``: share of A rows whose nearest B row is their true partner.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,8 @@ def _true_and_false_distances(desc_a: np.ndarray, desc_b: np.ndarray, seed: int)
 def matching_map(desc_a: np.ndarray, desc_b: np.ndarray, block: int = 2048) -> float:
     ranks = []
     for s in range(0, len(desc_a), block):
-        a = desc_a[s:s + block]
-        d = (a ** 2).sum(1)[:, None] + (desc_b ** 2).sum(1)[None] - 2 * a @ desc_b.T
+        a = desc_a[s : s + block]
+        d = (a**2).sum(1)[:, None] + (desc_b**2).sum(1)[None] - 2 * a @ desc_b.T
         true = d[np.arange(len(a)), np.arange(s, s + len(a))]
         ranks.append(1 + (d < true[:, None]).sum(1))
     return float((1.0 / np.concatenate(ranks)).mean())
@@ -51,5 +52,9 @@ def matching_accuracy(desc_a: np.ndarray, desc_b: np.ndarray) -> float:
 
 
 def all_metrics(desc_a: np.ndarray, desc_b: np.ndarray) -> dict[str, float]:
-    return {"matching_mAP": matching_map(desc_a, desc_b), "verification_mAP": verification_map(desc_a, desc_b),
-            "fpr95": fpr95(desc_a, desc_b), "pairs": int(len(desc_a))}
+    return {
+        "matching_mAP": matching_map(desc_a, desc_b),
+        "verification_mAP": verification_map(desc_a, desc_b),
+        "fpr95": fpr95(desc_a, desc_b),
+        "pairs": int(len(desc_a)),
+    }

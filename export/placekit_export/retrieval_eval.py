@@ -18,6 +18,7 @@ left clean: a robot revisiting a mapped place at dusk with a dirty lens. It is t
 
 Metrics: recall@1 (the top hit is relevant) and mAP over queries with at least one relevant item.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,12 +38,13 @@ KITTI_RADIUS_M = 5.0
 class RetrievalSet:
     """database (Nd,) and queries (Nq,) image paths; relevant (Nq, Nd) bool; exclude (Nq, Nd)
     bool or None: database items a query must not see (its own capture clip)."""
+
     name: str
     database: list[Path]
     queries: list[Path]
     relevant: np.ndarray
     exclude: np.ndarray | None = None
-    degraded_queries: bool = False   # queries pass through ``dusk_lens`` (seeded by their order)
+    degraded_queries: bool = False  # queries pass through ``dusk_lens`` (seeded by their order)
 
 
 def clip_of(path: str | Path) -> str:
@@ -114,7 +116,7 @@ def dusk_lens(bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = out.astype(np.float32) * 0.4 + rng.normal(0, 8, out.shape)
     ow, oh = int(w * rng.uniform(0.3, 0.45)), int(h * rng.uniform(0.6, 0.9))
     x, y = rng.integers(0, w - ow), rng.integers(0, h - oh)
-    out[y:y + oh, x:x + ow] = 60
+    out[y : y + oh, x : x + ow] = 60
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
@@ -129,8 +131,9 @@ def heldout_sets(data: Path) -> list[RetrievalSet]:
     return clean + degraded_sets([rs for rs in clean if rs.name != "ie-tower-highrise-floor"])
 
 
-def per_query_scores(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,
-                     exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def per_query_scores(
+    db: np.ndarray, queries: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(hit at rank 1 (Nq',) bool, average precision (Nq',)) for the Nq' queries that have a
     relevant item. db (Nd, D), queries (Nq, D) unit rows; relevant / exclude (Nq, Nd) bool."""
     sims = queries @ db.T
@@ -147,8 +150,9 @@ def per_query_scores(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,
     return hits[has, 0], ap
 
 
-def retrieval_metrics(db: np.ndarray, queries: np.ndarray, relevant: np.ndarray,
-                      exclude: np.ndarray | None = None) -> dict[str, float]:
+def retrieval_metrics(
+    db: np.ndarray, queries: np.ndarray, relevant: np.ndarray, exclude: np.ndarray | None = None
+) -> dict[str, float]:
     """Recall@1 and mAP over the queries that have a relevant item (``per_query_scores``)."""
     return summarize_scores(*per_query_scores(db, queries, relevant, exclude))
 
@@ -158,13 +162,17 @@ def summarize_scores(hit1: np.ndarray, ap: np.ndarray) -> dict[str, float]:
     return {"recall_at_1": float(hit1.mean()), "mAP": float(ap.mean()), "queries": int(len(ap))}
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0,
-                     level: float = 0.95) -> dict[str, float]:
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
     """Mean of b - a over the same queries (a, b: (Nq,) per-query scores of two models) and its
     bootstrap confidence interval (queries resampled with replacement, ``n`` times)."""
     diff = np.asarray(b, np.float64) - np.asarray(a, np.float64)
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), (n, len(diff)))].mean(1)
     tail = (1 - level) / 2 * 100
-    return {"mean": float(diff.mean()), "low": float(np.percentile(means, tail)),
-            "high": float(np.percentile(means, 100 - tail))}
+    return {
+        "mean": float(diff.mean()),
+        "low": float(np.percentile(means, tail)),
+        "high": float(np.percentile(means, 100 - tail)),
+    }

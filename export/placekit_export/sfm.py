@@ -16,6 +16,7 @@ incremental mapping on one folder of photos and returns one ``SfmScene`` per rec
 Scenes are cached as ``.npz`` (no pickle) under ``work_dir`` keyed by the collection name, so a
 second run reads them back instead of re-running SfM.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -26,7 +27,7 @@ import numpy as np
 
 from placekit.inference.imageio import list_images
 
-SIZE_PER_SCALE = 2.0   # OpenCV SIFT reports the keypoint diameter 2 x sigma; COLMAP reports sigma
+SIZE_PER_SCALE = 2.0  # OpenCV SIFT reports the keypoint diameter 2 x sigma; COLMAP reports sigma
 MIN_TRACK = 2
 
 
@@ -38,11 +39,16 @@ class SfmScene:
     tracks: np.ndarray
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, name=np.array(self.name), images=np.array([str(p) for p in self.images]),
-                            covisibility=self.covisibility, tracks=self.tracks)
+        np.savez_compressed(
+            path,
+            name=np.array(self.name),
+            images=np.array([str(p) for p in self.images]),
+            covisibility=self.covisibility,
+            tracks=self.tracks,
+        )
 
     @classmethod
-    def load(cls, path: Path) -> "SfmScene":
+    def load(cls, path: Path) -> SfmScene:
         with np.load(path, allow_pickle=False) as z:
             return cls(str(z["name"]), [Path(p) for p in z["images"]], z["covisibility"], z["tracks"])
 
@@ -85,8 +91,9 @@ def _scene_from_reconstruction(name: str, rec, database, image_dir: Path) -> Sfm
     return SfmScene(name, images, covis, tracks)
 
 
-def reconstruct(image_dir: Path, work_dir: Path, name: str | None = None, max_features: int = 4096,
-                max_image_size: int = 1024) -> list[SfmScene]:
+def reconstruct(
+    image_dir: Path, work_dir: Path, name: str | None = None, max_features: int = 4096, max_image_size: int = 1024
+) -> list[SfmScene]:
     """SfM on one folder of photos -> its reconstructions (largest first); cached under work_dir."""
     import pycolmap
 
@@ -103,13 +110,25 @@ def reconstruct(image_dir: Path, work_dir: Path, name: str | None = None, max_fe
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.sift.max_num_features = max_features
     extraction.max_image_size = max_image_size
-    pycolmap.extract_features(database_path, image_dir, image_names=names, camera_mode=pycolmap.CameraMode.PER_IMAGE,
-                              extraction_options=extraction, device=pycolmap.Device.cpu)
+    pycolmap.extract_features(
+        database_path,
+        image_dir,
+        image_names=names,
+        camera_mode=pycolmap.CameraMode.PER_IMAGE,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
     pycolmap.match_exhaustive(database_path, device=pycolmap.Device.cpu)
     reconstructions = pycolmap.incremental_mapping(database_path, image_dir, scratch / "sparse")
-    database = pycolmap.Database.open(database_path) if hasattr(pycolmap.Database, "open") else pycolmap.Database(database_path)
-    scenes = [_scene_from_reconstruction(f"{name}.rec{k}", rec, database, image_dir)
-              for k, rec in enumerate(sorted(reconstructions.values(), key=lambda r: -r.num_reg_images()))]
+    database = (
+        pycolmap.Database.open(database_path)
+        if hasattr(pycolmap.Database, "open")
+        else pycolmap.Database(database_path)
+    )
+    scenes = [
+        _scene_from_reconstruction(f"{name}.rec{k}", rec, database, image_dir)
+        for k, rec in enumerate(sorted(reconstructions.values(), key=lambda r: -r.num_reg_images()))
+    ]
     database.close()
     scenes = [s for s in scenes if len(s.images) >= 2]
     for k, scene in enumerate(scenes):

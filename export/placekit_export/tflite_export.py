@@ -8,6 +8,7 @@ L2 normalisation. Quantizing the head too (``ALL_OPS_INT8``) is no faster (4.96 
 mean cosine drops from 0.997 to 0.985 and the trained GeM's from 0.987 to 0.79
 (benchmarks/RESULTS.md, "GeM int8: parity gate").
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,12 @@ def _input_name(model: bytes) -> str:
     return next(iter(runner.get_input_details()))
 
 
-def quantize_tflite(model: bytes, precision: str, calibration: list[np.ndarray] | None = None,
-                    int8_ops: tuple[tuple[str, str], ...] = INT8_OPS) -> bytes:
+def quantize_tflite(
+    model: bytes,
+    precision: str,
+    calibration: list[np.ndarray] | None = None,
+    int8_ops: tuple[tuple[str, str], ...] = INT8_OPS,
+) -> bytes:
     """int8: static int8 weights and activations of the ops ``int8_ops`` names (pairs of an
     ai-edge-quantizer ``TFLOperationName`` and a regex on the op's name; ``ALL_OPS_INT8`` for
     every op; min/max calibrated on ``calibration``, each a model input of the traced shape),
@@ -70,8 +75,12 @@ def quantize_tflite(model: bytes, precision: str, calibration: list[np.ndarray] 
             name = _input_name(model)
             result = qt.quantize(qt.calibrate({SIGNATURE: [{name: x} for x in calibration]}, num_threads=1))
         elif precision == "fp16":
-            qt.add_weight_only_config(regex=".*", operation_name=TFLOperationName.ALL_SUPPORTED, num_bits=16,
-                                      algorithm_key=AlgorithmName.FLOAT_CASTING)
+            qt.add_weight_only_config(
+                regex=".*",
+                operation_name=TFLOperationName.ALL_SUPPORTED,
+                num_bits=16,
+                algorithm_key=AlgorithmName.FLOAT_CASTING,
+            )
             result = qt.quantize()
         else:
             raise ValueError(f"unknown precision {precision!r}")
@@ -92,8 +101,9 @@ def op_input_types(model: bytes) -> list[tuple[str, str]]:
     out = []
     for op in graph.operators:
         code = m.operatorCodes[op.opcodeIndex]
-        out.append((op_names[max(code.builtinCode, code.deprecatedBuiltinCode)],
-                    type_names[graph.tensors[op.inputs[0]].type]))
+        out.append(
+            (op_names[max(code.builtinCode, code.deprecatedBuiltinCode)], type_names[graph.tensors[op.inputs[0]].type])
+        )
     return out
 
 
@@ -106,7 +116,7 @@ def add_tflite_metadata(model: bytes, metadata: dict[str, str]) -> bytes:
     for b in m.buffers or []:
         # large models keep buffer bytes after the flatbuffer (offset/size); re-packing needs them inline
         if b.offset and b.offset > 1 and b.size:
-            b.data = np.frombuffer(model[b.offset:b.offset + b.size], np.uint8)
+            b.data = np.frombuffer(model[b.offset : b.offset + b.size], np.uint8)
             b.offset, b.size = 0, 0
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode("utf-8"), np.uint8)
@@ -114,7 +124,9 @@ def add_tflite_metadata(model: bytes, metadata: dict[str, str]) -> bytes:
     entry = schema.MetadataT()
     entry.name = METADATA_NAME
     entry.buffer = len(m.buffers) - 1
-    kept = [e for e in (m.metadata or []) if (e.name.decode() if isinstance(e.name, bytes) else e.name) != METADATA_NAME]
+    kept = [
+        e for e in (m.metadata or []) if (e.name.decode() if isinstance(e.name, bytes) else e.name) != METADATA_NAME
+    ]
     m.metadata = kept + [entry]
     builder = flatbuffers.Builder(len(model) + 4096)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")

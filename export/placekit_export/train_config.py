@@ -1,4 +1,5 @@
 """Training settings (no torch import, so the CLI can describe them cheaply)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,11 @@ class GemTrainConfig:
     margin: float = 0.75
     loss: str = "contrastive"
     whiten_dim: int = 256
-    whiten_shrinkage: float = 0.3   # of the intra-class covariance; chosen on a validation split (whitening_validation.py)
+    whiten_shrinkage: float = (
+        0.3  # of the intra-class covariance; chosen on a validation split (whitening_validation.py)
+    )
     ie_tower_stride: int = 2
-    ie_tower_positives: str = "area"   # one of IE_TOWER_POSITIVES
-    adverse_prob: float = 0.5   # share of training views also seen in adverse conditions (0: the first model)
+    ie_tower_positives: str = "area"  # one of IE_TOWER_POSITIVES
+    adverse_prob: float = 0.5  # share of training views also seen in adverse conditions (0: the first model)
     seed: int = 0
     device: str = "auto"

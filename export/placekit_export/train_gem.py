@@ -21,6 +21,7 @@ statistics are frozen and p is learned. After training, learned whitening (``whi
 the training pairs and adverse views (``fit_whitening``) is folded into the final linear layer
 (``whiten_dim`` outputs); ``rewhiten`` refits it on a finished checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,19 +39,28 @@ from placekit.inference.imageio import read_image
 from .augmentations import adverse_conditions, augment
 from .gem import GEM_MEAN, GEM_STD, GeMNet
 from .mining import TrainingSet, from_places, from_sfm, mine_tuples
-from .retrieval_eval import (DUSK_SEED, EXCLUDED_STRECHA, HELDOUT_FLOOR_RANGE, clip_of, dusk_lens, heldout_sets,
-                             ie_tower_rows, retrieval_metrics)
+from .retrieval_eval import (
+    DUSK_SEED,
+    EXCLUDED_STRECHA,
+    HELDOUT_FLOOR_RANGE,
+    clip_of,
+    dusk_lens,
+    heldout_sets,
+    ie_tower_rows,
+    retrieval_metrics,
+)
 from .sfm import reconstruct
 from .train_config import IE_TOWER_POSITIVES, GemTrainConfig
 from .whitening import apply, learned_whitening, pca_whitening
 
-FROZEN_BLOCKS = 8          # stem + stages 1-3 keep their ImageNet weights
-DESCRIBE_SIZE = 320        # long side for mining and validation descriptors
-PAIRS_PER_QUERY = 10       # positive pairs per image for learned whitening
+FROZEN_BLOCKS = 8  # stem + stages 1-3 keep their ImageNet weights
+DESCRIBE_SIZE = 320  # long side for mining and validation descriptors
+PAIRS_PER_QUERY = 10  # positive pairs per image for learned whitening
 WHITENING_SEED_OFFSET = 1  # the whitening's generator: seed + this
 
 
 # ---------------------------------------------------------------- data
+
 
 def training_set(data: Path, sfm_dir: Path, ie_tower_stride: int = 2, ie_tower_positives: str = "area") -> TrainingSet:
     """The mined training set (see the module docstring for what is in and what is held out)."""
@@ -65,9 +75,16 @@ def training_set(data: Path, sfm_dir: Path, ie_tower_stride: int = 2, ie_tower_p
     if ie_tower_positives not in IE_TOWER_POSITIVES:
         raise ValueError(f"ie_tower_positives must be one of {IE_TOWER_POSITIVES}, got {ie_tower_positives!r}")
     places = [r["area"] if ie_tower_positives == "area" else f"{r['label']}/{r['area']}" for r in rows]
-    out.extend(from_places([data / "ie_tower" / r["image_path"] for r in rows], [r["area"] for r in rows],
-                           [clip_of(r["image_path"]) for r in rows], label="ie_tower", places=places,
-                           negatives_by_place=ie_tower_positives == "floor"))
+    out.extend(
+        from_places(
+            [data / "ie_tower" / r["image_path"] for r in rows],
+            [r["area"] for r in rows],
+            [clip_of(r["image_path"]) for r in rows],
+            label="ie_tower",
+            places=places,
+            negatives_by_place=ie_tower_positives == "floor",
+        )
+    )
     return out
 
 
@@ -109,6 +126,7 @@ def resize_for_describe(rgb: np.ndarray, long_side: int = DESCRIBE_SIZE) -> np.n
 
 
 # ---------------------------------------------------------------- network
+
 
 def build_net(whiten_dim: int | None = None) -> GeMNet:
     from .efficientnet_lite import load_imagenet_backbone
@@ -158,6 +176,7 @@ def describe_images(net: GeMNet, images, device: torch.device, long_side: int = 
 
 # ---------------------------------------------------------------- losses
 
+
 def contrastive_loss(q: torch.Tensor, others: torch.Tensor, margin: float) -> torch.Tensor:
     """q (D,), others (1 + n, D): the positive first, then the negatives."""
     d = torch.linalg.vector_norm(others - q[None], dim=1)
@@ -173,6 +192,7 @@ LOSSES = {"contrastive": contrastive_loss, "triplet": triplet_loss}
 
 
 # ---------------------------------------------------------------- training
+
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -228,8 +248,9 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, pr
     device = pick_device(config.device)
     net = build_net().to(device)
     body, p_params = trainable_parameters(net)
-    opt = torch.optim.Adam([{"params": body, "lr": config.lr}, {"params": p_params, "lr": config.p_lr}],
-                           weight_decay=1e-6)
+    opt = torch.optim.Adam(
+        [{"params": body, "lr": config.lr}, {"params": p_params, "lr": config.p_lr}], weight_decay=1e-6
+    )
     loss_fn = LOSSES[config.loss]
     t0 = time.time()
     cache = ImageCache(data.images)
@@ -250,9 +271,10 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, pr
         for s in range(0, len(tuples), config.tuples_per_step):
             opt.zero_grad()
             step_loss = 0.0
-            for q, pos, negs in tuples[s:s + config.tuples_per_step]:
-                batch = torch.stack([normalise(training_view(cache[i], rng, config.adverse_prob))
-                                     for i in (q, pos, *negs)]).to(device)
+            for q, pos, negs in tuples[s : s + config.tuples_per_step]:
+                batch = torch.stack(
+                    [normalise(training_view(cache[i], rng, config.adverse_prob)) for i in (q, pos, *negs)]
+                ).to(device)
                 d = trainable_forward(net, frozen_features(net, batch))
                 loss = loss_fn(d[0], d[1:], config.margin) / config.tuples_per_step
                 loss.backward()
@@ -261,8 +283,13 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, pr
             with torch.no_grad():
                 net.pool.p.clamp_(1.0, 8.0)
             losses.append(step_loss)
-        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "tuples": len(tuples), "p": float(net.pool.p.detach()),
-                 "seconds": round(time.time() - t0, 1)}
+        entry = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)),
+            "tuples": len(tuples),
+            "p": float(net.pool.p.detach()),
+            "seconds": round(time.time() - t0, 1),
+        }
         if heldout:
             held = heldout_descriptors(net, heldout, held_caches, device)
             entry["heldout"] = evaluate_heldout(heldout, held)
@@ -279,8 +306,9 @@ def train(out: Path, data: TrainingSet, config: GemTrainConfig, heldout=None, pr
     return log
 
 
-def whitening_inputs(net: GeMNet, data: TrainingSet, images: list[np.ndarray], config: GemTrainConfig,
-                     device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
+def whitening_inputs(
+    net: GeMNet, data: TrainingSet, images: list[np.ndarray], config: GemTrainConfig, device: torch.device
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict]:
     """What learned whitening is fit on -> (the training images' unwhitened descriptors (N, 1280),
     matching pairs (P, 2), extra intra-class covariance (1280, 1280) or None, a summary for the log).
 
@@ -302,14 +330,16 @@ def whitening_inputs(net: GeMNet, data: TrainingSet, images: list[np.ndarray], c
     return descriptors, pairs, extra, info
 
 
-def fit_whitening(net: GeMNet, data: TrainingSet, images: list[np.ndarray], config: GemTrainConfig,
-                  device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def fit_whitening(
+    net: GeMNet, data: TrainingSet, images: list[np.ndarray], config: GemTrainConfig, device: torch.device
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Learned whitening of the trained network (``whitening_inputs``, shrinkage
     ``config.whiten_shrinkage``) -> (weight (dim, 1280), bias (dim,), the training images'
     unwhitened descriptors (N, 1280), a summary for the log)."""
     descriptors, pairs, extra, info = whitening_inputs(net, data, images, config, device)
-    weight, bias = learned_whitening(descriptors, pairs, config.whiten_dim, shrinkage=config.whiten_shrinkage,
-                                     extra_intra=extra)
+    weight, bias = learned_whitening(
+        descriptors, pairs, config.whiten_dim, shrinkage=config.whiten_shrinkage, extra_intra=extra
+    )
     return weight, bias, descriptors, {**info, "shrinkage": config.whiten_shrinkage}
 
 
@@ -325,8 +355,14 @@ def set_whitening(net: GeMNet, weight: np.ndarray, bias: np.ndarray) -> None:
 def save_checkpoint(net: GeMNet, config: GemTrainConfig, log: dict, out: Path) -> None:
     """``out`` (state dict + config) and ``out.log.json``."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {k: v.cpu() for k, v in net.state_dict().items()}, "config": asdict(config),
-                "whiten_dim": config.whiten_dim}, out)
+    torch.save(
+        {
+            "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
+            "config": asdict(config),
+            "whiten_dim": config.whiten_dim,
+        },
+        out,
+    )
     out.with_suffix(".log.json").write_text(json.dumps(log, indent=1))
 
 
@@ -339,10 +375,12 @@ def compare_whitening(train_descriptors, heldout, held: dict, dim, lw_weight, lw
         db, q = held[rs.name]
         out[rs.name] = {
             "raw_1280": retrieval_metrics(db, q, rs.relevant, rs.exclude),
-            f"pca_whitened_{dim}": retrieval_metrics(apply(pw_weight, pw_bias, db), apply(pw_weight, pw_bias, q),
-                                                     rs.relevant, rs.exclude),
-            f"learned_whitening_{dim}": retrieval_metrics(apply(lw_weight, lw_bias, db), apply(lw_weight, lw_bias, q),
-                                                          rs.relevant, rs.exclude),
+            f"pca_whitened_{dim}": retrieval_metrics(
+                apply(pw_weight, pw_bias, db), apply(pw_weight, pw_bias, q), rs.relevant, rs.exclude
+            ),
+            f"learned_whitening_{dim}": retrieval_metrics(
+                apply(lw_weight, lw_bias, db), apply(lw_weight, lw_bias, q), rs.relevant, rs.exclude
+            ),
         }
     return out
 
@@ -372,8 +410,15 @@ def checkpoint_config(checkpoint: Path, **overrides) -> GemTrainConfig:
     return GemTrainConfig(**{**before_fields, **{k: v for k, v in saved.items() if k in known}, **overrides})
 
 
-def rewhiten(checkpoint: Path, out: Path, data: TrainingSet, heldout=None, whiten_dim: int | None = None,
-             shrinkage: float | None = None, progress=print) -> dict:
+def rewhiten(
+    checkpoint: Path,
+    out: Path,
+    data: TrainingSet,
+    heldout=None,
+    whiten_dim: int | None = None,
+    shrinkage: float | None = None,
+    progress=print,
+) -> dict:
     """Refit the learned whitening of a trained checkpoint without retraining the network (the
     same ``fit_whitening`` that ``train`` ends with), e.g. to another ``whiten_dim``. Writes ``out``
     and ``out.log.json``: the input's log with its whitening entries replaced and a
@@ -385,7 +430,9 @@ def rewhiten(checkpoint: Path, out: Path, data: TrainingSet, heldout=None, white
     log["config"] = asdict(config)
     net = load_checkpoint(checkpoint)
     device = torch.device("cpu")
-    weight, bias, descriptors, log["whitening"] = fit_whitening(net, data, ImageCache(data.images).images, config, device)
+    weight, bias, descriptors, log["whitening"] = fit_whitening(
+        net, data, ImageCache(data.images).images, config, device
+    )
     set_whitening(net, weight, bias)
     if heldout:
         held = heldout_descriptors(net, heldout, heldout_caches(heldout), device)
@@ -396,9 +443,16 @@ def rewhiten(checkpoint: Path, out: Path, data: TrainingSet, heldout=None, white
     return log
 
 
-def rewhiten_from_shared(checkpoint: Path, out: Path, data_dir: Path, sfm_dir: Path, whiten_dim: int | None = None,
-                         shrinkage: float | None = None) -> dict:
+def rewhiten_from_shared(
+    checkpoint: Path,
+    out: Path,
+    data_dir: Path,
+    sfm_dir: Path,
+    whiten_dim: int | None = None,
+    shrinkage: float | None = None,
+) -> dict:
     config = checkpoint_config(checkpoint)
     data = training_set(data_dir, sfm_dir, config.ie_tower_stride, config.ie_tower_positives)
-    return rewhiten(checkpoint, out, data, heldout_sets(data_dir), whiten_dim, shrinkage,
-                    progress=lambda s: print(s, flush=True))
+    return rewhiten(
+        checkpoint, out, data, heldout_sets(data_dir), whiten_dim, shrinkage, progress=lambda s: print(s, flush=True)
+    )

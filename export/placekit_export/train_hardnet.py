@@ -11,6 +11,7 @@ Validation: the held-out Strecha scene entry-P10 (GT-verified matches). Test (ne
 the HPatches sequences. Loss: hardest-in-batch triplet margin (Mishchuk et al.). Seeds are fixed;
 the log has the loss and the validation matching mAP / FPR95 per log interval.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,7 @@ def hardest_in_batch_loss(a: torch.Tensor, p: torch.Tensor, margin: float = 1.0)
 @torch.no_grad()
 def describe(net: torch.nn.Module, patches: np.ndarray, batch: int = 1024) -> np.ndarray:
     net.eval()
-    return np.concatenate([net(to_tensor(patches[s:s + batch])).numpy() for s in range(0, len(patches), batch)])
+    return np.concatenate([net(to_tensor(patches[s : s + batch])).numpy() for s in range(0, len(patches), batch)])
 
 
 def load_pairs(data: Path, seed: int, sfm_dir: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -64,30 +65,52 @@ def load_pairs(data: Path, seed: int, sfm_dir: Path | None = None) -> dict[str, 
         parts["sfm_tracks"] = (np.concatenate([t[0] for t in track]), np.concatenate([t[1] for t in track]))
     gt = [strecha_pairs(strecha / s) for s in TRAIN_SCENES]
     parts["strecha_gt_matches"] = (np.concatenate([t[0] for t in gt]), np.concatenate([t[1] for t in gt]))
-    pool = sorted(p for folder in pool_folders for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    pool = sorted(
+        p for folder in pool_folders for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    )
     parts["pool_warps"] = homography_pairs(pool, seed=seed)
     a = np.concatenate([p[0] for p in parts.values()])
     b = np.concatenate([p[1] for p in parts.values()])
-    return {"train": (a, b), "validation": strecha_pairs(strecha / VALIDATION_SCENE),
-            "sources": {k: int(len(v[0])) for k, v in parts.items()}}
+    return {
+        "train": (a, b),
+        "validation": strecha_pairs(strecha / VALIDATION_SCENE),
+        "sources": {k: int(len(v[0])) for k, v in parts.items()},
+    }
 
 
-def train(out: Path, steps: int = 1500, batch: int = 256, seed: int = 0, lr: float = 1e-3,
-          log_every: int = 250, sfm_dir: Path | None = None) -> dict:
+def train(
+    out: Path,
+    steps: int = 1500,
+    batch: int = 256,
+    seed: int = 0,
+    lr: float = 1e-3,
+    log_every: int = 250,
+    sfm_dir: Path | None = None,
+) -> dict:
     """Train on the shared data's pairs (module docstring), test on HPatches, write ``out``."""
     data = shared_data_dir()
     if data is None:
         raise SystemExit("HardNet training needs ../shared/data (Strecha scenes and the photo pool)")
     pairs = load_pairs(data, seed, sfm_dir)
-    log = train_on_pairs(out, pairs, steps, batch, seed, lr, log_every,
-                         extra_config={"sfm_tracks": sfm_dir is not None})
+    log = train_on_pairs(
+        out, pairs, steps, batch, seed, lr, log_every, extra_config={"sfm_tracks": sfm_dir is not None}
+    )
     log["test_hpatches"] = evaluate_hpatches(load_checkpoint(out), data)
     out.with_suffix(".log.json").write_text(json.dumps(log, indent=1))
     return log
 
 
-def train_on_pairs(out: Path, pairs: dict, steps: int, batch: int, seed: int = 0, lr: float = 1e-3,
-                   log_every: int = 250, extra_config: dict | None = None, progress=print) -> dict:
+def train_on_pairs(
+    out: Path,
+    pairs: dict,
+    steps: int,
+    batch: int,
+    seed: int = 0,
+    lr: float = 1e-3,
+    log_every: int = 250,
+    extra_config: dict | None = None,
+    progress=print,
+) -> dict:
     """pairs: {"train": (A, B), "validation": (A, B)} of (N, 32, 32) uint8 patches, row i of A
     matching row i of B; optional "sources". Writes the checkpoint and ``out.log.json``."""
     torch.manual_seed(seed)
@@ -98,8 +121,12 @@ def train_on_pairs(out: Path, pairs: dict, steps: int, batch: int, seed: int = 0
     net = HardNet()
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    log = {"train_pairs": int(len(a)), "train_sources": pairs.get("sources", {}),
-           "validation_pairs": int(len(pairs["validation"][0])), "epochs": []}
+    log = {
+        "train_pairs": int(len(a)),
+        "train_sources": pairs.get("sources", {}),
+        "validation_pairs": int(len(pairs["validation"][0])),
+        "epochs": [],
+    }
     t0 = time.time()
     losses = []
     for step in range(1, steps + 1):
@@ -118,14 +145,24 @@ def train_on_pairs(out: Path, pairs: dict, steps: int, batch: int, seed: int = 0
             va, vb = pairs["validation"]
             da, db = describe(net, va), describe(net, vb)
             val = all_metrics(da, db)
-            entry = {"step": step, "loss": float(np.mean(losses[-log_every:])), "val_fpr95": val["fpr95"],
-                     "val_mAP": val["matching_mAP"], "val_matching_accuracy": matching_accuracy(da, db),
-                     "seconds": time.time() - t0}
+            entry = {
+                "step": step,
+                "loss": float(np.mean(losses[-log_every:])),
+                "val_fpr95": val["fpr95"],
+                "val_mAP": val["matching_mAP"],
+                "val_matching_accuracy": matching_accuracy(da, db),
+                "seconds": time.time() - t0,
+            }
             log["epochs"].append(entry)
             progress(json.dumps(entry))
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": net.state_dict(),
-                "config": {"steps": steps, "batch": batch, "seed": seed, "lr": lr, **(extra_config or {})}}, out)
+    torch.save(
+        {
+            "state_dict": net.state_dict(),
+            "config": {"steps": steps, "batch": batch, "seed": seed, "lr": lr, **(extra_config or {})},
+        },
+        out,
+    )
     out.with_suffix(".log.json").write_text(json.dumps(log, indent=1))
     return log
 

@@ -1,4 +1,5 @@
 """PNG of a training log: loss and held-out metrics per epoch (matplotlib, optional)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,7 @@ def plot_log(log: dict, out: Path) -> Path | None:
     """Loss per epoch and every held-out metric per epoch; None when matplotlib is missing."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:

@@ -8,11 +8,12 @@
 Both return ``(weight (dim, D), bias (dim,))`` so that the whitened descriptor is
 ``normalize(weight @ x + bias)`` for a unit descriptor ``x`` (D,).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-SHRINKAGE = 0.1   # pull the intra-class covariance towards isotropic: it is estimated from few pairs
+SHRINKAGE = 0.1  # pull the intra-class covariance towards isotropic: it is estimated from few pairs
 EIGEN_FLOOR = 1e-9
 
 
@@ -27,8 +28,9 @@ def _shrink(cov: np.ndarray, amount: float) -> np.ndarray:
     return (1 - amount) * cov + amount * np.trace(cov) / d * np.eye(d)
 
 
-def learned_whitening(x: np.ndarray, pairs: np.ndarray, dim: int, shrinkage: float = SHRINKAGE,
-                      extra_intra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def learned_whitening(
+    x: np.ndarray, pairs: np.ndarray, dim: int, shrinkage: float = SHRINKAGE, extra_intra: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """x (N, D) unit descriptors, pairs (P, 2) indices of matching images -> weight (dim, D), bias (dim,).
     ``extra_intra`` (D, D): a covariance added to the intra-class one, e.g. of export noise that
     matching images should also be invariant to."""

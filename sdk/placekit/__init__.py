@@ -4,6 +4,7 @@ Build a map from images with locations (``MapBuilder``), then ask where a frame 
 (``Localizer.localize``), one frame at a time or over a video (``Tracker``). The package
 layout is described in ``docs/architecture.md``.
 """
+
 from placekit._version import __version__
 from placekit.builder import MapBuilder
 from placekit.errors import *  # noqa: F403  (the typed errors are public API)
@@ -16,10 +17,19 @@ from placekit.types import Localization, Location, MapInfo, Match, Pose, Prior
 
 __all__ = [
     "__version__",
-    "MapBuilder", "BuildOptions",
-    "Localizer", "LocalizerOptions", "RuntimeOptions",
-    "Tracker", "TrackerOptions",
-    "Location", "Prior", "Localization", "Match", "Pose", "MapInfo",
+    "MapBuilder",
+    "BuildOptions",
+    "Localizer",
+    "LocalizerOptions",
+    "RuntimeOptions",
+    "Tracker",
+    "TrackerOptions",
+    "Location",
+    "Prior",
+    "Localization",
+    "Match",
+    "Pose",
+    "MapInfo",
     "list_models",
     *_error_names,
 ]

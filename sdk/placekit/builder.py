@@ -1,4 +1,5 @@
 """MapBuilder: images + locations -> one map file."""
+
 from __future__ import annotations
 
 import os
@@ -20,13 +21,13 @@ from placekit.inference.engine import open_engine
 from placekit.inference.extractors import GlobalExtractor
 from placekit.inference.imageio import Frame, to_bgr
 from placekit.inference.loading import local_extractor
+from placekit.ingest import FolderImages, folder_images
 from placekit.local.extractor import LocalFeatureExtractor
 from placekit.local.vlad import map_vlad, vlad
 from placekit.mapfile.placemap import PlaceMap
 from placekit.mapfile.places import PlaceTable
 from placekit.mapfile.pointmap import PointMap, dequantize_descriptors, quantize_descriptors
 from placekit.options import BuildOptions
-from placekit.ingest import FolderImages, folder_images
 from placekit.types import Location, MapInfo, check_place_name
 
 MIN_IMAGES = 2
@@ -103,11 +104,12 @@ class MapBuilder:
         local = None
         if self.local is not None:
             feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-            local = dequantize_descriptors(quantize_descriptors(feats.descriptors))   # as map images are stored
+            local = dequantize_descriptors(quantize_descriptors(feats.descriptors))  # as map images are stored
         self._negatives.append((descriptor, local))
 
-    def add_descriptor(self, descriptor: np.ndarray, location: Location, name: str,
-                       group: Optional[str] = None) -> None:
+    def add_descriptor(
+        self, descriptor: np.ndarray, location: Location, name: str, group: Optional[str] = None
+    ) -> None:
         """Add a place from a descriptor computed elsewhere with this builder's model:
         (D,) finite floats, D = the model's output dimension (it is L2-normalised here)."""
         if self.vlad:
@@ -143,12 +145,14 @@ class MapBuilder:
         items = list(items)
         if progress:
             from tqdm import tqdm
+
             items = tqdm(items, desc="extracting", unit="img")
         for item in items:
             self.add(*item)
 
-    def add_folder(self, folder: str | os.PathLike, locations: str | os.PathLike,
-                   progress: bool = False) -> FolderImages:
+    def add_folder(
+        self, folder: str | os.PathLike, locations: str | os.PathLike, progress: bool = False
+    ) -> FolderImages:
         """Add every image of ``folder`` listed in the locations CSV ``locations`` (with its
         group column, if any), or, with ``locations="exif"``, every image at its EXIF GPS
         position (``placekit map build DIR --locations CSV|exif``). Returns what was found;
@@ -165,7 +169,7 @@ class MapBuilder:
         if n < MIN_IMAGES:
             raise BuildError(f"a map needs at least {MIN_IMAGES} images, got {n}")
         vocabulary = None
-        use_vlad = self.vlad            # 'auto' is GeM: VLAD lost on the generalization suite
+        use_vlad = self.vlad  # 'auto' is GeM: VLAD lost on the generalization suite
         if use_vlad:
             vocabulary, x = self._vlad_descriptors()
         else:
@@ -186,8 +190,10 @@ class MapBuilder:
             model_path = Path(ref.path_hint) if ref.path_hint else None
         else:
             engine = self.extractor.engine
-            model = dict(ModelRef.of_file(engine.info.name, self._model_path, engine.sha256).to_global_section(),
-                         info=engine.info.to_metadata())
+            model = dict(
+                ModelRef.of_file(engine.info.name, self._model_path, engine.sha256).to_global_section(),
+                info=engine.info.to_metadata(),
+            )
             model_path = self._model_path
         placemap = PlaceMap(
             model=model,
@@ -210,7 +216,6 @@ class MapBuilder:
         for message in info.warnings:
             warnings.warn(f"{path}: {message}", CalibrationWarning, stacklevel=2)
         return info
-
 
     def _negative_descriptors(self, vocabulary: np.ndarray | None) -> np.ndarray | None:
         """(M, d) descriptors of the negatives in the map's descriptor space, or None."""
@@ -241,32 +246,64 @@ class MapBuilder:
             raise BuildError(f"cannot build index {recipe!r} from {len(x)} images: {exc}") from exc
         return index
 
-    def _calibration(self, index: PlaceIndex, x: np.ndarray, ids: np.ndarray, xyz: np.ndarray,
-                     pointmap: PointMap | None, vocabulary: np.ndarray | None) -> Calibration:
+    def _calibration(
+        self,
+        index: PlaceIndex,
+        x: np.ndarray,
+        ids: np.ndarray,
+        xyz: np.ndarray,
+        pointmap: PointMap | None,
+        vocabulary: np.ndarray | None,
+    ) -> Calibration:
         """Decision thresholds fitted on the map's own images (and the negatives); the
         verification threshold too when the map has local features."""
         opts = self.options
         groups = None
-        if any(self._groups):   # an image without a group is a group of its own
+        if any(self._groups):  # an image without a group is a group of its own
             groups = np.array([g or f"\0{i}" for i, g in enumerate(self._groups)])
-        cal = calibrate(index, x, ids, xyz, opts.match_radius_m, opts.target_precision, top_k=CALIBRATION_TOP_K,
-                        seed=opts.seed, groups=groups, negatives=self._negative_descriptors(vocabulary),
-                        refit=refitter(index, x, ids, opts.seed))
+        cal = calibrate(
+            index,
+            x,
+            ids,
+            xyz,
+            opts.match_radius_m,
+            opts.target_precision,
+            top_k=CALIBRATION_TOP_K,
+            seed=opts.seed,
+            groups=groups,
+            negatives=self._negative_descriptors(vocabulary),
+            refit=refitter(index, x, ids, opts.seed),
+        )
         if pointmap is None:
             return cal
         used_groups = groups if cal.stats.get("groups") == "other groups only" else None
-        min_inliers, stats = calibrate_inliers(index, x, ids, xyz, pointmap, opts.match_radius_m,
-                                               opts.target_precision, used_groups, seed=opts.seed)
+        min_inliers, stats = calibrate_inliers(
+            index, x, ids, xyz, pointmap, opts.match_radius_m, opts.target_precision, used_groups, seed=opts.seed
+        )
         return replace(cal, min_inliers=min_inliers, stats=dict(cal.stats, verification=stats))
 
     def _point_map(self, xyz: np.ndarray) -> PointMap:
         """Stored local features of every image added with one, and 3D points triangulated
         from the images that came with rotation and intrinsics."""
         features = {i: (k, dequantize_descriptors(d)) for i, (k, d) in self._local.items()}
-        cameras = {i: Camera.from_location(loc.rotation, xyz[i], loc.intrinsics)
-                   for i, loc in enumerate(self._locations) if loc.rotation and loc.intrinsics and i in features}
-        point_ids, points, stats = triangulate_map(features, cameras) if len(cameras) >= 2 else ({}, np.zeros((0, 3)), {})
-        section = {"extractor": self.local.name, "dim": self.local.dim, "max_keypoints": self.local.max_keypoints,
-                   "max_side": self.local.max_side, "triangulation": stats, **self._local_ref.to_local_section()}
-        return PointMap.create(section, {i: (k, d, point_ids.get(i, np.full(len(k), -1, np.int32)))
-                                         for i, (k, d) in features.items()}, points)
+        cameras = {
+            i: Camera.from_location(loc.rotation, xyz[i], loc.intrinsics)
+            for i, loc in enumerate(self._locations)
+            if loc.rotation and loc.intrinsics and i in features
+        }
+        point_ids, points, stats = (
+            triangulate_map(features, cameras) if len(cameras) >= 2 else ({}, np.zeros((0, 3)), {})
+        )
+        section = {
+            "extractor": self.local.name,
+            "dim": self.local.dim,
+            "max_keypoints": self.local.max_keypoints,
+            "max_side": self.local.max_side,
+            "triangulation": stats,
+            **self._local_ref.to_local_section(),
+        }
+        return PointMap.create(
+            section,
+            {i: (k, d, point_ids.get(i, np.full(len(k), -1, np.int32))) for i, (k, d) in features.items()},
+            points,
+        )

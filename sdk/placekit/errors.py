@@ -1,8 +1,26 @@
 """Exception types. Every error placekit raises derives from ``PlacekitError`` and from the
 built-in exception a caller would catch for the same problem."""
+
 from __future__ import annotations
 
-__all__ = ["PlacekitError", "MapFormatError", "ModelMismatchError", "ModelNotFoundError", "ModelFormatError", "BackendUnavailableError", "InvalidImageError", "ImageReadError", "LocationError", "CSVFormatError", "OptionsError", "PlaceIndexError", "BuildError", "ClosedError", "MapWriteError", "CalibrationWarning"]
+__all__ = [
+    "PlacekitError",
+    "MapFormatError",
+    "ModelMismatchError",
+    "ModelNotFoundError",
+    "ModelFormatError",
+    "BackendUnavailableError",
+    "InvalidImageError",
+    "ImageReadError",
+    "LocationError",
+    "CSVFormatError",
+    "OptionsError",
+    "PlaceIndexError",
+    "BuildError",
+    "ClosedError",
+    "MapWriteError",
+    "CalibrationWarning",
+]
 
 
 class PlacekitError(Exception):

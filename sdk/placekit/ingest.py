@@ -6,6 +6,7 @@ optionally ``qw,qx,qy,qz`` (world-to-camera rotation), ``fx,fy,cx,cy`` (pixels) 
 (the capture session: a video clip, a drive; used by map calibration). Errors name the file and
 the line.
 """
+
 from __future__ import annotations
 
 import csv
@@ -67,10 +68,10 @@ def read_locations_and_groups(path: str | os.PathLike) -> dict[str, tuple[Locati
         if name in out:
             raise CSVFormatError(f"{path}:{lineno}: duplicate image name {name!r}")
         kwargs = {c: _number(path, lineno, c, row[col[c]]) for c in coords[:2]}
-        for c in coords[2:]:                       # alt / z: an empty cell is "not given"
+        for c in coords[2:]:  # alt / z: an empty cell is "not given"
             kwargs[c] = _number(path, lineno, c, row[col[c]]) if row[col[c]].strip() else None
         for group, key in ((ROTATION, "rotation"), (INTRINSICS, "intrinsics")):
-            if group in groups and any(row[col[c]].strip() for c in group):   # all empty: this image has none
+            if group in groups and any(row[col[c]].strip() for c in group):  # all empty: this image has none
                 kwargs[key] = tuple(_number(path, lineno, c, row[col[c]]) for c in group)
         try:
             location = Location(**kwargs)
@@ -92,8 +93,9 @@ def _number(path: Path, lineno: int, column: str, text: str) -> float:
     return value
 
 
-def write_locations_csv(path: str | os.PathLike, locations: dict[str, Location],
-                        groups: dict[str, str | None] | None = None) -> None:
+def write_locations_csv(
+    path: str | os.PathLike, locations: dict[str, Location], groups: dict[str, str | None] | None = None
+) -> None:
     """Inverse of ``read_locations_and_groups``: WGS84 or local locations (one kind per file),
     with ``alt`` / ``z``, rotation and intrinsics columns when any location has them (empty cells
     where one does not) and a ``group`` column when ``groups`` is given."""
@@ -105,8 +107,11 @@ def write_locations_csv(path: str | os.PathLike, locations: dict[str, Location],
     third = "alt" if wgs else "z"
     if any(getattr(loc, third) is not None for loc in locations.values()):
         cols.append(third)
-    extra = [(group, key) for group, key in ((ROTATION, "rotation"), (INTRINSICS, "intrinsics"))
-             if any(getattr(loc, key) is not None for loc in locations.values())]
+    extra = [
+        (group, key)
+        for group, key in ((ROTATION, "rotation"), (INTRINSICS, "intrinsics"))
+        if any(getattr(loc, key) is not None for loc in locations.values())
+    ]
     header = ["name", *cols, *[c for group, _ in extra for c in group]] + (["group"] if groups is not None else [])
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -151,5 +156,6 @@ def folder_images(folder: str | os.PathLike, locations: str | os.PathLike) -> Fo
     for lineno, name in enumerate(rows, start=2):
         if name not in present and not (folder / name).is_file():
             raise CSVFormatError(f"{locations}:{lineno}: image {name!r} is not in {folder}")
-    return FolderImages([(folder / name, loc, name, group) for name, (loc, group) in rows.items()],
-                        sorted(present - set(rows)))
+    return FolderImages(
+        [(folder / name, loc, name, group) for name, (loc, group) in rows.items()], sorted(present - set(rows))
+    )

@@ -1,4 +1,5 @@
 """Localizer: open a map, then ``localize(frame)`` -> ``Localization``."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,14 @@ class Localizer:
     thread adds or removes places (``add_place``, ``remove_place``, ``compact``, ``save``).
     """
 
-    def __init__(self, placemap: PlaceMap, extractor: GlobalExtractor, options: LocalizerOptions,
-                 source: str | None = None, local: LocalFeatureExtractor | None = None):
+    def __init__(
+        self,
+        placemap: PlaceMap,
+        extractor: GlobalExtractor,
+        options: LocalizerOptions,
+        source: str | None = None,
+        local: LocalFeatureExtractor | None = None,
+    ):
         self.map = placemap
         self.extractor = extractor
         self.local = local
@@ -46,11 +53,13 @@ class Localizer:
         self._update_lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: str | os.PathLike, options: LocalizerOptions = LocalizerOptions()) -> "Localizer":
+    def open(cls, path: str | os.PathLike, options: LocalizerOptions = LocalizerOptions()) -> Localizer:
         """Open a map file; finds its model (embedded, ``options.model``, or shipped by sha256)."""
         if not isinstance(options, LocalizerOptions):
-            raise OptionsError(f"options must be LocalizerOptions (LocalizerOptions.from_dict for a dict), "
-                               f"got {type(options).__name__}")
+            raise OptionsError(
+                f"options must be LocalizerOptions (LocalizerOptions.from_dict for a dict), "
+                f"got {type(options).__name__}"
+            )
         placemap = PlaceMap.load(path, verify=options.verify_map)
         try:
             verifying = placemap.pointmap is not None and options.verify
@@ -85,7 +94,7 @@ class Localizer:
         bgr = to_bgr(frame)
         t1 = time.perf_counter()
         feats = None
-        if isinstance(self.extractor, VladExtractor):      # local features once, for VLAD and verification
+        if isinstance(self.extractor, VladExtractor):  # local features once, for VLAD and verification
             descriptor, feats = self.extractor.describe_with_features(bgr)
         else:
             descriptor = self.extractor.describe_bgr(bgr)
@@ -93,10 +102,11 @@ class Localizer:
         verify_top = self.options.verify_top if self.local is not None else 0
         if prior is not None and not isinstance(prior, Prior):
             raise LocationError(f"prior must be a placekit.Prior, got {type(prior).__name__}")
-        ids, scores = search_map(self.map, descriptor, max(top_k, verify_top), self.options.nprobe,
-                                 self.options.rerank, prior)
+        ids, scores = search_map(
+            self.map, descriptor, max(top_k, verify_top), self.options.nprobe, self.options.rerank, prior
+        )
         t3 = time.perf_counter()
-        places = self.map.places           # read after the search: an added place is in it
+        places = self.map.places  # read after the search: an added place is in it
         rows, present = places.rows_present(ids)
         ids, scores = ids[present], scores[present]
         inliers, pose, t_local, t4 = None, None, t3, t3
@@ -106,7 +116,7 @@ class Localizer:
             t_local = time.perf_counter()
             ids, scores, rows, inliers = self._rerank_by_inliers(feats, ids, scores, rows, verify_top)
             t4 = time.perf_counter()
-            pose = self._pose(feats, bgr.shape, ids[:len(inliers)][inliers >= MIN_INLIERS], rows[0], places)
+            pose = self._pose(feats, bgr.shape, ids[: len(inliers)][inliers >= MIN_INLIERS], rows[0], places)
         t5 = time.perf_counter()
         ids, scores, rows = ids[:top_k], scores[:top_k], rows[:top_k]
         positions = np.asarray(places.xyz[rows])
@@ -115,7 +125,9 @@ class Localizer:
         if inliers is not None:
             decision = decide_verified(decision, scores, positions, inliers[:top_k], cal, pose)
         matches = tuple(
-            Match(int(i), places.name(r), float(s), loc, None if inliers is None or k >= len(inliers) else int(inliers[k]))
+            Match(
+                int(i), places.name(r), float(s), loc, None if inliers is None or k >= len(inliers) else int(inliers[k])
+            )
             for k, (i, r, s, loc) in enumerate(zip(ids, rows, scores, self.map.location_of_xyz(positions)))
         )
         location = self.map.to_location(decision.position) if decision.position is not None else None
@@ -126,11 +138,16 @@ class Localizer:
         timings.update(decide=t6 - t5, total=t6 - t0)
         pose_out = None
         if pose is not None and decision.status == "localized":
-            pose_out = Pose(matrix_to_quaternion(pose.R), tuple(float(v) for v in pose.t),
-                            tuple(float(v) for v in pose.center))
+            pose_out = Pose(
+                matrix_to_quaternion(pose.R), tuple(float(v) for v in pose.t), tuple(float(v) for v in pose.center)
+            )
         return Localization(
-            status=decision.status, location=location, uncertainty_m=decision.uncertainty_m,
-            confidence=decision.confidence, matches=matches, pose=pose_out,
+            status=decision.status,
+            location=location,
+            uncertainty_m=decision.uncertainty_m,
+            confidence=decision.confidence,
+            matches=matches,
+            pose=pose_out,
             timings_ms={k: v * 1000.0 for k, v in timings.items()},
         )
 
@@ -184,7 +201,7 @@ class Localizer:
     def remove_place(self, place_id: int) -> bool:
         """Remove a place by id (searches skip it at once); False if it was not live."""
         self._check_open()
-        if not is_integer(place_id) or not 0 <= int(place_id) < 2 ** 63:
+        if not is_integer(place_id) or not 0 <= int(place_id) < 2**63:
             raise OptionsError(f"place_id must be a non-negative int64 integer, got {place_id!r}")
         with self._update_lock:
             return self.map.remove_place(int(place_id))
@@ -238,8 +255,12 @@ class Localizer:
         engine = getattr(self.extractor, "engine", None)
         if engine is None and self.local is not None and self.local.describer is not None:
             engine = self.local.describer.engine
-        runtime = {"backend": getattr(engine, "backend", "opencv"), "threads": self.options.threads,
-                   "providers": list(getattr(engine, "providers", [])), "verification": self.local is not None}
+        runtime = {
+            "backend": getattr(engine, "backend", "opencv"),
+            "threads": self.options.threads,
+            "providers": list(getattr(engine, "providers", [])),
+            "verification": self.local is not None,
+        }
         return replace(self.map.info(), runtime=runtime)
 
     def close(self) -> None:
@@ -248,7 +269,7 @@ class Localizer:
                 self._closed = True
                 self.map.close()
 
-    def __enter__(self) -> "Localizer":
+    def __enter__(self) -> Localizer:
         return self
 
     def __exit__(self, *exc) -> None:

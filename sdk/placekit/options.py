@@ -1,5 +1,6 @@
 """Options: frozen, typed dataclasses. ``from_dict`` rejects unknown fields; presets cover the
 common trade-offs."""
+
 from __future__ import annotations
 
 import math
@@ -13,11 +14,11 @@ from placekit.errors import OptionsError
 T = TypeVar("T")
 BACKENDS = ("auto", "onnx", "litert")
 DESCRIPTORS = ("auto", "gem", "vlad")
-DEFAULT_MATCH_RADIUS_M = 25.0       # two images within this distance show the same place
-DEFAULT_TARGET_PRECISION = 0.9      # precision of ``localized`` the calibration aims for
-DEFAULT_MAX_KEYPOINTS = 1024        # local features per image
-DEFAULT_LOCAL_MAX_SIDE = 640        # long side (pixels) local features are found at
-DEFAULT_TOP_K = 5                   # matches returned and fused per frame
+DEFAULT_MATCH_RADIUS_M = 25.0  # two images within this distance show the same place
+DEFAULT_TARGET_PRECISION = 0.9  # precision of ``localized`` the calibration aims for
+DEFAULT_MAX_KEYPOINTS = 1024  # local features per image
+DEFAULT_LOCAL_MAX_SIDE = 640  # long side (pixels) local features are found at
+DEFAULT_TOP_K = 5  # matches returned and fused per frame
 TOP_K_RANGE = (1, 100)
 
 
@@ -46,13 +47,21 @@ def is_integer(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-            and math.isfinite(float(value)))
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+        and math.isfinite(float(value))
+    )
 
 
-def _typed(options: Any, ints: dict[str, tuple[int, int]], numbers: tuple[str, ...] = (),
-           strings: tuple[str, ...] = (), bools: tuple[str, ...] = (),
-           optional_ints: Optional[dict[str, tuple[int, int]]] = None) -> None:
+def _typed(
+    options: Any,
+    ints: dict[str, tuple[int, int]],
+    numbers: tuple[str, ...] = (),
+    strings: tuple[str, ...] = (),
+    bools: tuple[str, ...] = (),
+    optional_ints: Optional[dict[str, tuple[int, int]]] = None,
+) -> None:
     """Check the types (and integer ranges) of an options dataclass's fields, in one place, and
     store numpy scalars as Python ones. Raises ``OptionsError`` naming the field."""
     cls = type(options).__name__
@@ -82,8 +91,10 @@ def _names(options: Any, name: str) -> tuple[str, ...]:
     value = getattr(options, name)
     if isinstance(value, str):
         value = (value,)
-    _check(isinstance(value, (tuple, list)) and all(isinstance(v, str) and v for v in value),
-           f"{type(options).__name__}.{name} must be a sequence of non-empty strings, got {value!r}")
+    _check(
+        isinstance(value, (tuple, list)) and all(isinstance(v, str) and v for v in value),
+        f"{type(options).__name__}.{name} must be a sequence of non-empty strings, got {value!r}",
+    )
     return tuple(value)
 
 
@@ -109,14 +120,18 @@ class RuntimeOptions:
         object.__setattr__(self, "delegates", _names(self, "delegates"))
 
     @property
-    def runtime(self) -> "RuntimeOptions":
+    def runtime(self) -> RuntimeOptions:
         """Just the runtime fields (of a BuildOptions or LocalizerOptions too)."""
         return RuntimeOptions(self.backend, self.threads, self.providers, self.delegates)
 
     def engine_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``placekit.inference.engine.open_engine``."""
-        return {"backend": self.backend, "threads": self.threads,
-                "providers": self.providers or None, "delegates": self.delegates or None}
+        return {
+            "backend": self.backend,
+            "threads": self.threads,
+            "providers": self.providers or None,
+            "delegates": self.delegates or None,
+        }
 
 
 @dataclass(frozen=True)
@@ -156,18 +171,30 @@ class BuildOptions(RuntimeOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _typed(self, ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"], "rerank": SEARCH_PARAM_RANGES["rerank"],
-                           "seed": (0, 2 ** 32 - 1), "max_keypoints": MAX_KEYPOINTS_RANGE,
-                           "local_max_side": LOCAL_MAX_SIDE_RANGE, "vlad_words": (2, 1024)},
-               numbers=("match_radius_m", "target_precision"),
-               strings=("descriptor", "model", "recipe", "local_features"), bools=("embed_model",))
+        _typed(
+            self,
+            ints={
+                "nprobe": SEARCH_PARAM_RANGES["nprobe"],
+                "rerank": SEARCH_PARAM_RANGES["rerank"],
+                "seed": (0, 2**32 - 1),
+                "max_keypoints": MAX_KEYPOINTS_RANGE,
+                "local_max_side": LOCAL_MAX_SIDE_RANGE,
+                "vlad_words": (2, 1024),
+            },
+            numbers=("match_radius_m", "target_precision"),
+            strings=("descriptor", "model", "recipe", "local_features"),
+            bools=("embed_model",),
+        )
         _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
-        _check(not (self.descriptor == "vlad" and self.model != "default"),
-               f"model={self.model!r} names a global model, which a VLAD map does not use; choose its local "
-               "features with local_features")
-        if self.recipe != "auto":                        # a bad recipe fails now, not after extraction
+        _check(
+            not (self.descriptor == "vlad" and self.model != "default"),
+            f"model={self.model!r} names a global model, which a VLAD map does not use; choose its local "
+            "features with local_features",
+        )
+        if self.recipe != "auto":  # a bad recipe fails now, not after extraction
             from placekit.errors import PlaceIndexError
             from placekit.index.ivf import Recipe
+
             try:
                 Recipe.parse(self.recipe)
             except PlaceIndexError as exc:
@@ -176,7 +203,7 @@ class BuildOptions(RuntimeOptions):
         _check(0.0 < self.target_precision < 1.0, "target_precision must be in (0, 1)")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "BuildOptions":
+    def from_dict(cls, values: dict[str, Any]) -> BuildOptions:
         return _from_dict(cls, values)
 
 
@@ -204,24 +231,33 @@ class LocalizerOptions(RuntimeOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _typed(self, ints={"top_k": TOP_K_RANGE, "verify_top": (1, 50)},
-               optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"], "rerank": SEARCH_PARAM_RANGES["rerank"]},
-               bools=("verify_map", "verify"))
-        _check(self.model is None or (isinstance(self.model, str) and bool(self.model)),
-               f"LocalizerOptions.model must be None or a model name / path, got {self.model!r}")
+        _typed(
+            self,
+            ints={"top_k": TOP_K_RANGE, "verify_top": (1, 50)},
+            optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"], "rerank": SEARCH_PARAM_RANGES["rerank"]},
+            bools=("verify_map", "verify"),
+        )
+        _check(
+            self.model is None or (isinstance(self.model, str) and bool(self.model)),
+            f"LocalizerOptions.model must be None or a model name / path, got {self.model!r}",
+        )
         if self.intrinsics is not None:
-            _check(isinstance(self.intrinsics, (tuple, list)) and len(self.intrinsics) == 4
-                   and all(_is_number(v) for v in self.intrinsics)
-                   and self.intrinsics[0] > 0 and self.intrinsics[1] > 0,
-                   "intrinsics must be (fx, fy, cx, cy) with positive focal lengths")
+            _check(
+                isinstance(self.intrinsics, (tuple, list))
+                and len(self.intrinsics) == 4
+                and all(_is_number(v) for v in self.intrinsics)
+                and self.intrinsics[0] > 0
+                and self.intrinsics[1] > 0,
+                "intrinsics must be (fx, fy, cx, cy) with positive focal lengths",
+            )
             object.__setattr__(self, "intrinsics", tuple(float(v) for v in self.intrinsics))
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "LocalizerOptions":
+    def from_dict(cls, values: dict[str, Any]) -> LocalizerOptions:
         return _from_dict(cls, values)
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "LocalizerOptions":
+    def preset(cls, name: str, **overrides: Any) -> LocalizerOptions:
         """``fast`` (fewer probes, short re-rank), ``balanced`` (the map's defaults) or
         ``accurate`` (more probes, long re-rank, more matches fused)."""
         presets = {

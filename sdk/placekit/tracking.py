@@ -27,6 +27,7 @@ observations. The hidden state is "which map place is the camera at", plus one e
 Belief is kept sparse: at most ``max_states`` places with the most mass (plus elsewhere).
 Shapes: positions (N, 3) metres in the map frame.
 """
+
 from __future__ import annotations
 
 import threading
@@ -100,17 +101,18 @@ class Tracker:
         self.reset()
 
     def reset(self) -> None:
-        self._ids = np.zeros(0, np.int64)        # tracked place ids
-        self._xyz = np.zeros((0, 3))              # their positions
-        self._belief = np.zeros(0)                # their belief
-        self._elsewhere = 1.0                     # belief of "not in the map"
+        self._ids = np.zeros(0, np.int64)  # tracked place ids
+        self._xyz = np.zeros((0, 3))  # their positions
+        self._belief = np.zeros(0)  # their belief
+        self._elsewhere = 1.0  # belief of "not in the map"
         self._last_time: Optional[float] = None
-        self._velocity = np.zeros(3)               # m/s, from successive localized answers
+        self._velocity = np.zeros(3)  # m/s, from successive localized answers
         self._last_position: Optional[np.ndarray] = None
         self._started = False
 
-    def track(self, frame: Frame, timestamp: Optional[float] = None, odometry=None,
-              prior: Optional[Prior] = None) -> Localization:
+    def track(
+        self, frame: Frame, timestamp: Optional[float] = None, odometry=None, prior: Optional[Prior] = None
+    ) -> Localization:
         """Localize ``frame`` and fold it into the track. timestamp: seconds (monotonic);
         odometry: (3,) or (2,) map-frame displacement in metres since the previous frame."""
         top_k = self.localizer.options.top_k
@@ -158,7 +160,7 @@ class Tracker:
         elsewhere = prior_mass[-1] * np.exp(-top)
         total = posterior.sum() + elsewhere
         posterior, elsewhere = posterior / total, elsewhere / total
-        keep = np.argsort(-posterior, kind="stable")[:opts.max_states]
+        keep = np.argsort(-posterior, kind="stable")[: opts.max_states]
         keep = keep[posterior[keep] > 1e-9]
         self._ids, self._xyz, self._belief, self._elsewhere = ids[keep], xyz[keep], posterior[keep], elsewhere
         self._started = True
@@ -185,7 +187,7 @@ class Tracker:
         opts = self.options
         n = len(ids)
         mass = np.zeros(n + 1)
-        is_cand = np.isin(ids, cand_ids[:opts.relocalize_candidates])
+        is_cand = np.isin(ids, cand_ids[: opts.relocalize_candidates])
         n_cand = max(int(is_cand.sum()), 1)
         if not self._started:
             # first frame: half on the candidates, half elsewhere (no history yet)
@@ -199,13 +201,13 @@ class Tracker:
                 step = np.asarray(odometry, float).reshape(-1)
                 if step.shape not in ((2,), (3,)) or not np.isfinite(step).all():
                     raise OptionsError("odometry must be 2 or 3 finite numbers (map-frame metres)")
-                shift[:len(step)] = step
+                shift[: len(step)] = step
                 sigma = opts.odometry_sigma_m
             else:
                 shift = self._velocity * dt
                 sigma = max(opts.max_speed_mps * dt, opts.min_motion_sigma_m)
-            d2 = (((self._xyz + shift)[:, None, :2] - xyz[None, :, :2]) ** 2).sum(-1)   # (m, n)
-            kernel = np.exp(-0.5 * d2 / sigma ** 2)
+            d2 = (((self._xyz + shift)[:, None, :2] - xyz[None, :, :2]) ** 2).sum(-1)  # (m, n)
+            kernel = np.exp(-0.5 * d2 / sigma**2)
             kernel /= np.maximum(kernel.sum(1, keepdims=True), 1e-300)
             mass[:n] = move * (self._belief @ kernel)
         in_map = float(self._belief.sum())

@@ -1,4 +1,5 @@
 """Public value types: locations in, localization results out. All frozen dataclasses."""
+
 from __future__ import annotations
 
 import math
@@ -13,13 +14,16 @@ Status = Literal["localized", "ambiguous", "unknown"]
 
 
 def _finite(name: str, value: float | None) -> None:
-    if value is not None and not (isinstance(value, (int, float, np.integer, np.floating))
-                                  and not isinstance(value, (bool, np.bool_)) and math.isfinite(float(value))):
+    if value is not None and not (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+        and math.isfinite(float(value))
+    ):
         raise LocationError(f"{name} must be a finite number, got {value!r}")
 
 
 MAX_NAME_BYTES = 1024
-MAX_COORDINATE_M = 1e8      # metres (local frames) or degrees/metres (WGS84): beyond is a unit mistake
+MAX_COORDINATE_M = 1e8  # metres (local frames) or degrees/metres (WGS84): beyond is a unit mistake
 
 
 def check_place_name(name: object) -> str:
@@ -124,8 +128,12 @@ class Match:
     inliers: Optional[int] = None
 
     def to_dict(self) -> dict:
-        out = {"place_id": self.place_id, "name": self.name, "score": round(self.score, 6),
-               "location": self.location.to_dict()}
+        out = {
+            "place_id": self.place_id,
+            "name": self.name,
+            "score": round(self.score, 6),
+            "location": self.location.to_dict(),
+        }
         if self.inliers is not None:
             out["inliers"] = self.inliers
         return out

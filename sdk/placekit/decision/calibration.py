@@ -23,6 +23,7 @@ another building; ``MapBuilder.add_negative``). Each one's best score is an out-
 they then make up half of the out-of-map evidence (the place-out impostors the other half,
 each side represented by the same number of evenly spaced quantiles).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
@@ -37,17 +38,17 @@ from placekit.mapfile.pointmap import PointMap
 from placekit.options import DEFAULT_MATCH_RADIUS_M, DEFAULT_TARGET_PRECISION
 
 DEFAULT_MARGIN = 0.02
-DEFAULT_TEMPERATURE = 0.02         # softmax temperature (score units) of the position fusion
-MARGIN_QUANTILE = 0.9              # the ambiguity margin covers this share of near-tie score gaps
-UNCERTAINTY_QUANTILE = 0.68        # base uncertainty: this quantile of fused-position errors (1 sigma)
+DEFAULT_TEMPERATURE = 0.02  # softmax temperature (score units) of the position fusion
+MARGIN_QUANTILE = 0.9  # the ambiguity margin covers this share of near-tie score gaps
+UNCERTAINTY_QUANTILE = 0.68  # base uncertainty: this quantile of fused-position errors (1 sigma)
 FALLBACK_POSITIVE_QUANTILE = 0.02  # with no negatives, the threshold keeps this share of positives out
 MIN_MARGIN, MAX_MARGIN = 0.005, 0.1
 MIN_GROUP_POSITIVES = 10
-MIN_CALIBRATION_POSITIVES = 10   # fewer: the threshold is a guess, and map build says so
+MIN_CALIBRATION_POSITIVES = 10  # fewer: the threshold is a guess, and map build says so
 CROSS_FIT_FOLDS = 5
 MAX_CALIBRATION_QUERIES = 2000
-MAX_INLIER_CALIBRATION_QUERIES = 200   # each verifies top_k places: slower per query
-DECISIVE_MIN_VERIFIED_RECALL = 0.9   # share of the map's own correct matches that must verify
+MAX_INLIER_CALIBRATION_QUERIES = 200  # each verifies top_k places: slower per query
+DECISIVE_MIN_VERIFIED_RECALL = 0.9  # share of the map's own correct matches that must verify
 
 
 @dataclass(frozen=True)
@@ -96,16 +97,25 @@ class Calibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Calibration":
+    def from_dict(cls, d: dict) -> Calibration:
         return cls(**d)
 
 
-
-def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, positions: np.ndarray,
-              radius: float, target_precision: float, top_k: int = 5, temperature: float = DEFAULT_TEMPERATURE,
-              max_queries: int = MAX_CALIBRATION_QUERIES, seed: int = 0, groups: np.ndarray | None = None,
-              negatives: np.ndarray | None = None,
-              refit: Callable[[np.ndarray], PlaceIndex] | None = None) -> Calibration:
+def calibrate(
+    index: PlaceIndex,
+    descriptors: np.ndarray,
+    ids: np.ndarray,
+    positions: np.ndarray,
+    radius: float,
+    target_precision: float,
+    top_k: int = 5,
+    temperature: float = DEFAULT_TEMPERATURE,
+    max_queries: int = MAX_CALIBRATION_QUERIES,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+    negatives: np.ndarray | None = None,
+    refit: Callable[[np.ndarray], PlaceIndex] | None = None,
+) -> Calibration:
     """descriptors (N, d) raw, ids (N,), positions (N, 3) of the places stored in ``index``;
     groups (N,) capture-group labels or None; negatives (M, d) raw descriptors of images of
     other places, or None.
@@ -125,13 +135,25 @@ def calibrate(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, posit
     if groups is not None:
         group_rule = "other groups only"
         if len(samples[0]) < MIN_GROUP_POSITIVES:
-            group_rule = (f"fell back to leave-one-out: only {len(samples[0])} matches across groups "
-                          f"(< {MIN_GROUP_POSITIVES})")
+            group_rule = (
+                f"fell back to leave-one-out: only {len(samples[0])} matches across groups (< {MIN_GROUP_POSITIVES})"
+            )
             samples = _simulate_all(searchers, descriptors, ids, positions, radius, top_k, temperature, None)
     positives, wrong, impostors, errors, near_tie_gaps = samples
     external = _best_scores(index, negatives) if negatives is not None and len(negatives) else []
-    cal = _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_precision, temperature,
-               len(queries), group_rule, external)
+    cal = _fit(
+        positives,
+        wrong,
+        impostors,
+        errors,
+        near_tie_gaps,
+        radius,
+        target_precision,
+        temperature,
+        len(queries),
+        group_rule,
+        external,
+    )
     cal.stats["cross_fitted_folds"] = len(searchers) if refit is not None else 0
     return cal
 
@@ -152,11 +174,13 @@ def refitter(index: PlaceIndex, x: np.ndarray, ids: np.ndarray, seed: int) -> Ca
         fold_index.train(x[rows], seed=seed)
         fold_index.add(x, ids)
         return fold_index
+
     return refit
 
 
-def _cross_fitted(refit: Callable[[np.ndarray], PlaceIndex], n: int, groups: np.ndarray | None,
-                  queries: np.ndarray, seed: int) -> list[tuple[PlaceIndex, np.ndarray]]:
+def _cross_fitted(
+    refit: Callable[[np.ndarray], PlaceIndex], n: int, groups: np.ndarray | None, queries: np.ndarray, seed: int
+) -> list[tuple[PlaceIndex, np.ndarray]]:
     """[(index trained without fold f, the queries of fold f)]: folds of whole groups (or of
     single images without groups), assigned at random."""
     units = np.unique(groups, return_inverse=True)[1] if groups is not None else np.arange(n)
@@ -173,8 +197,10 @@ def _cross_fitted(refit: Callable[[np.ndarray], PlaceIndex], n: int, groups: np.
 
 def _simulate_all(searchers, descriptors, ids, positions, radius, top_k, temperature, groups):
     """``_simulate`` over each (index, queries) pair; the samples concatenated."""
-    parts = [_simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, groups)
-             for index, queries in searchers]
+    parts = [
+        _simulate(index, descriptors, ids, positions, radius, top_k, temperature, queries, groups)
+        for index, queries in searchers
+    ]
     return tuple([v for part in parts for v in part[k]] for k in range(5))
 
 
@@ -214,8 +240,9 @@ def _left_out(q: int, n: int, groups: np.ndarray | None) -> np.ndarray:
     return groups == groups[q] if groups is not None else np.arange(n) == q
 
 
-def _search_without(index: PlaceIndex, descriptor: np.ndarray, row_of: dict[int, int], excluded: np.ndarray,
-                    k: int) -> tuple[np.ndarray, np.ndarray]:
+def _search_without(
+    index: PlaceIndex, descriptor: np.ndarray, row_of: dict[int, int], excluded: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Search ``index`` as if the rows in ``excluded`` ((N,) bool) were not in it: up to ``k``
     (rows (k',), scores (k',)), best first."""
     found, scores = index.search(descriptor, k=k + int(excluded.sum()))
@@ -252,8 +279,19 @@ def _simulate(index, descriptors, ids, positions, radius, top_k, temperature, qu
     return positives, wrong, impostors, errors, near_tie_gaps
 
 
-def _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_precision, temperature,
-         n_queries, group_rule, external=()) -> Calibration:
+def _fit(
+    positives,
+    wrong,
+    impostors,
+    errors,
+    near_tie_gaps,
+    radius,
+    target_precision,
+    temperature,
+    n_queries,
+    group_rule,
+    external=(),
+) -> Calibration:
     external = list(external)
     pos, neg = np.array(positives), np.array(wrong + _out_of_map(impostors, external, n_queries))
     threshold, how = _threshold(pos, neg, target_precision)
@@ -284,9 +322,15 @@ def _fit(positives, wrong, impostors, errors, near_tie_gaps, radius, target_prec
         stats["negative_rejection"] = float((np.array(external) < threshold).mean())
     stats["warnings"] = calibration_warnings(stats, target_precision)
     return Calibration(
-        unknown_threshold=float(threshold), ambiguity_margin=margin, match_radius_m=float(radius),
-        temperature=temperature, base_uncertainty_m=max(base, 0.1), confidence_slope=slope,
-        confidence_intercept=intercept, target_precision=float(target_precision), stats=stats,
+        unknown_threshold=float(threshold),
+        ambiguity_margin=margin,
+        match_radius_m=float(radius),
+        temperature=temperature,
+        base_uncertainty_m=max(base, 0.1),
+        confidence_slope=slope,
+        confidence_intercept=intercept,
+        target_precision=float(target_precision),
+        stats=stats,
     )
 
 
@@ -300,12 +344,16 @@ def calibration_warnings(stats: dict, target_precision: float) -> list[str]:
     if fallback:
         out.append(f"calibration incomplete ({rule}); the 'unknown' threshold is a fallback, not a measurement")
     elif "never reached" in rule or (precision is not None and precision < target_precision):
-        out.append(f"target precision {target_precision:.2f} not reached on the map's own images "
-                   f"(best: {_fmt(precision)}); expect wrong 'localized' answers. Add more views per place, "
-                   "capture groups, or negatives (photos of places not in the map)")
+        out.append(
+            f"target precision {target_precision:.2f} not reached on the map's own images "
+            f"(best: {_fmt(precision)}); expect wrong 'localized' answers. Add more views per place, "
+            "capture groups, or negatives (photos of places not in the map)"
+        )
     if not fallback and stats.get("positives", 0) < MIN_CALIBRATION_POSITIVES:
-        out.append(f"only {stats.get('positives', 0)} map images found a correct match with themselves left out "
-                   f"(< {MIN_CALIBRATION_POSITIVES}): the 'unknown' threshold rests on little evidence")
+        out.append(
+            f"only {stats.get('positives', 0)} map images found a correct match with themselves left out "
+            f"(< {MIN_CALIBRATION_POSITIVES}): the 'unknown' threshold rests on little evidence"
+        )
     return out
 
 
@@ -331,7 +379,7 @@ def _threshold(pos: np.ndarray, neg: np.ndarray, target: float) -> tuple[float, 
             return float(t), "lowest score reaching the target precision"
     candidates = np.unique(pos)
     precisions = np.array([_precision(pos, neg, t) for t in candidates])
-    best = candidates[int(np.argmax(precisions))]      # the lowest score of the best precision
+    best = candidates[int(np.argmax(precisions))]  # the lowest score of the best precision
     return float(best), "target precision never reached: the score of the highest precision"
 
 
@@ -357,9 +405,19 @@ def fit_logistic(pos: np.ndarray, neg: np.ndarray, iters: int = 50, l2: float = 
     return float(theta[0]), float(theta[1])
 
 
-def calibrate_inliers(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarray, positions: np.ndarray, pointmap: PointMap,
-                      radius: float, target_precision: float, groups: np.ndarray | None = None,
-                      top_k: int = 5, max_queries: int = MAX_INLIER_CALIBRATION_QUERIES, seed: int = 0) -> tuple[int, dict]:
+def calibrate_inliers(
+    index: PlaceIndex,
+    descriptors: np.ndarray,
+    ids: np.ndarray,
+    positions: np.ndarray,
+    pointmap: PointMap,
+    radius: float,
+    target_precision: float,
+    groups: np.ndarray | None = None,
+    top_k: int = 5,
+    max_queries: int = MAX_INLIER_CALIBRATION_QUERIES,
+    seed: int = 0,
+) -> tuple[int, dict]:
     """Smallest inlier count whose verified top answers reach ``target_precision`` on the map's
     own images (leave-one-out / leave-group-out). Returns (min_inliers, stats)."""
     n = len(ids)
@@ -387,8 +445,13 @@ def calibrate_inliers(index: PlaceIndex, descriptors: np.ndarray, ids: np.ndarra
                 break
         else:
             rule = f"target precision never reached on the map's images: default {DEFAULT_MIN_INLIERS}"
-    stats = {"queries": int(len(pos) + len(neg)), "correct": int(len(pos)), "wrong": int(len(neg)), "rule": rule,
-             "recall_at_threshold": float((pos >= threshold).mean()) if len(pos) else None,
-             "median_inliers_correct": float(np.median(pos)) if len(pos) else None,
-             "median_inliers_wrong": float(np.median(neg)) if len(neg) else None}
+    stats = {
+        "queries": int(len(pos) + len(neg)),
+        "correct": int(len(pos)),
+        "wrong": int(len(neg)),
+        "rule": rule,
+        "recall_at_threshold": float((pos >= threshold).mean()) if len(pos) else None,
+        "median_inliers_correct": float(np.median(pos)) if len(pos) else None,
+        "median_inliers_wrong": float(np.median(neg)) if len(neg) else None,
+    }
     return int(threshold), stats

@@ -3,6 +3,7 @@
 Thresholds come from ``Calibration`` (fitted at map build by ``placekit.decision.calibration``).
 Shapes: ``scores`` (k,) best first, ``positions`` (k, 3) metres in the map's local frame.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,14 +13,15 @@ import numpy as np
 from placekit.decision.calibration import Calibration
 from placekit.geometry.fusion import fuse, weighted_position
 
-RIVAL_RADII = 2.0              # a rival answer lies farther than this many match radii from the best
-AMBIGUOUS_CONFIDENCE = 0.5     # an ambiguous answer keeps this share of the best match's confidence
-RIVAL_INLIER_SHARE = 0.8       # a verified rival has at least this share of the best's inliers
+RIVAL_RADII = 2.0  # a rival answer lies farther than this many match radii from the best
+AMBIGUOUS_CONFIDENCE = 0.5  # an ambiguous answer keeps this share of the best match's confidence
+RIVAL_INLIER_SHARE = 0.8  # a verified rival has at least this share of the best's inliers
+
 
 @dataclass(frozen=True)
 class Decision:
     status: str
-    position: np.ndarray | None   # (3,)
+    position: np.ndarray | None  # (3,)
     uncertainty_m: float | None
     confidence: float
 
@@ -47,8 +49,9 @@ def decide(scores: np.ndarray, positions: np.ndarray, cal: Calibration) -> Decis
     return Decision("localized", pos, uncertainty, confidence)
 
 
-def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, inliers: np.ndarray,
-                    cal: Calibration, pose=None) -> Decision:
+def decide_verified(
+    base: Decision, scores: np.ndarray, positions: np.ndarray, inliers: np.ndarray, cal: Calibration, pose=None
+) -> Decision:
     """Fold geometric verification into a decision, on maps where it is decisive
     (``cal.verification_decisive``; elsewhere the similarity decision stands). Verified
     candidates (inliers >= ``cal.min_inliers``) come first. A verified best is trusted:
@@ -66,24 +69,30 @@ def decide_verified(base: Decision, scores: np.ndarray, positions: np.ndarray, i
     if len(inliers) == 0 or cal.min_inliers <= 0 or inliers[0] < 0:
         return base
     if pose is not None and pose.inliers >= cal.min_inliers:
-        verified = positions[:len(inliers)][inliers >= cal.min_inliers]
+        verified = positions[: len(inliers)][inliers >= cal.min_inliers]
         if len(verified) and np.linalg.norm(verified - pose.center, axis=1).min() <= RIVAL_RADII * cal.match_radius_m:
             return _at_pose(pose, max(base.confidence, _verified_confidence(cal, pose.inliers)))
     if not cal.verification_decisive:
         return base
     if inliers[0] < cal.min_inliers:
-        return Decision("unknown", None, None, min(base.confidence, AMBIGUOUS_CONFIDENCE * inliers[0] / cal.min_inliers))
-    dist = np.linalg.norm(positions[:len(inliers)] - positions[0], axis=1)
+        return Decision(
+            "unknown", None, None, min(base.confidence, AMBIGUOUS_CONFIDENCE * inliers[0] / cal.min_inliers)
+        )
+    dist = np.linalg.norm(positions[: len(inliers)] - positions[0], axis=1)
     confidence = max(cal.confidence(float(scores[0])), _verified_confidence(cal, int(inliers[0])))
-    rivals = (dist > RIVAL_RADII * cal.match_radius_m) & (inliers >= max(cal.min_inliers, RIVAL_INLIER_SHARE * inliers[0]))
+    rivals = (dist > RIVAL_RADII * cal.match_radius_m) & (
+        inliers >= max(cal.min_inliers, RIVAL_INLIER_SHARE * inliers[0])
+    )
     if pose is not None and np.linalg.norm(pose.center - positions[0]) <= RIVAL_RADII * cal.match_radius_m:
         # a 6-DoF pose from the 3D points pins the position whichever views saw them
         return _at_pose(pose, confidence)
     near = (dist <= cal.match_radius_m) & (inliers >= cal.min_inliers)
-    position, spread = weighted_position(inliers[near], positions[:len(inliers)][near])
+    position, spread = weighted_position(inliers[near], positions[: len(inliers)][near])
     uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
     if rivals.any():
-        return Decision("ambiguous", position, max(uncertainty, float(dist[rivals].max())), AMBIGUOUS_CONFIDENCE * confidence)
+        return Decision(
+            "ambiguous", position, max(uncertainty, float(dist[rivals].max())), AMBIGUOUS_CONFIDENCE * confidence
+        )
     return Decision("localized", position, uncertainty, float(confidence))
 
 

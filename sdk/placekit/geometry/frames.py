@@ -1,4 +1,5 @@
 """WGS84 <-> a local East-North-Up metric frame anchored at an origin (exact, via ECEF)."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -8,20 +9,23 @@ import numpy as np
 from placekit.errors import LocationError
 from placekit.types import Location
 
-A = 6378137.0                 # WGS84 semi-major axis (m)
-F = 1.0 / 298.257223563       # flattening
-E2 = F * (2.0 - F)            # first eccentricity squared
+A = 6378137.0  # WGS84 semi-major axis (m)
+F = 1.0 / 298.257223563  # flattening
+E2 = F * (2.0 - F)  # first eccentricity squared
 
 
 def geodetic_to_ecef(lat: np.ndarray, lon: np.ndarray, alt: np.ndarray) -> np.ndarray:
     """Degrees, degrees, metres -> (N, 3) ECEF metres."""
     lat, lon = np.radians(lat), np.radians(lon)
     n = A / np.sqrt(1.0 - E2 * np.sin(lat) ** 2)
-    return np.stack([
-        (n + alt) * np.cos(lat) * np.cos(lon),
-        (n + alt) * np.cos(lat) * np.sin(lon),
-        (n * (1.0 - E2) + alt) * np.sin(lat),
-    ], axis=-1)
+    return np.stack(
+        [
+            (n + alt) * np.cos(lat) * np.cos(lon),
+            (n + alt) * np.cos(lat) * np.sin(lon),
+            (n * (1.0 - E2) + alt) * np.sin(lat),
+        ],
+        axis=-1,
+    )
 
 
 def ecef_to_geodetic(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,11 +45,13 @@ def ecef_to_geodetic(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def _enu_rotation(lat0: float, lon0: float) -> np.ndarray:
     la, lo = np.radians(lat0), np.radians(lon0)
-    return np.array([
-        [-np.sin(lo), np.cos(lo), 0.0],
-        [-np.sin(la) * np.cos(lo), -np.sin(la) * np.sin(lo), np.cos(la)],
-        [np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)],
-    ])
+    return np.array(
+        [
+            [-np.sin(lo), np.cos(lo), 0.0],
+            [-np.sin(la) * np.cos(lo), -np.sin(la) * np.sin(lo), np.cos(la)],
+            [np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)],
+        ]
+    )
 
 
 class LocalFrame:
@@ -95,8 +101,9 @@ def locations_to_metric(locations: Sequence[Location], frame: LocalFrame | None)
         raise LocationError(f"this map uses {kind} coordinates; got a location in the other kind")
     if frame is None:
         return np.array([[loc.x, loc.y, loc.z or 0.0] for loc in locations], float).reshape(-1, 3)
-    return frame.to_local([loc.lat for loc in locations], [loc.lon for loc in locations],
-                          [loc.alt or 0.0 for loc in locations]).reshape(-1, 3)
+    return frame.to_local(
+        [loc.lat for loc in locations], [loc.lon for loc in locations], [loc.alt or 0.0 for loc in locations]
+    ).reshape(-1, 3)
 
 
 def metric_to_locations(xyz: np.ndarray, frame: LocalFrame | None) -> list[Location]:

@@ -1,4 +1,5 @@
 """Fusing the positions of several map places into one answer."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ def weighted_position(weights: np.ndarray, positions: np.ndarray) -> tuple[np.nd
     return position, spread
 
 
-def fuse(scores: np.ndarray, positions: np.ndarray, radius: float, temperature: float,
-         floor: float = -np.inf) -> tuple[np.ndarray, float, np.ndarray]:
+def fuse(
+    scores: np.ndarray, positions: np.ndarray, radius: float, temperature: float, floor: float = -np.inf
+) -> tuple[np.ndarray, float, np.ndarray]:
     """Similarity-weighted mean of the positions within ``radius`` of the best match whose score
     is >= floor. Returns (position (3,), weighted spread in metres, used mask (k,))."""
     dist = np.linalg.norm(positions - positions[0], axis=1)

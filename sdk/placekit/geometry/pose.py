@@ -3,6 +3,7 @@ retrieved map places, then PnP + RANSAC and a Levenberg-Marquardt refinement (Op
 
 Shapes: query keypoints (N, 2) pixels; points (P, 3) map-frame metres; K (3, 3).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,16 +19,17 @@ REPROJECTION_PX = 4.0
 
 @dataclass(frozen=True)
 class PoseEstimate:
-    R: np.ndarray          # (3, 3) world-to-camera
-    t: np.ndarray          # (3,)
-    center: np.ndarray     # (3,) camera centre in the map frame
+    R: np.ndarray  # (3, 3) world-to-camera
+    t: np.ndarray  # (3,)
+    center: np.ndarray  # (3,) camera centre in the map frame
     inliers: int
     matches: int
-    sigma_m: float         # 1-sigma radius of the centre, from the inliers' reprojection residuals
+    sigma_m: float  # 1-sigma radius of the centre, from the inliers' reprojection residuals
 
 
-def camera_matrix(shape: tuple[int, ...], map_intrinsics: np.ndarray,
-                  given: tuple[float, float, float, float] | None = None) -> np.ndarray | None:
+def camera_matrix(
+    shape: tuple[int, ...], map_intrinsics: np.ndarray, given: tuple[float, float, float, float] | None = None
+) -> np.ndarray | None:
     """K (3, 3) of a query frame of ``shape`` (H, W[, C]): from ``given`` (fx, fy, cx, cy) in the
     frame's pixels, else the map camera's intrinsics (4,) scaled to the frame's width with the
     principal point at its centre; None when neither is known."""
@@ -42,8 +44,15 @@ def camera_matrix(shape: tuple[int, ...], map_intrinsics: np.ndarray,
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], float)
 
 
-def estimate_pose(query_xy: np.ndarray, query_desc: np.ndarray, map_desc: np.ndarray, map_point_ids: np.ndarray,
-                  points: np.ndarray, K: np.ndarray, ratio: float = DEFAULT_RATIO) -> PoseEstimate | None:
+def estimate_pose(
+    query_xy: np.ndarray,
+    query_desc: np.ndarray,
+    map_desc: np.ndarray,
+    map_point_ids: np.ndarray,
+    points: np.ndarray,
+    K: np.ndarray,
+    ratio: float = DEFAULT_RATIO,
+) -> PoseEstimate | None:
     """Match query descriptors to map keypoints that observe 3D points; solve PnP. None when
     fewer than MIN_INLIERS correspondences survive."""
     has_point = map_point_ids >= 0
@@ -55,15 +64,22 @@ def estimate_pose(query_xy: np.ndarray, query_desc: np.ndarray, map_desc: np.nda
     obj = points[map_point_ids[has_point][m[:, 1]]].astype(np.float64)
     img = query_xy[m[:, 0]].astype(np.float64)
     try:
-        ok, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, K, None, iterationsCount=2000,
-                                                 reprojectionError=REPROJECTION_PX, confidence=0.999,
-                                                 flags=cv2.SOLVEPNP_EPNP)
+        ok, rvec, tvec, inl = cv2.solvePnPRansac(
+            obj,
+            img,
+            K,
+            None,
+            iterationsCount=2000,
+            reprojectionError=REPROJECTION_PX,
+            confidence=0.999,
+            flags=cv2.SOLVEPNP_EPNP,
+        )
         if not ok or inl is None or len(inl) < MIN_INLIERS:
             return None
         inl = inl.ravel()
         rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, None, rvec, tvec)
     except cv2.error:
-        return None                   # degenerate correspondences (coplanar, collinear, repeated)
+        return None  # degenerate correspondences (coplanar, collinear, repeated)
     R = cv2.Rodrigues(rvec)[0]
     t = tvec.ravel()
     center = -R.T @ t

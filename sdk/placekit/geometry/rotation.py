@@ -1,4 +1,5 @@
 """Rotations as unit quaternions (w, x, y, z) and 3 x 3 matrices."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,13 @@ import numpy as np
 
 def quaternion_to_matrix(q) -> np.ndarray:
     w, x, y, z = np.asarray(q, float) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:

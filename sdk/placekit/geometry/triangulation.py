@@ -6,6 +6,7 @@ Cameras: ``Camera`` holds K (3, 3), R (3, 3) world-to-camera and the centre C (3
 frame, so a world point X projects to K (R X + t) with t = -R C. Keypoints are in the pixels
 of the image the intrinsics describe.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class Camera:
         return self.K @ np.hstack([self.R, self.t[:, None]])
 
     @classmethod
-    def from_location(cls, rotation_wxyz, center, intrinsics) -> "Camera":
+    def from_location(cls, rotation_wxyz, center, intrinsics) -> Camera:
         fx, fy, cx, cy = intrinsics
         K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], float)
         return cls(K, quaternion_to_matrix(rotation_wxyz), np.asarray(center, float))
@@ -85,8 +86,9 @@ def triangulate_pair(a: Camera, b: Camera, xa: np.ndarray, xb: np.ndarray) -> tu
     return X, good
 
 
-def triangulate_map(features: dict[int, tuple[np.ndarray, np.ndarray]], cameras: dict[int, Camera],
-                    neighbours: int = NEIGHBOURS) -> tuple[dict[int, np.ndarray], np.ndarray, dict]:
+def triangulate_map(
+    features: dict[int, tuple[np.ndarray, np.ndarray]], cameras: dict[int, Camera], neighbours: int = NEIGHBOURS
+) -> tuple[dict[int, np.ndarray], np.ndarray, dict]:
     """features: place id -> (keypoints (n, >=2), descriptors (n, D)); cameras: place id ->
     Camera for the posed places. Returns (place id -> point ids (n,) int32, -1 = none;
     points (P, 3) float32; stats)."""
@@ -103,7 +105,7 @@ def triangulate_map(features: dict[int, tuple[np.ndarray, np.ndarray]], cameras:
     centres = np.array([cameras[i].center for i in ids]).reshape(-1, 3)
     pairs, kept, done = 0, 0, set()
     for k, i in enumerate(ids):
-        order = np.argsort(np.linalg.norm(centres - centres[k], axis=1))[1:neighbours + 1]
+        order = np.argsort(np.linalg.norm(centres - centres[k], axis=1))[1 : neighbours + 1]
         for j in (ids[o] for o in order):
             if (min(i, j), max(i, j)) in done:
                 continue
@@ -129,8 +131,13 @@ def triangulate_map(features: dict[int, tuple[np.ndarray, np.ndarray]], cameras:
     root_index = {root: n for n, root in enumerate(tracks)}
     points = np.array([np.median(np.array(xs), axis=0) for xs in tracks.values()], np.float32).reshape(-1, 3)
     point_ids = {i: np.full(len(features[i][0]), -1, np.int32) for i in features}
-    for (i, u) in estimates:
+    for i, u in estimates:
         point_ids[i][u] = root_index[find((i, u))]
-    stats = {"posed_places": len(ids), "pairs_matched": pairs, "pair_triangulations": kept, "points": len(points),
-             "observations": len(estimates)}
+    stats = {
+        "posed_places": len(ids),
+        "pairs_matched": pairs,
+        "pair_triangulations": kept,
+        "points": len(points),
+        "observations": len(estimates),
+    }
     return point_ids, points, stats

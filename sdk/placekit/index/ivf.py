@@ -18,6 +18,7 @@ Scores are cosine similarities of the projected, L2-normalised vectors (approxim
 inner product with the PQ reconstruction when no re-ranking runs). Searches are lock-free and thread-safe:
 ``add``/``remove``/``compact`` build new arrays and swap them in under a writer lock.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,17 @@ import hnswlib
 import numpy as np
 
 from placekit.errors import PlaceIndexError
+from placekit.index.quantize import (
+    PCAWhitening,
+    ProductQuantizer,
+    adc_inner_products,
+    assign,
+    fit_opq,
+    half_to_float,
+    kmeans,
+    l2_normalize,
+)
 from placekit.options import SEARCH_PARAM_RANGES
-from placekit.index.quantize import PCAWhitening, ProductQuantizer, adc_inner_products, assign, fit_opq, half_to_float, kmeans, l2_normalize
 
 _TOKEN_PATTERNS = {
     "pca": re.compile(r"^PCA(W?)(\d+)$"),
@@ -39,7 +49,7 @@ _TOKEN_PATTERNS = {
 }
 MAX_TRAIN_COARSE_PER_LIST = 64
 MAX_TRAIN_PQ = 65536
-PRIOR_DIRECT_ROWS = 4096       # search_among scores up to this many rows directly
+PRIOR_DIRECT_ROWS = 4096  # search_among scores up to this many rows directly
 MAX_TRAIN_OPQ = 32768
 
 
@@ -60,20 +70,20 @@ class Recipe:
         return self.nlist == 0
 
     @classmethod
-    def parse(cls, text: str) -> "Recipe":
+    def parse(cls, text: str) -> Recipe:
         tokens = [t.strip() for t in text.split(",") if t.strip()]
         if not tokens:
             raise PlaceIndexError("empty index recipe")
         fields: dict[str, object] = {}
         seen_flat = False
         for token in tokens:
-            if (m := _TOKEN_PATTERNS["pca"].match(token)):
+            if m := _TOKEN_PATTERNS["pca"].match(token):
                 fields.update(pca_dim=int(m.group(2)), whiten=m.group(1) == "W")
             elif token == "OPQ":
                 fields["opq"] = True
-            elif (m := _TOKEN_PATTERNS["ivf"].match(token)):
+            elif m := _TOKEN_PATTERNS["ivf"].match(token):
                 fields.update(nlist=int(m.group(1)), hnsw_m=int(m.group(2) or 64))
-            elif (m := _TOKEN_PATTERNS["pq"].match(token)):
+            elif m := _TOKEN_PATTERNS["pq"].match(token):
                 fields["pq_m"] = int(m.group(1))
             elif token == "Refine":
                 fields["refine"] = True
@@ -133,7 +143,7 @@ class SearchParams:
     rerank: int = 128
     ef: int = 128
 
-    def validated(self) -> "SearchParams":
+    def validated(self) -> SearchParams:
         for name, (lo, hi) in SEARCH_PARAM_RANGES.items():
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not lo <= value <= hi:
@@ -145,11 +155,11 @@ class SearchParams:
 class InvertedLists:
     """Immutable snapshot of the stored vectors, rows grouped by inverted list."""
 
-    offsets: np.ndarray          # (nlist + 1,) int64; flat mode: (2,)
-    ids: np.ndarray              # (N,) int64
-    codes: np.ndarray | None     # (N, M) uint8 (IVF mode)
-    vectors: np.ndarray | None   # (N, D) float16 (flat mode, or Refine)
-    deleted: np.ndarray | None   # (N,) bool, None when nothing is deleted
+    offsets: np.ndarray  # (nlist + 1,) int64; flat mode: (2,)
+    ids: np.ndarray  # (N,) int64
+    codes: np.ndarray | None  # (N, M) uint8 (IVF mode)
+    vectors: np.ndarray | None  # (N, D) float16 (flat mode, or Refine)
+    deleted: np.ndarray | None  # (N,) bool, None when nothing is deleted
 
 
 class PlaceIndex:
@@ -163,7 +173,7 @@ class PlaceIndex:
         self.params = params.validated()
         self.pca: PCAWhitening | None = None
         self.rotation: np.ndarray | None = None
-        self.centroids: np.ndarray | None = None        # (nlist, D); read by train/add only
+        self.centroids: np.ndarray | None = None  # (nlist, D); read by train/add only
         self.centroid_sqnorms: np.ndarray | None = None  # (nlist,); search uses these instead
         self.pq: ProductQuantizer | None = None
         self._graph = None
@@ -212,7 +222,7 @@ class PlaceIndex:
         return index_to_members(self)
 
     @classmethod
-    def from_members(cls, section: dict, arrays: dict[str, np.ndarray], source: str) -> "PlaceIndex":
+    def from_members(cls, section: dict, arrays: dict[str, np.ndarray], source: str) -> PlaceIndex:
         """The index a map file stored (``to_members``); ``MapFormatError`` if malformed."""
         from placekit.index.persistence import index_from_members
 
@@ -244,7 +254,7 @@ class PlaceIndex:
                 z = z @ self.rotation
             coarse_sample = _sample(z, MAX_TRAIN_COARSE_PER_LIST * r.nlist, rng)
             self.centroids = kmeans(coarse_sample, r.nlist, iters=12, seed=seed)
-            self.centroid_sqnorms = (self.centroids ** 2).sum(1)
+            self.centroid_sqnorms = (self.centroids**2).sum(1)
             self.set_graph(build_graph(self.centroids, r.hnsw_m))
             pq_sample = _sample(z, MAX_TRAIN_PQ, rng)
             residuals = pq_sample - self.centroids[self._coarse_exact(pq_sample)]
@@ -285,8 +295,7 @@ class PlaceIndex:
             offsets[1:] = np.cumsum(np.bincount(all_lists, minlength=self.recipe.nlist))
             vectors = None
             if self.recipe.refine:
-                vectors = np.concatenate([_or_empty(old.vectors, z.shape[1], np.float16),
-                                          z.astype(np.float16)])[order]
+                vectors = np.concatenate([_or_empty(old.vectors, z.shape[1], np.float16), z.astype(np.float16)])[order]
             deleted = _concat_deleted(old.deleted, len(ids))
             self._lists = InvertedLists(
                 offsets,
@@ -324,15 +333,17 @@ class PlaceIndex:
                 offsets = np.zeros(self.recipe.nlist + 1, np.int64)
                 offsets[1:] = np.cumsum(np.bincount(lists, minlength=self.recipe.nlist))
             self._lists = InvertedLists(
-                offsets, old.ids[keep],
+                offsets,
+                old.ids[keep],
                 old.codes[keep] if old.codes is not None else None,
                 old.vectors[keep] if old.vectors is not None else None,
                 None,
             )
 
     # ----------------------------------------------------------------- search
-    def search(self, query: np.ndarray, k: int | None = None, nprobe: int | None = None,
-               rerank: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, query: np.ndarray, k: int | None = None, nprobe: int | None = None, rerank: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Nearest ids of one (d_in,) query: (ids (k',) int64, scores (k',) float32), best
         first, k' = min(k, live vectors found). Parameters default to ``self.params``."""
         k, z = self._prepare_query(query, k)
@@ -341,8 +352,9 @@ class PlaceIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if self.recipe.flat:
             return self._search_flat(z, k, lists)
-        return self._search_ivf(z, k, lists, nprobe or self.params.nprobe,
-                                self.params.rerank if rerank is None else rerank)
+        return self._search_ivf(
+            z, k, lists, nprobe or self.params.nprobe, self.params.rerank if rerank is None else rerank
+        )
 
     def search_among(self, query: np.ndarray, ids: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Search restricted to ``ids`` (e.g. the places near a position prior): every listed

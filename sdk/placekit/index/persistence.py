@@ -1,13 +1,14 @@
 """Index <-> map-file members. Arrays go to ``index/*.npy``; scalars to the manifest's
 ``index`` section. The hnswlib graph is stored as its own arrays (its serialization state,
 never pickled) and rebuilt from the centroids if that state cannot be restored."""
+
 from __future__ import annotations
 
 import hnswlib
 import numpy as np
 
 from placekit.errors import MapFormatError
-from placekit.index.ivf import PlaceIndex, Recipe, SearchParams, InvertedLists, build_graph
+from placekit.index.ivf import InvertedLists, PlaceIndex, Recipe, SearchParams, build_graph
 from placekit.index.quantize import PCAWhitening, ProductQuantizer
 
 _GRAPH_ARRAYS = ("label_lookup_external", "label_lookup_internal", "element_levels", "data_level0", "link_lists")
@@ -32,9 +33,15 @@ def index_to_members(index: PlaceIndex) -> tuple[dict, dict[str, np.ndarray]]:
         arrays["index/centroid_sqnorms.npy"] = index.centroid_sqnorms
         arrays["index/pq_codebooks.npy"] = index.pq.codebooks
     section = {
-        "recipe": str(index.recipe), "dim_in": index.dim_in, "dim": index.dim,
-        "search": {"k": index.params.k, "nprobe": index.params.nprobe,
-                   "rerank": index.params.rerank, "ef": index.params.ef},
+        "recipe": str(index.recipe),
+        "dim_in": index.dim_in,
+        "dim": index.dim,
+        "search": {
+            "k": index.params.k,
+            "nprobe": index.params.nprobe,
+            "rerank": index.params.rerank,
+            "ef": index.params.ef,
+        },
         "ntotal": index.ntotal,
     }
     state = index.graph_state()
@@ -97,9 +104,12 @@ def _restore_graph(state: dict | None, arrays: dict[str, np.ndarray], centroids:
             full[key] = arrays[f"index/graph_{key}.npy"]  # hnswlib copies it into its own memory
         # every size hnswlib allocates from must match the centroids: a crafted max_elements of
         # 1e12 (valid checksums) would otherwise allocate before anything is checked
-        ok = (full.get("dim") == centroids.shape[1] and full.get("cur_element_count") == len(centroids)
-              and full.get("max_elements") == len(centroids)
-              and len(full["data_level0"]) == full.get("cur_element_count", -1) * full.get("size_data_per_element", -1))
+        ok = (
+            full.get("dim") == centroids.shape[1]
+            and full.get("cur_element_count") == len(centroids)
+            and full.get("max_elements") == len(centroids)
+            and len(full["data_level0"]) == full.get("cur_element_count", -1) * full.get("size_data_per_element", -1)
+        )
         if ok:
             try:
                 graph = hnswlib.Index.__new__(hnswlib.Index)

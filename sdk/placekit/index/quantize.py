@@ -4,6 +4,7 @@ All functions are vectorised over vectors; loops run only over sub-quantizers or
 Shapes: N vectors of dimension d in, D after projection, M sub-quantizers of ``dsub = D / M``
 dimensions with ``ksub <= 256`` centroids each; codes are ``(N, M)`` uint8.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,9 +43,9 @@ def assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     rows = max(256, ASSIGN_BLOCK_FLOATS // max(len(norms), 1))
     out = np.empty(len(x), np.int64)
     for s in range(0, len(x), rows):
-        d = x[s:s + rows] @ minus_2ct
+        d = x[s : s + rows] @ minus_2ct
         d += norms
-        out[s:s + rows] = d.argmin(1)
+        out[s : s + rows] = d.argmin(1)
     return out
 
 
@@ -108,7 +109,7 @@ class PCAWhitening:
     projection: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray, dim: int, shrinkage: float | None = None, whiten: bool = True) -> "PCAWhitening":
+    def fit(cls, x: np.ndarray, dim: int, shrinkage: float | None = None, whiten: bool = True) -> PCAWhitening:
         """Fit on (N, d) vectors. Eigenvalues are shrunk toward their mean by ``shrinkage``
         (0 = full whitening, 1 = plain PCA rotation up to a scale) before inverting. By default
         ``shrinkage = clip(D / N, 0.1, 0.6)``: the fewer samples per output dimension, the less
@@ -156,15 +157,13 @@ class ProductQuantizer:
         return int(self.codebooks.shape[2])
 
     @classmethod
-    def fit(cls, x: np.ndarray, m: int, ksub: int = 256, iters: int = 20, seed: int = 0) -> "ProductQuantizer":
+    def fit(cls, x: np.ndarray, m: int, ksub: int = 256, iters: int = 20, seed: int = 0) -> ProductQuantizer:
         n, d = x.shape
         if d % m:
             raise PlaceIndexError(f"PQ needs the dimension ({d}) to be a multiple of M ({m})")
         ksub = min(ksub, 256, n)
         dsub = d // m
-        books = np.stack([
-            kmeans(x[:, i * dsub:(i + 1) * dsub], ksub, iters=iters, seed=seed + i) for i in range(m)
-        ])
+        books = np.stack([kmeans(x[:, i * dsub : (i + 1) * dsub], ksub, iters=iters, seed=seed + i) for i in range(m)])
         return cls(books.astype(np.float32))
 
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -172,7 +171,7 @@ class ProductQuantizer:
         x = np.asarray(x, np.float32)
         codes = np.empty((len(x), self.m), np.uint8)
         for i in range(self.m):
-            codes[:, i] = assign(x[:, i * self.dsub:(i + 1) * self.dsub], self.codebooks[i])
+            codes[:, i] = assign(x[:, i * self.dsub : (i + 1) * self.dsub], self.codebooks[i])
         return codes
 
     def decode(self, codes: np.ndarray) -> np.ndarray:

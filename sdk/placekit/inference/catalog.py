@@ -6,6 +6,7 @@ listed in the ``PLACEKIT_MODELS`` environment variable (``os.pathsep``-separated
 named by its file name, e.g. ``gem-imagenet-fp32.tflite``; the stem alone (``gem-imagenet-fp32``)
 selects the ONNX file, and a family name (``gem-imagenet``) its ONNX fp32 file.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,11 +58,18 @@ def list_models() -> list[ModelEntry]:
                 for f in card.get("files", []):
                     path = card_json.parent / f["file"]
                     if path.is_file():
-                        entries.append(ModelEntry(
-                            name=Path(f["file"]).name, family=card["name"], kind=card["kind"],
-                            format=f["format"], precision=f["precision"], path=path,
-                            card=card_json.parent / "CARD.md", sha256=f.get("sha256", ""),
-                        ))
+                        entries.append(
+                            ModelEntry(
+                                name=Path(f["file"]).name,
+                                family=card["name"],
+                                kind=card["kind"],
+                                format=f["format"],
+                                precision=f["precision"],
+                                path=path,
+                                card=card_json.parent / "CARD.md",
+                                sha256=f.get("sha256", ""),
+                            )
+                        )
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # an unreadable card hides its model rather than breaking the listing
     return entries
@@ -112,20 +120,24 @@ class ModelRef:
     path_hint: str | None = None
 
     @classmethod
-    def of_file(cls, name: str, path: Path, sha256: str) -> "ModelRef":
+    def of_file(cls, name: str, path: Path, sha256: str) -> ModelRef:
         return cls(name, sha256, path.name, str(path.resolve()))
 
     @classmethod
-    def from_global_section(cls, section: dict) -> "ModelRef":
+    def from_global_section(cls, section: dict) -> ModelRef:
         return cls(str(section.get("name", "")), section.get("sha256"), section.get("file"), section.get("path_hint"))
 
     def to_global_section(self) -> dict:
         return {"name": self.name, "file": self.file, "sha256": self.sha256, "path_hint": self.path_hint}
 
     @classmethod
-    def from_local_section(cls, section: dict) -> "ModelRef":
-        return cls(str(section.get("extractor", "")), section.get("model_sha256"), section.get("model_file"),
-                   section.get("model_path_hint"))
+    def from_local_section(cls, section: dict) -> ModelRef:
+        return cls(
+            str(section.get("extractor", "")),
+            section.get("model_sha256"),
+            section.get("model_file"),
+            section.get("model_path_hint"),
+        )
 
     def to_local_section(self) -> dict:
         out: dict = {"model_sha256": self.sha256}

@@ -4,6 +4,7 @@
 (``ModelInfo``) comes from the model file itself and whose ``run(x)`` maps one preprocessed
 batch to descriptors. ``Engine.run`` is safe to call from several threads.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,9 +16,8 @@ import numpy as np
 
 from placekit.errors import BackendUnavailableError, ModelFormatError, ModelNotFoundError
 from placekit.inference.modelinfo import ModelInfo
-from placekit.options import BACKENDS
 from placekit.inference.tflite_metadata import read_tflite_metadata
-
+from placekit.options import BACKENDS
 
 
 class Engine(Protocol):
@@ -92,8 +92,15 @@ class OnnxEngine:
 
     backend = "onnx"
 
-    def __init__(self, data: bytes, source: str, threads: int = 0,
-                 providers: Sequence[str] | None = None, info: ModelInfo | None = None, spin: bool = True):
+    def __init__(
+        self,
+        data: bytes,
+        source: str,
+        threads: int = 0,
+        providers: Sequence[str] | None = None,
+        info: ModelInfo | None = None,
+        spin: bool = True,
+    ):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -134,11 +141,13 @@ class OnnxEngine:
 def _litert_interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter, load_delegate
+
         return Interpreter, load_delegate
     except ImportError:
         pass
     try:
         from tflite_runtime.interpreter import Interpreter, load_delegate
+
         return Interpreter, load_delegate
     except ImportError as exc:
         raise BackendUnavailableError(
@@ -156,8 +165,14 @@ class LiteRTEngine:
 
     backend = "litert"
 
-    def __init__(self, data: bytes, source: str, threads: int = 0,
-                 delegates: Sequence[str] | None = None, info: ModelInfo | None = None):
+    def __init__(
+        self,
+        data: bytes,
+        source: str,
+        threads: int = 0,
+        delegates: Sequence[str] | None = None,
+        info: ModelInfo | None = None,
+    ):
         interpreter_cls, load_delegate = _litert_interpreter_class()
         loaded = []
         for name in delegates or ():
@@ -192,8 +207,9 @@ class LiteRTEngine:
                     self.interpreter.resize_tensor_input(inp["index"], list(x.shape))
                     self.interpreter.allocate_tensors()
                 except (RuntimeError, ValueError) as exc:
-                    raise ModelFormatError(f"{self._source}: LiteRT cannot run this model on input shape "
-                                           f"{x.shape}: {exc}") from exc
+                    raise ModelFormatError(
+                        f"{self._source}: LiteRT cannot run this model on input shape {x.shape}: {exc}"
+                    ) from exc
                 self._input = inp = self.interpreter.get_input_details()[0]
                 self._output = self.interpreter.get_output_details()[0]
             self.interpreter.set_tensor(inp["index"], _quantize(x, inp))

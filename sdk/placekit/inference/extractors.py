@@ -1,14 +1,15 @@
 """Descriptor extraction: frames -> global descriptors (GeM), grey patches -> local
 descriptors (HardNet), both through an ``Engine``."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from placekit.inference.engine import Engine
 from placekit.errors import InvalidImageError, ModelFormatError
+from placekit.index.quantize import l2_normalize
+from placekit.inference.engine import Engine
 from placekit.inference.imageio import Frame, to_bgr
 from placekit.inference.preprocess import preprocess
-from placekit.index.quantize import l2_normalize
 
 
 class GlobalExtractor:
@@ -66,7 +67,9 @@ class LocalDescriber:
         patches = np.asarray(patches)
         size = self.info.fixed_size
         if patches.ndim != 3 or patches.shape[1:] != size or patches.dtype != np.uint8:
-            raise InvalidImageError(f"patches must be (N, {size[0]}, {size[1]}) uint8, got {patches.shape} {patches.dtype}")
+            raise InvalidImageError(
+                f"patches must be (N, {size[0]}, {size[1]}) uint8, got {patches.shape} {patches.dtype}"
+            )
         n = len(patches)
         if n == 0:
             return np.zeros((0, self.dim), np.float32)
@@ -76,10 +79,16 @@ class LocalDescriber:
         pad = (-n) % batch
         if pad:
             x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
-        out = np.concatenate([np.asarray(self.engine.run(np.ascontiguousarray(x[s:s + batch])), np.float32)
-                              for s in range(0, len(x), batch)])[:n]
+        out = np.concatenate(
+            [
+                np.asarray(self.engine.run(np.ascontiguousarray(x[s : s + batch])), np.float32)
+                for s in range(0, len(x), batch)
+            ]
+        )[:n]
         if out.shape[1] != self.dim:
-            raise ModelFormatError(f"model {self.info.name!r} returned {out.shape[1]} values; its metadata says {self.dim}")
+            raise ModelFormatError(
+                f"model {self.info.name!r} returned {out.shape[1]} values; its metadata says {self.dim}"
+            )
         return l2_normalize(out)
 
     def describe_keypoints(self, gray: np.ndarray, keypoints: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ A frame is an ``(H, W, 3)`` uint8 BGR array (OpenCV's order), an ``(H, W)`` or `
 grey array, an ``(H, W, 4)`` BGRA array (alpha dropped), a float array with values in
 ``[0, 1]``, or a path to an image file.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ from placekit.errors import ImageReadError, InvalidImageError
 Frame = Union[np.ndarray, str, os.PathLike]
 MIN_SIDE = 16
 MAX_SIDE = 20000
-MAX_PIXELS = 100_000_000            # 100 megapixels: larger files are refused before decoding
+MAX_PIXELS = 100_000_000  # 100 megapixels: larger files are refused before decoding
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
@@ -27,9 +28,7 @@ def to_bgr(frame: Frame) -> np.ndarray:
     if isinstance(frame, (str, os.PathLike)):
         return read_image(frame)
     if not isinstance(frame, np.ndarray):
-        raise InvalidImageError(
-            f"a frame must be a numpy array or an image path, got {type(frame).__name__}"
-        )
+        raise InvalidImageError(f"a frame must be a numpy array or an image path, got {type(frame).__name__}")
     image = _as_uint8(frame)
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
@@ -40,9 +39,7 @@ def to_bgr(frame: Frame) -> np.ndarray:
         elif channels == 4:
             image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
         elif channels != 3:
-            raise InvalidImageError(
-                f"a frame needs 1, 3 (BGR) or 4 (BGRA) channels, got shape {frame.shape}"
-            )
+            raise InvalidImageError(f"a frame needs 1, 3 (BGR) or 4 (BGRA) channels, got shape {frame.shape}")
     else:
         raise InvalidImageError(f"a frame must be (H, W) or (H, W, C), got shape {frame.shape}")
     return np.ascontiguousarray(image)
@@ -54,9 +51,7 @@ def _as_uint8(frame: np.ndarray) -> np.ndarray:
     if frame.ndim in (2, 3):
         h, w = frame.shape[:2]
         if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
-            raise InvalidImageError(
-                f"frame sides must be within {MIN_SIDE}..{MAX_SIDE} px, got {w}x{h}"
-            )
+            raise InvalidImageError(f"frame sides must be within {MIN_SIDE}..{MAX_SIDE} px, got {w}x{h}")
     if frame.dtype == np.uint8:
         return frame
     if frame.dtype in (np.float32, np.float64, np.float16):
@@ -65,13 +60,10 @@ def _as_uint8(frame: np.ndarray) -> np.ndarray:
         lo, hi = float(frame.min()), float(frame.max())
         if lo < 0.0 or hi > 1.0:
             raise InvalidImageError(
-                f"float frames must hold values in [0, 1], got [{lo:.3g}, {hi:.3g}]; "
-                "pass uint8 for 0..255 data"
+                f"float frames must hold values in [0, 1], got [{lo:.3g}, {hi:.3g}]; pass uint8 for 0..255 data"
             )
         return np.round(frame * 255.0).astype(np.uint8)
-    raise InvalidImageError(
-        f"frames must be uint8 (or float in [0, 1]), got dtype {frame.dtype}"
-    )
+    raise InvalidImageError(f"frames must be uint8 (or float in [0, 1]), got dtype {frame.dtype}")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -101,8 +93,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if min(h, w) < MIN_SIDE:
         raise ImageReadError(f"image {path} is too small ({w}x{h}); need >= {MIN_SIDE} px")
     if max(h, w) > MAX_SIDE or h * w > MAX_PIXELS:
-        raise ImageReadError(f"image {path} is too large ({w}x{h}); sides up to {MAX_SIDE} px, "
-                             f"{MAX_PIXELS:,} pixels")
+        raise ImageReadError(f"image {path} is too large ({w}x{h}); sides up to {MAX_SIDE} px, {MAX_PIXELS:,} pixels")
     return image
 
 
@@ -116,16 +107,17 @@ def _check_declared_size(path: Path, encoded: bytes) -> None:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")               # Pillow's own DecompressionBombWarning
-            with Image.open(io.BytesIO(encoded)) as im:      # reads the header only; no copy
+            warnings.simplefilter("ignore")  # Pillow's own DecompressionBombWarning
+            with Image.open(io.BytesIO(encoded)) as im:  # reads the header only; no copy
                 w, h = im.size
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"image {path} declares too many pixels (not decoded): {exc}") from exc
-    except Exception:                                     # noqa: BLE001 - any header Pillow rejects
+    except Exception:  # noqa: BLE001 - any header Pillow rejects
         return
     if max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
-        raise ImageReadError(f"image {path} declares {w}x{h} pixels; sides up to {MAX_SIDE} px, "
-                             f"{MAX_PIXELS:,} pixels (not decoded)")
+        raise ImageReadError(
+            f"image {path} declares {w}x{h} pixels; sides up to {MAX_SIDE} px, {MAX_PIXELS:,} pixels (not decoded)"
+        )
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")

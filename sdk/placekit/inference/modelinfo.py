@@ -20,6 +20,7 @@ strings (JSON for lists). Keys:
 ``placekit.patch_extent``   local models: patch side / keypoint size used by the patch cutter
 ==========================  ==============================================================
 """
+
 from __future__ import annotations
 
 import json
@@ -92,14 +93,12 @@ class ModelInfo:
         return out
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str], source: str = "model") -> "ModelInfo":
+    def from_metadata(cls, meta: dict[str, str], source: str = "model") -> ModelInfo:
         """Parse the ``placekit.*`` keys of a model file; raises ModelFormatError naming ``source``."""
-        fields = {k[len(PREFIX):]: v for k, v in meta.items() if k.startswith(PREFIX)}
+        fields = {k[len(PREFIX) :]: v for k, v in meta.items() if k.startswith(PREFIX)}
         missing = [k for k in ("name", "kind", "output_dim") if k not in fields]
         if missing:
-            raise ModelFormatError(
-                f"{source}: missing placekit metadata {missing}; export models with placekit-export"
-            )
+            raise ModelFormatError(f"{source}: missing placekit metadata {missing}; export models with placekit-export")
         try:
             kwargs: dict[str, object] = {"name": fields["name"], "kind": fields["kind"]}
             for key in ("output_dim", "input_size", "size_multiple"):

@@ -1,4 +1,5 @@
 """Resize and normalise a BGR frame into a model's input tensor, as its metadata says."""
+
 from __future__ import annotations
 
 import cv2

@@ -5,6 +5,7 @@ A TFLite ``Model`` table has a vector ``metadata`` (field 6) of ``{name, buffer}
 ``placekit`` whose buffer is UTF-8 JSON of the ``placekit.*`` key/value pairs of
 ``ModelInfo.to_metadata()``.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,13 +40,12 @@ def read_tflite_metadata(data: bytes, source: str = "model") -> dict[str, str]:
             name_off = _field(entry, _META_NAME)
             if not name_off or entry.String(name_off + entry.Pos).decode() != METADATA_NAME:
                 continue
-            buffer_index = entry.Get(flatbuffers.number_types.Uint32Flags,
-                                     entry.Pos + _field(entry, _META_BUFFER))
+            buffer_index = entry.Get(flatbuffers.number_types.Uint32Flags, entry.Pos + _field(entry, _META_BUFFER))
             buffers_off = _field(model, _MODEL_BUFFERS)
             buffer = Table(buf, model.Indirect(model.Vector(buffers_off) + 4 * buffer_index))
             data_off = _field(buffer, _BUFFER_DATA)
             start = buffer.Vector(data_off)
-            payload = bytes(buf[start:start + buffer.VectorLen(data_off)])
+            payload = bytes(buf[start : start + buffer.VectorLen(data_off)])
             return {str(k): str(v) for k, v in json.loads(payload.decode("utf-8")).items()}
     except (IndexError, ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:
         raise ModelFormatError(f"{source}: unreadable TFLite metadata: {exc}") from exc

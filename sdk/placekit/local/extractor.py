@@ -6,6 +6,7 @@ Images are described at ``max_side`` pixels (long side) at most; keypoint coordi
 returned in the pixels of the image given. ``LocalFeatures`` shapes: ``keypoints`` (N, 4)
 float32 ``x, y, size, angle``; ``descriptors`` (N, D) float32 unit-norm.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,14 +21,14 @@ from placekit.local.patches import keypoints_array
 
 DEFAULT_MAX_KEYPOINTS = 1024
 DEFAULT_MAX_SIDE = 640
-MIN_CONTRAST = 0.04 / 3   # cv2.SIFT's default contrastThreshold over its 3 octave layers
+MIN_CONTRAST = 0.04 / 3  # cv2.SIFT's default contrastThreshold over its 3 octave layers
 
 
 @dataclass(frozen=True)
 class LocalFeatures:
-    keypoints: np.ndarray     # (N, 4) float32: x, y, size, angle (pixels of the input image)
-    descriptors: np.ndarray   # (N, D) float32, unit norm
-    image_size: tuple[int, int]   # (width, height) of the input image
+    keypoints: np.ndarray  # (N, 4) float32: x, y, size, angle (pixels of the input image)
+    descriptors: np.ndarray  # (N, D) float32, unit norm
+    image_size: tuple[int, int]  # (width, height) of the input image
 
     @property
     def xy(self) -> np.ndarray:
@@ -42,8 +43,12 @@ class LocalFeatureExtractor:
 
     The strongest ``max_keypoints`` responses are kept. Thread-safe (a detector per call)."""
 
-    def __init__(self, describer: LocalDescriber | None = None, max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
-                 max_side: int = DEFAULT_MAX_SIDE):
+    def __init__(
+        self,
+        describer: LocalDescriber | None = None,
+        max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
+        max_side: int = DEFAULT_MAX_SIDE,
+    ):
         self.describer = describer
         self.max_keypoints = int(max_keypoints)
         self.max_side = int(max_side)
@@ -62,15 +67,18 @@ class LocalFeatureExtractor:
             raise InvalidImageError(f"local features need an (H, W) uint8 grey image, got {gray.shape} {gray.dtype}")
         h, w = gray.shape
         scale = min(1.0, self.max_side / max(h, w))
-        small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
-                           interpolation=cv2.INTER_AREA) if scale < 1 else gray
+        small = (
+            cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+            if scale < 1
+            else gray
+        )
         sift = cv2.SIFT_create(nfeatures=self.max_keypoints)
         if self.describer is None:
             kps, desc = sift.detectAndCompute(small, None)
             desc = root_sift(desc) if desc is not None else np.zeros((0, 128), np.float32)
         else:
             kps = sift.detect(small, None)
-            kps = sorted(kps, key=lambda k: -k.response)[:self.max_keypoints]
+            kps = sorted(kps, key=lambda k: -k.response)[: self.max_keypoints]
             desc = None
         k = keypoints_array(kps)
         if self.describer is not None:

@@ -3,6 +3,7 @@
 Shapes: keypoint positions ``xy`` (N, 2) float32 pixels; descriptors (N, D) float32 unit-norm;
 matches (M, 2) int64 rows into (first image, second image).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -21,9 +22,9 @@ def mutual_matches(desc1: np.ndarray, desc2: np.ndarray, ratio: float = DEFAULT_
         return np.zeros((0, 2), np.int64)
     a, b = np.asarray(desc1, np.float32), np.asarray(desc2, np.float32)
     na, nb = (a * a).sum(1), (b * b).sum(1)
-    score = a @ b.T                                            # (N1, N2), then in place:
+    score = a @ b.T  # (N1, N2), then in place:
     score *= 2.0
-    score -= nb[None, :]                                       # larger = nearer
+    score -= nb[None, :]  # larger = nearer
     rows = np.arange(len(a))
     best = np.argmax(score, axis=1)
     s1 = score[rows, best]
@@ -32,15 +33,21 @@ def mutual_matches(desc1: np.ndarray, desc2: np.ndarray, ratio: float = DEFAULT_
     score_t = b @ a.T
     score_t *= 2.0
     score_t -= na[None, :]
-    back = np.argmax(score_t, axis=1)                          # (N2,): nearest row of each column
+    back = np.argmax(score_t, axis=1)  # (N2,): nearest row of each column
     d1 = np.sqrt(np.maximum(na - s1, 0.0))
     d2 = np.sqrt(np.maximum(na - s2, 0.0))
     ok = (d1 < ratio * d2) & (back[best] == rows)
     return np.stack([rows[ok], best[ok]], axis=1).astype(np.int64)
 
 
-def verified_inliers(xy1: np.ndarray, xy2: np.ndarray, matches: np.ndarray, model: str = "fundamental",
-                     threshold_px: float = 3.0, confidence: float = 0.999) -> np.ndarray:
+def verified_inliers(
+    xy1: np.ndarray,
+    xy2: np.ndarray,
+    matches: np.ndarray,
+    model: str = "fundamental",
+    threshold_px: float = 3.0,
+    confidence: float = 0.999,
+) -> np.ndarray:
     """(M,) bool inlier mask of ``matches`` under one epipolar geometry (``fundamental``) or
     one plane (``homography``), fitted by OpenCV's USAC (MAGSAC++). All False when too few or
     degenerate."""
@@ -68,7 +75,7 @@ def verified_inliers(xy1: np.ndarray, xy2: np.ndarray, matches: np.ndarray, mode
 def sift_features(gray: np.ndarray, max_keypoints: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """OpenCV SIFT on a (H, W) uint8 image -> (xy (N, 2), RootSIFT descriptors (N, 128))."""
     keypoints, desc = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(gray, None)
-    if desc is None or len(keypoints) == 0:        # OpenCV < 5 returns None, 5.x an empty array
+    if desc is None or len(keypoints) == 0:  # OpenCV < 5 returns None, 5.x an empty array
         return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
     xy = np.array([k.pt for k in keypoints], np.float32)
     return xy, root_sift(desc)

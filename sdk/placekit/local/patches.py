@@ -7,6 +7,7 @@ is the diameter of the detected region in pixels, ``angle`` its orientation in d
 ``extent * size`` centred on the point and rotated to upright, resampled to ``patch_size``
 pixels by ``cv2.warpAffine`` (bilinear, replicated borders) with the map of ``patch_affine``.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -27,12 +28,12 @@ def patch_affine(keypoint: np.ndarray, patch_size: int = PATCH_SIZE, extent: flo
     c, s = np.cos(theta) * scale, np.sin(theta) * scale
     half = (patch_size - 1) / 2.0
     # rotate by -angle so the keypoint's orientation points along +u (image y grows downward)
-    return np.array([[c, s, x - c * half - s * half],
-                     [-s, c, y + s * half - c * half]], dtype=np.float64)
+    return np.array([[c, s, x - c * half - s * half], [-s, c, y + s * half - c * half]], dtype=np.float64)
 
 
-def cut_patches(gray: np.ndarray, keypoints: np.ndarray, patch_size: int = PATCH_SIZE,
-                extent: float = EXTENT) -> np.ndarray:
+def cut_patches(
+    gray: np.ndarray, keypoints: np.ndarray, patch_size: int = PATCH_SIZE, extent: float = EXTENT
+) -> np.ndarray:
     """(H, W) uint8 grey image, (N, >=4) keypoints ``x, y, size, angle`` -> (N, P, P) uint8.
 
     One ``cv2.warpAffine`` per keypoint (measured faster than a single batched ``cv2.remap``:
@@ -43,8 +44,13 @@ def cut_patches(gray: np.ndarray, keypoints: np.ndarray, patch_size: int = PATCH
     out = np.empty((len(kps), patch_size, patch_size), np.uint8)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     for i, kp in enumerate(kps):
-        out[i] = cv2.warpAffine(gray, patch_affine(kp, patch_size, extent), (patch_size, patch_size),
-                                flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        out[i] = cv2.warpAffine(
+            gray,
+            patch_affine(kp, patch_size, extent),
+            (patch_size, patch_size),
+            flags=flags,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
     return out
 
 

@@ -6,6 +6,7 @@ their local descriptors, then the matches one epipolar geometry explains (OpenCV
 Its calibration (the inlier count that makes an answer trustworthy on a given map) is
 ``placekit.decision.calibration.calibrate_inliers``.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,15 +6,16 @@ residuals are summed, signed-square-rooted (power law, alpha 0.5), L2-normalised
 (intra-normalisation), and the (K * D,) vector is L2-normalised. The map's index then projects
 it (PCA-whitening) and quantizes it like any global descriptor.
 """
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 from placekit.errors import BuildError
+from placekit.index.quantize import assign, kmeans
 from placekit.inference.imageio import Frame, to_bgr
 from placekit.local.extractor import LocalFeatureExtractor, LocalFeatures
-from placekit.index.quantize import assign, kmeans
 
 DEFAULT_WORDS = 64
 MAX_TRAINING_DESCRIPTORS = 100_000
@@ -55,8 +56,10 @@ def map_vlad(local: list[np.ndarray], words: int, seed: int = 0) -> tuple[np.nda
     ``BuildError`` when there are too few local features to learn it."""
     pool = np.concatenate(local)
     if len(pool) < words * MIN_DESCRIPTORS_PER_WORD:
-        raise BuildError(f"too few local features ({len(pool)}) to learn a {words}-word VLAD vocabulary; "
-                         "add textured images or use descriptor='gem'")
+        raise BuildError(
+            f"too few local features ({len(pool)}) to learn a {words}-word VLAD vocabulary; "
+            "add textured images or use descriptor='gem'"
+        )
     vocabulary = train_vocabulary(pool, words, seed=seed)
     return vocabulary, np.stack([vlad(d, vocabulary) for d in local])
 

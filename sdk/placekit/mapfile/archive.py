@@ -13,6 +13,7 @@ failed write leaves no partial file. Reads check the structure (ZIP directory, m
 sizes, NumPy headers) always, and every member's sha256 unless ``verify=False``. Every
 problem raises ``MapFormatError`` naming the file and what was expected.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,7 @@ FORMAT_NAME = "placekit-map"
 FORMAT_VERSION = 2
 MIN_READER_VERSION = 1
 MIN_READER_VERSION_LOCAL = 2
-IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024    # smaller maps are read into memory, larger ones memory-mapped
+IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024  # smaller maps are read into memory, larger ones memory-mapped
 MANIFEST = "manifest.json"
 ALIGN = 64
 _PAD_EXTRA_ID = 0x6B70  # "pk": padding block in the local header's extra field
@@ -81,7 +82,7 @@ def write_map(path: str | os.PathLike, contents: MapContents) -> None:
             os.unlink(tmp_name)
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError):     # read-only folder, immutable file, full disk: the old map is intact
+        if isinstance(exc, OSError):  # read-only folder, immutable file, full disk: the old map is intact
             raise MapWriteError(f"cannot write map {path}: {exc.strerror or exc}") from exc
         raise
 
@@ -130,7 +131,7 @@ def _write_member(zf: zipfile.ZipFile, fh, name: str, chunks: list) -> dict:
     with zf.open(info, "w", force_zip64=zip64) as out:
         for chunk in chunks:
             for start in range(0, len(chunk), 1 << 24):
-                piece = chunk[start:start + (1 << 24)]
+                piece = chunk[start : start + (1 << 24)]
                 digest.update(piece)
                 out.write(piece)
     return {"sha256": digest.hexdigest(), "size": size}
@@ -150,8 +151,17 @@ class MapReader:
         except MapFormatError:
             self.close()
             raise
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, struct.error, ValueError,
-                KeyError, UnicodeDecodeError, OverflowError, NotImplementedError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            EOFError,
+            struct.error,
+            ValueError,
+            KeyError,
+            UnicodeDecodeError,
+            OverflowError,
+            NotImplementedError,
+        ) as exc:
             self.close()
             raise MapFormatError(f"{self.path}: not a valid placekit map ({type(exc).__name__}: {exc})") from exc
 
@@ -168,7 +178,7 @@ class MapReader:
             raise self._fail("file is empty")
         self._identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         if size <= IN_MEMORY_MAX_BYTES:
-            self._mm = self._read_aligned(size)   # a private copy: nothing done to the file can reach it
+            self._mm = self._read_aligned(size)  # a private copy: nothing done to the file can reach it
         else:
             self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
         zf = zipfile.ZipFile(self._fh)
@@ -195,7 +205,7 @@ class MapReader:
         so that members keep the alignment the writer gave them (as in a memory map)."""
         raw = np.empty(size + ALIGN, np.uint8)
         start = (-raw.ctypes.data) % ALIGN
-        data = raw[start:start + size]
+        data = raw[start : start + size]
         self._fh.seek(0)
         if self._fh.readinto(memoryview(data)) != size:
             raise self._fail("file changed size while it was read")
@@ -211,7 +221,7 @@ class MapReader:
         view = memoryview(buf)
         remaining = length
         while remaining:
-            n = self._fh.readinto(view[:min(remaining, len(buf))])
+            n = self._fh.readinto(view[: min(remaining, len(buf))])
             if not n:
                 raise self._fail("file ended while verifying a member (truncated)")
             digest.update(view[:n])
@@ -226,7 +236,7 @@ class MapReader:
         off = info.header_offset
         if off + _LOCAL_HEADER.size > size:
             raise self._fail(f"member {info.filename}: header beyond end of file (truncated)")
-        fields = _LOCAL_HEADER.unpack(self._mm[off:off + _LOCAL_HEADER.size])
+        fields = _LOCAL_HEADER.unpack(self._mm[off : off + _LOCAL_HEADER.size])
         if fields[0] != b"PK\x03\x04":
             raise self._fail(f"member {info.filename}: bad local header signature")
         start = off + _LOCAL_HEADER.size + fields[-2] + fields[-1]
@@ -239,7 +249,7 @@ class MapReader:
             raise self._fail("manifest.json is implausibly large")
         start, length = self._member_span(info, size)
         try:
-            manifest = json.loads(bytes(self._mm[start:start + length]).decode("utf-8"))
+            manifest = json.loads(bytes(self._mm[start : start + length]).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise self._fail(f"manifest.json is not valid JSON ({exc})") from exc
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
@@ -262,7 +272,7 @@ class MapReader:
 
     def _array(self, name: str) -> np.ndarray:
         start, length = self._spans[name]
-        head = io.BytesIO(self._mm[start:start + min(length, 65536)])
+        head = io.BytesIO(self._mm[start : start + min(length, 65536)])
         try:
             major, _ = np.lib.format.read_magic(head)
             reader = {1: np.lib.format.read_array_header_1_0, 2: np.lib.format.read_array_header_2_0}
@@ -300,17 +310,19 @@ class MapReader:
         try:
             stat = os.fstat(fh.fileno())
         except (OSError, ValueError):
-            return        # closed by another thread meanwhile: a call in flight finishes on its views
+            return  # closed by another thread meanwhile: a call in flight finishes on its views
         if (stat.st_ino, stat.st_size, stat.st_mtime_ns) != self._identity:
-            raise self._fail("the map file was modified in place while open (replace maps by writing a new file "
-                             "and renaming it over the old one); reopen it")
+            raise self._fail(
+                "the map file was modified in place while open (replace maps by writing a new file "
+                "and renaming it over the old one); reopen it"
+            )
 
     def blob(self, name: str) -> memoryview:
         """Bytes of a non-array member (a read-only view into the memory map)."""
         if name not in self._spans:
             raise self._fail(f"member {name} is missing")
         start, length = self._spans[name]
-        return memoryview(self._mm)[start:start + length]
+        return memoryview(self._mm)[start : start + length]
 
     def member_names(self) -> list[str]:
         return list(self._spans)

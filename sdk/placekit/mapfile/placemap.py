@@ -7,6 +7,7 @@ search defaults, graph scalars), ``calibration`` (decision thresholds), ``places
 next_id: the id the next added place gets; absent in maps written before it, read as 0},
 ``user`` (free metadata), plus the versions and member table of ``placekit.mapfile.archive``.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -21,8 +22,15 @@ from placekit.decision.calibration import Calibration
 from placekit.errors import BuildError, MapFormatError
 from placekit.geometry.frames import LocalFrame, locations_to_metric, metric_to_locations
 from placekit.index.ivf import PlaceIndex
-from placekit.mapfile.archive import (FORMAT_NAME, FORMAT_VERSION, MIN_READER_VERSION, MIN_READER_VERSION_LOCAL, MapContents,
-                      MapReader, write_map)
+from placekit.mapfile.archive import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MIN_READER_VERSION,
+    MIN_READER_VERSION_LOCAL,
+    MapContents,
+    MapReader,
+    write_map,
+)
 from placekit.mapfile.places import PlaceTable
 from placekit.mapfile.pointmap import PointMap
 from placekit.types import Location, MapInfo
@@ -42,10 +50,10 @@ class PlaceMap:
     user: dict = field(default_factory=dict)
     model_bytes: bytes | memoryview | None = None
     pointmap: PointMap | None = None
-    vocabulary: np.ndarray | None = None     # (words, D) for VLAD maps
+    vocabulary: np.ndarray | None = None  # (words, D) for VLAD maps
     manifest: dict = field(default_factory=dict)
     reader: MapReader | None = None
-    issued_ids: int = 0      # ids below this were handed out once (removed places included)
+    issued_ids: int = 0  # ids below this were handed out once (removed places included)
 
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | os.PathLike) -> None:
@@ -63,8 +71,11 @@ class PlaceMap:
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "min_reader_version": (MIN_READER_VERSION_LOCAL if (self.pointmap is not None or self.vocabulary is not None)
-                                   else MIN_READER_VERSION),
+            "min_reader_version": (
+                MIN_READER_VERSION_LOCAL
+                if (self.pointmap is not None or self.vocabulary is not None)
+                else MIN_READER_VERSION
+            ),
             "library_version": __version__,
             "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "model": model,
@@ -82,7 +93,7 @@ class PlaceMap:
         write_map(path, MapContents(manifest, arrays, blobs))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, verify: bool = True) -> "PlaceMap":
+    def load(cls, path: str | os.PathLike, verify: bool = True) -> PlaceMap:
         reader = MapReader(path, verify=verify)
         try:
             return cls._from_reader(reader)
@@ -94,13 +105,19 @@ class PlaceMap:
             raise MapFormatError(f"{path}: invalid map contents ({type(exc).__name__}: {exc})") from exc
 
     @classmethod
-    def _from_reader(cls, reader: MapReader) -> "PlaceMap":
+    def _from_reader(cls, reader: MapReader) -> PlaceMap:
         m = reader.manifest
         source = str(reader.path)
         index = PlaceIndex.from_members(m["index"], reader.arrays, source)
         a = reader.arrays
-        places = PlaceTable(a["places/ids.npy"], a["places/xyz.npy"], reader.blob("places/names.bin"),
-                            a["places/name_offsets.npy"], a["places/rotation.npy"], a["places/intrinsics.npy"])
+        places = PlaceTable(
+            a["places/ids.npy"],
+            a["places/xyz.npy"],
+            reader.blob("places/names.bin"),
+            a["places/name_offsets.npy"],
+            a["places/rotation.npy"],
+            a["places/intrinsics.npy"],
+        )
         places.validate(source)
         if len(places) != len(index.lists.ids) or not np.array_equal(np.sort(index.lists.ids), places.ids):
             raise MapFormatError(f"{source}: index and places table list different places")
@@ -118,8 +135,9 @@ class PlaceMap:
         model_bytes = reader.blob(MODEL_MEMBER) if model.get("embedded") else None
         # Validation and the graph copy read members once; searches fault in only what they read.
         reader.release(*reader.member_names())
-        reader.expect_random_access("index/vectors.npy", "index/ids.npy", *[n for n in reader.arrays
-                                                                           if n.startswith("places/")])
+        reader.expect_random_access(
+            "index/vectors.npy", "index/ids.npy", *[n for n in reader.arrays if n.startswith("places/")]
+        )
         descriptor = dict(m["descriptor"])
         if int(descriptor["dim"]) != index.dim_in:
             raise MapFormatError(f"{source}: descriptor dim {descriptor['dim']} != index input dim {index.dim_in}")
@@ -127,16 +145,34 @@ class PlaceMap:
         vocabulary = None
         if descriptor.get("kind") == "vlad":
             vocabulary = reader.arrays.get(VOCABULARY_MEMBER)
-            if (vocabulary is None or pointmap is None or vocabulary.ndim != 2
-                    or vocabulary.size != int(descriptor["dim"]) or vocabulary.shape[1] != int(m["local"]["dim"])):
+            if (
+                vocabulary is None
+                or pointmap is None
+                or vocabulary.ndim != 2
+                or vocabulary.size != int(descriptor["dim"])
+                or vocabulary.shape[1] != int(m["local"]["dim"])
+            ):
                 raise MapFormatError(f"{source}: a VLAD map needs its vocabulary and local-feature members")
         issued = m.get("places", {}).get("next_id", 0)
-        if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2 ** 62:
+        if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2**62:
             raise MapFormatError(f"{source}: places.next_id must be an integer in 0..2^62, got {issued!r}")
-        if len(places):                              # maps written before next_id: above every stored id
+        if len(places):  # maps written before next_id: above every stored id
             issued = max(issued, int(places.ids.max()) + 1)
-        return cls(model, descriptor, index, places, frame, Calibration.from_dict(m["calibration"]),
-                   dict(m.get("user", {})), model_bytes, pointmap, vocabulary, m, reader, issued)
+        return cls(
+            model,
+            descriptor,
+            index,
+            places,
+            frame,
+            Calibration.from_dict(m["calibration"]),
+            dict(m.get("user", {})),
+            model_bytes,
+            pointmap,
+            vocabulary,
+            m,
+            reader,
+            issued,
+        )
 
     def close(self) -> None:
         if self.reader is not None:
@@ -151,8 +187,14 @@ class PlaceMap:
         return max(live, self.issued_ids)
 
     # ------------------------------------------------------------------ live edits (callers hold a lock)
-    def add_place(self, descriptor: np.ndarray, xyz: np.ndarray, name: str | None,
-                  rotation: tuple | None = None, intrinsics: tuple | None = None) -> int:
+    def add_place(
+        self,
+        descriptor: np.ndarray,
+        xyz: np.ndarray,
+        name: str | None,
+        rotation: tuple | None = None,
+        intrinsics: tuple | None = None,
+    ) -> int:
         """Add a place: descriptor (D,) raw, xyz (3,) map metres. Returns its new id; the name
         defaults to ``place_<id>``. Raises ``BuildError`` for a name already in the map."""
         place_id = self.next_place_id()
@@ -215,8 +257,15 @@ class PlaceMap:
             index={"recipe": str(self.index.recipe), "dim": self.index.dim, "search": m.get("index", {}).get("search")},
             calibration=self.calibration.to_dict(),
             warnings=tuple(self.calibration.stats.get("warnings", [])),
-            local=(dict(self.pointmap.section, bytes=self.pointmap.bytes(), places_with_features=len(self.pointmap.place_ids))
-                   if self.pointmap is not None else None),
+            local=(
+                dict(
+                    self.pointmap.section,
+                    bytes=self.pointmap.bytes(),
+                    places_with_features=len(self.pointmap.place_ids),
+                )
+                if self.pointmap is not None
+                else None
+            ),
             file_bytes=size,
             bytes_per_place=round(size / max(self.index.ntotal, 1), 1) if size else None,
             user=dict(self.user),

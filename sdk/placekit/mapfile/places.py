@@ -1,4 +1,5 @@
 """The places table of a map: id, name, position (local metres), optional camera data."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ class PlaceTable:
     intrinsics: np.ndarray
 
     @classmethod
-    def create(cls, ids, xyz, names, rotation=None, intrinsics=None) -> "PlaceTable":
+    def create(cls, ids, xyz, names, rotation=None, intrinsics=None) -> PlaceTable:
         ids = np.asarray(ids, np.int64)
         order = np.argsort(ids, kind="stable")
         encoded = [n.encode("utf-8") for n in names]
@@ -35,28 +36,32 @@ class PlaceTable:
         table = cls(ids, np.asarray(xyz, np.float64), blob, offsets, rot, intr)
         return table.take(order)
 
-    def take(self, rows: np.ndarray) -> "PlaceTable":
+    def take(self, rows: np.ndarray) -> PlaceTable:
         names = [self.name(r) for r in rows]
         encoded = [n.encode("utf-8") for n in names]
         offsets = np.zeros(len(rows) + 1, np.int64)
         offsets[1:] = np.cumsum([len(e) for e in encoded])
-        return PlaceTable(self.ids[rows], self.xyz[rows], b"".join(encoded), offsets,
-                          self.rotation[rows], self.intrinsics[rows])
+        return PlaceTable(
+            self.ids[rows], self.xyz[rows], b"".join(encoded), offsets, self.rotation[rows], self.intrinsics[rows]
+        )
 
-    def append(self, place_id: int, xyz, name: str, rotation=None, intrinsics=None) -> "PlaceTable":
+    def append(self, place_id: int, xyz, name: str, rotation=None, intrinsics=None) -> PlaceTable:
         """A new table with one more place (ids must stay sorted: ``place_id`` > every id)."""
         if len(self.ids) and place_id <= int(self.ids[-1]):
             raise ValueError(f"place id {place_id} is not above the table's largest id")
         encoded = name.encode("utf-8")
         offsets = np.append(np.asarray(self.name_offsets), self.name_offsets[-1] + len(encoded))
         nan4 = (np.nan,) * 4
-        table = PlaceTable(np.append(np.asarray(self.ids), np.int64(place_id)),
-                          np.concatenate([np.asarray(self.xyz), np.asarray(xyz, np.float64).reshape(1, 3)]),
-                          bytes(self.name_blob) + encoded, offsets,
-                          np.concatenate([np.asarray(self.rotation), np.array([rotation or nan4], np.float32)]),
-                          np.concatenate([np.asarray(self.intrinsics), np.array([intrinsics or nan4], np.float32)]))
+        table = PlaceTable(
+            np.append(np.asarray(self.ids), np.int64(place_id)),
+            np.concatenate([np.asarray(self.xyz), np.asarray(xyz, np.float64).reshape(1, 3)]),
+            bytes(self.name_blob) + encoded,
+            offsets,
+            np.concatenate([np.asarray(self.rotation), np.array([rotation or nan4], np.float32)]),
+            np.concatenate([np.asarray(self.intrinsics), np.array([intrinsics or nan4], np.float32)]),
+        )
         names = self.__dict__.get("_names")
-        if names is not None:      # carried forward (shared: names are only ever added to it)
+        if names is not None:  # carried forward (shared: names are only ever added to it)
             names.add(name)
             object.__setattr__(table, "_names", names)
         return table
@@ -119,16 +124,31 @@ class PlaceTable:
 
     def validate(self, source: str) -> None:
         n = len(self.ids)
-        ok = (self.xyz.shape == (n, 3) and self.rotation.shape == (n, 4) and self.intrinsics.shape == (n, 4)
-              and self.name_offsets.shape == (n + 1,) and (n == 0 or (
-                  self.name_offsets[0] == 0 and self.name_offsets[-1] == len(self.name_blob)
-                  and np.all(np.diff(self.name_offsets) >= 0) and np.all(np.diff(self.ids) > 0)))
-              and np.isfinite(self.xyz).all())
+        ok = (
+            self.xyz.shape == (n, 3)
+            and self.rotation.shape == (n, 4)
+            and self.intrinsics.shape == (n, 4)
+            and self.name_offsets.shape == (n + 1,)
+            and (
+                n == 0
+                or (
+                    self.name_offsets[0] == 0
+                    and self.name_offsets[-1] == len(self.name_blob)
+                    and np.all(np.diff(self.name_offsets) >= 0)
+                    and np.all(np.diff(self.ids) > 0)
+                )
+            )
+            and np.isfinite(self.xyz).all()
+        )
         if not ok:
             raise MapFormatError(f"{source}: the places table is inconsistent")
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, bytes]]:
-        arrays = {"places/ids.npy": self.ids, "places/xyz.npy": self.xyz,
-                  "places/name_offsets.npy": self.name_offsets,
-                  "places/rotation.npy": self.rotation, "places/intrinsics.npy": self.intrinsics}
+        arrays = {
+            "places/ids.npy": self.ids,
+            "places/xyz.npy": self.xyz,
+            "places/name_offsets.npy": self.name_offsets,
+            "places/rotation.npy": self.rotation,
+            "places/intrinsics.npy": self.intrinsics,
+        }
         return arrays, {"places/names.bin": bytes(self.name_blob)}

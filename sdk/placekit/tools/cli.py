@@ -12,6 +12,7 @@
 
 Exit codes: 0 success, 1 a placekit error (message on stderr), 2 bad command line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,28 +29,40 @@ def _build(args: argparse.Namespace) -> int:
     from placekit.options import BuildOptions
 
     folder = Path(args.dir)
-    options = BuildOptions(model=args.model, recipe=args.recipe, match_radius_m=args.radius,
-                           embed_model=args.embed_model, threads=args.threads, backend=args.backend,
-                           descriptor=args.descriptor, local_features=args.local_features,
-                           max_keypoints=args.max_keypoints)
+    options = BuildOptions(
+        model=args.model,
+        recipe=args.recipe,
+        match_radius_m=args.radius,
+        embed_model=args.embed_model,
+        threads=args.threads,
+        backend=args.backend,
+        descriptor=args.descriptor,
+        local_features=args.local_features,
+        max_keypoints=args.max_keypoints,
+    )
     builder = MapBuilder(options)
     found = builder.add_folder(folder, args.locations, progress=not args.quiet)
     if found.unlisted:
-        print(f"note: {len(found.unlisted)} image(s) in {folder} have no row in {args.locations} and are skipped "
-              f"(first: {found.unlisted[0]})", file=sys.stderr)
+        print(
+            f"note: {len(found.unlisted)} image(s) in {folder} have no row in {args.locations} and are skipped "
+            f"(first: {found.unlisted[0]})",
+            file=sys.stderr,
+        )
     if args.negatives:
         for path in list_images(args.negatives):
             builder.add_negative(path)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CalibrationWarning)      # printed below, once, without a traceback line
+        warnings.simplefilter("ignore", CalibrationWarning)  # printed below, once, without a traceback line
         info = builder.build(args.output, user={"source_dir": str(folder)})
     for message in info.warnings:
         print(f"warning: {message}", file=sys.stderr)
     if args.json:
         print(json.dumps(info.to_dict(), indent=1))
     else:
-        print(f"wrote {args.output}: {info.places} places, {info.file_bytes:,} bytes "
-              f"({info.bytes_per_place} per place), index {info.index['recipe']}")
+        print(
+            f"wrote {args.output}: {info.places} places, {info.file_bytes:,} bytes "
+            f"({info.bytes_per_place} per place), index {info.index['recipe']}"
+        )
     return 0
 
 
@@ -79,18 +92,25 @@ def _info(args: argparse.Namespace) -> int:
     ]
     stats = cal.get("stats") or {}
     if stats.get("negatives"):
-        lines.insert(-1, f"negatives    {stats['negatives']} photos of other places at build, "
-                         f"{stats['negative_rejection']:.0%} of them below the unknown threshold")
+        lines.insert(
+            -1,
+            f"negatives    {stats['negatives']} photos of other places at build, "
+            f"{stats['negative_rejection']:.0%} of them below the unknown threshold",
+        )
     local = info.local
     if local:
         tri = local.get("triangulation") or {}
-        lines.append(f"local        {local['extractor']}, up to {local['max_keypoints']} keypoints per image, "
-                     f"{local['places_with_features']} places with features, {tri.get('points', 0):,} 3D points, "
-                     f"{local['bytes']:,} bytes; verified at >= {cal.get('min_inliers', 0)} inliers")
+        lines.append(
+            f"local        {local['extractor']}, up to {local['max_keypoints']} keypoints per image, "
+            f"{local['places_with_features']} places with features, {tri.get('points', 0):,} 3D points, "
+            f"{local['bytes']:,} bytes; verified at >= {cal.get('min_inliers', 0)} inliers"
+        )
     if stats.get("precision_at_threshold") is not None:
-        lines.append(f"calibrated   precision {stats['precision_at_threshold']:.2f} at the threshold on the map's own "
-                     f"images ({'cross-fitted, ' if stats.get('cross_fitted_folds') else ''}"
-                     f"{stats.get('threshold_rule', '')})")
+        lines.append(
+            f"calibrated   precision {stats['precision_at_threshold']:.2f} at the threshold on the map's own "
+            f"images ({'cross-fitted, ' if stats.get('cross_fitted_folds') else ''}"
+            f"{stats.get('threshold_rule', '')})"
+        )
     lines += [f"warning      {message}" for message in info.warnings]
     print("\n".join(lines))
     return 0
@@ -132,38 +152,56 @@ def _result_text(r: dict) -> str:
     loc = r["location"]
     where = "-"
     if loc:
-        where = (f"lat {loc['lat']:.6f} lon {loc['lon']:.6f}" if "lat" in loc
-                 else f"x {loc['x']:.2f} y {loc['y']:.2f} z {loc.get('z', 0):.2f}")
+        where = (
+            f"lat {loc['lat']:.6f} lon {loc['lon']:.6f}"
+            if "lat" in loc
+            else f"x {loc['x']:.2f} y {loc['y']:.2f} z {loc.get('z', 0):.2f}"
+        )
     best = r["matches"][0]["name"] if r["matches"] else "-"
     unc = f" ± {r['uncertainty_m']:.1f} m" if r["uncertainty_m"] is not None else ""
     pose = ""
     if r.get("pose"):
         c = r["pose"]["center"]
-        pose = f" pose centre ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f}) q {tuple(round(v, 4) for v in r['pose']['rotation'])}"
-    return (f"{r['image']}: {r['status']} {where}{unc} confidence {r['confidence']:.2f} "
-            f"best {best}{pose} ({r['timings_ms']['total']:.1f} ms)")
+        pose = (
+            f" pose centre ({c[0]:.2f}, {c[1]:.2f}, {c[2]:.2f}) q {tuple(round(v, 4) for v in r['pose']['rotation'])}"
+        )
+    return (
+        f"{r['image']}: {r['status']} {where}{unc} confidence {r['confidence']:.2f} "
+        f"best {best}{pose} ({r['timings_ms']['total']:.1f} ms)"
+    )
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from placekit.tools.evaluation import evaluate, load_dataset
     from placekit.inference.imageio import list_images
+    from placekit.tools.evaluation import evaluate, load_dataset
 
-    report = evaluate(load_dataset(args.dataset), model=args.model, descriptor=args.descriptor,
-                      threshold_m=args.threshold, threads=args.threads, workdir=args.keep_map, progress=not args.quiet,
-                      top_k=args.top_k, plots_dir=args.plots, backend=args.backend,
-                      local_features=args.local_features,
-                      negatives=list_images(args.negatives) if args.negatives else ())
+    report = evaluate(
+        load_dataset(args.dataset),
+        model=args.model,
+        descriptor=args.descriptor,
+        threshold_m=args.threshold,
+        threads=args.threads,
+        workdir=args.keep_map,
+        progress=not args.quiet,
+        top_k=args.top_k,
+        plots_dir=args.plots,
+        backend=args.backend,
+        local_features=args.local_features,
+        negatives=list_images(args.negatives) if args.negatives else (),
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     fmt = lambda v, unit="": "-" if v is None else f"{v:.3f}{unit}"  # noqa: E731
     shares = report["status_shares"]
-    print(f"{report['n_queries']} queries against {report['n_database']} map images (correct within {args.threshold} m)\n"
-          f"recall@1 {fmt(report['recall_at_1'])}  @5 {fmt(report['recall_at_5'])}  @10 {fmt(report['recall_at_10'])}\n"
-          f"position error median {fmt(report['median_position_error_m'], ' m')}, p90 {fmt(report['p90_position_error_m'], ' m')}\n"
-          f"decisions: localized {shares['localized']:.2f}, ambiguous {shares['ambiguous']:.2f}, unknown "
-          f"{shares['unknown']:.2f}; precision of localized {fmt(report['localized_precision'])}\n"
-          f"latency p50 {fmt(report['latency_ms_p50'], ' ms')}, p99 {fmt(report['latency_ms_p99'], ' ms')}; "
-          f"map {report['map_bytes_per_place']:.0f} bytes per place")
+    print(
+        f"{report['n_queries']} queries against {report['n_database']} map images (correct within {args.threshold} m)\n"
+        f"recall@1 {fmt(report['recall_at_1'])}  @5 {fmt(report['recall_at_5'])}  @10 {fmt(report['recall_at_10'])}\n"
+        f"position error median {fmt(report['median_position_error_m'], ' m')}, p90 {fmt(report['p90_position_error_m'], ' m')}\n"
+        f"decisions: localized {shares['localized']:.2f}, ambiguous {shares['ambiguous']:.2f}, unknown "
+        f"{shares['unknown']:.2f}; precision of localized {fmt(report['localized_precision'])}\n"
+        f"latency p50 {fmt(report['latency_ms_p50'], ' ms')}, p99 {fmt(report['latency_ms_p99'], ' ms')}; "
+        f"map {report['map_bytes_per_place']:.0f} bytes per place"
+    )
     if report.get("plots"):
         print("plots: " + ", ".join(report["plots"]))
     return 0
@@ -174,8 +212,23 @@ def _models(args: argparse.Namespace) -> int:
 
     entries = list_models()
     if args.json:
-        print(json.dumps([{"name": e.name, "kind": e.kind, "format": e.format, "precision": e.precision,
-                           "path": str(e.path), "card": str(e.card), "sha256": e.sha256} for e in entries], indent=1))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": e.name,
+                        "kind": e.kind,
+                        "format": e.format,
+                        "precision": e.precision,
+                        "path": str(e.path),
+                        "card": str(e.card),
+                        "sha256": e.sha256,
+                    }
+                    for e in entries
+                ],
+                indent=1,
+            )
+        )
     else:
         for e in entries:
             print(f"{e.name:<28}{e.kind:<8}{e.format:<8}{e.precision:<6}{e.path}")
@@ -213,20 +266,37 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--locations", required=True, help="CSV (name,x,y[,z] or name,lat,lon[,alt]) or 'exif'")
     b.add_argument("-o", "--output", required=True, help="map file to write (.pkmap)")
     b.add_argument("--model", default=build_defaults.model, help="model name (see 'placekit models') or path")
-    b.add_argument("--recipe", default=build_defaults.recipe,
-                   help="index recipe in placekit's recipe language (docs/map-format.md), e.g. 'PCAW256,Flat' "
-                        "(default auto)")
-    b.add_argument("--radius", type=float, default=build_defaults.match_radius_m,
-                   help=f"same-place radius in metres (default {build_defaults.match_radius_m:g})")
+    b.add_argument(
+        "--recipe",
+        default=build_defaults.recipe,
+        help="index recipe in placekit's recipe language (docs/map-format.md), e.g. 'PCAW256,Flat' (default auto)",
+    )
+    b.add_argument(
+        "--radius",
+        type=float,
+        default=build_defaults.match_radius_m,
+        help=f"same-place radius in metres (default {build_defaults.match_radius_m:g})",
+    )
     b.add_argument("--embed-model", action="store_true", help="store the model inside the map")
-    b.add_argument("--descriptor", default=build_defaults.descriptor, choices=DESCRIPTORS,
-                   help="global descriptor: gem (the global model), vlad (of the local features) or auto (gem)")
-    b.add_argument("--local-features", default=build_defaults.local_features,
-                   help="auto (hardnet-int8 for images with a camera in the CSV: qw..qz and fx..cy), none, "
-                        "rootsift or a local model: stored for verification; 3D points from posed images")
+    b.add_argument(
+        "--descriptor",
+        default=build_defaults.descriptor,
+        choices=DESCRIPTORS,
+        help="global descriptor: gem (the global model), vlad (of the local features) or auto (gem)",
+    )
+    b.add_argument(
+        "--local-features",
+        default=build_defaults.local_features,
+        help="auto (hardnet-int8 for images with a camera in the CSV: qw..qz and fx..cy), none, "
+        "rootsift or a local model: stored for verification; 3D points from posed images",
+    )
     b.add_argument("--max-keypoints", type=int, default=build_defaults.max_keypoints)
-    b.add_argument("--negatives", default=None, metavar="DIR",
-                   help="photos of places NOT in the map (not stored): calibration keeps them out")
+    b.add_argument(
+        "--negatives",
+        default=None,
+        metavar="DIR",
+        help="photos of places NOT in the map (not stored): calibration keeps them out",
+    )
     b.add_argument("--threads", type=int, default=build_defaults.threads)
     b.add_argument("--backend", default=build_defaults.backend, choices=BACKENDS)
     b.add_argument("--json", action="store_true", help="print the map info as JSON")
@@ -251,18 +321,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("dataset", help="folder with database/, queries/ and their CSVs (or @east@north@ file names)")
     ev.add_argument("--model", default=build_defaults.model, help="model name (see 'placekit models') or path")
     ev.add_argument("--descriptor", default=build_defaults.descriptor, choices=DESCRIPTORS)
-    ev.add_argument("--local-features", default=build_defaults.local_features,
-                    help="auto, none, rootsift or a local model name")
-    ev.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_M,
-                    help=f"correct within this many metres (default {DEFAULT_THRESHOLD_M:g})")
+    ev.add_argument(
+        "--local-features", default=build_defaults.local_features, help="auto, none, rootsift or a local model name"
+    )
+    ev.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD_M,
+        help=f"correct within this many metres (default {DEFAULT_THRESHOLD_M:g})",
+    )
     ev.add_argument("--json", default=None, metavar="OUT", help="write the full report as JSON")
     ev.add_argument("--threads", type=int, default=build_defaults.threads)
     ev.add_argument("--keep-map", default=None, metavar="DIR", help="keep the built map in DIR")
     ev.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots into DIR (needs matplotlib)")
-    ev.add_argument("--top-k", type=int, default=max(RECALL_AT), help="matches returned per query; recall@N up to N=top-k")
+    ev.add_argument(
+        "--top-k", type=int, default=max(RECALL_AT), help="matches returned per query; recall@N up to N=top-k"
+    )
     ev.add_argument("--backend", default=build_defaults.backend, choices=BACKENDS)
-    ev.add_argument("--negatives", default=None, metavar="DIR",
-                    help="photos of places NOT in the map, for its calibration (as in 'map build')")
+    ev.add_argument(
+        "--negatives",
+        default=None,
+        metavar="DIR",
+        help="photos of places NOT in the map, for its calibration (as in 'map build')",
+    )
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_eval)
 

@@ -5,6 +5,7 @@ The street is a long facade strip: buildings of random width with their own colo
 grids, doors, signs with text and ornaments. A camera view at position ``s`` (0..1 along the
 street) is a perspective crop of the strip with random zoom, yaw and lighting changes.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,14 +18,32 @@ import cv2
 import numpy as np
 
 STRIP_HEIGHT = 520
-METRES = 300.0           # street length
+METRES = 300.0  # street length
 PX_PER_M = 30.0
 VIEW_W, VIEW_H = 640, 480
 ORIGIN = (55.7047, 13.1910)  # the street runs east from here
-DEMO_NEGATIVES = 12          # views of a third street given to the map builder as negatives
-DEMO_VISITS = 2             # the map is captured in two visits (capture groups), as maps should be
-WORDS = ("CAFE", "BANK", "HOTEL", "BOOKS", "PHARMACY", "BAKERY", "TAXI", "MUSEUM", "BAR",
-         "SHOES", "FLOWERS", "POST", "PIZZA", "MARKET", "CINEMA", "DENTIST", "GYM", "TOYS")
+DEMO_NEGATIVES = 12  # views of a third street given to the map builder as negatives
+DEMO_VISITS = 2  # the map is captured in two visits (capture groups), as maps should be
+WORDS = (
+    "CAFE",
+    "BANK",
+    "HOTEL",
+    "BOOKS",
+    "PHARMACY",
+    "BAKERY",
+    "TAXI",
+    "MUSEUM",
+    "BAR",
+    "SHOES",
+    "FLOWERS",
+    "POST",
+    "PIZZA",
+    "MARKET",
+    "CINEMA",
+    "DENTIST",
+    "GYM",
+    "TOYS",
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +88,9 @@ def _building(strip: np.ndarray, x0: int, x1: int, rng: np.random.Generator) -> 
     word = WORDS[int(rng.integers(len(WORDS)))]
     sign = tuple(int(c) for c in rng.integers(0, 255, 3))
     cv2.rectangle(strip, (x0 + 10, 335), (min(x1 - 10, x0 + 20 + 22 * len(word)), 365), sign, -1)
-    cv2.putText(strip, word, (x0 + 14, 360), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                tuple(255 - c for c in sign), 2, cv2.LINE_AA)
+    cv2.putText(
+        strip, word, (x0 + 14, 360), cv2.FONT_HERSHEY_SIMPLEX, 0.8, tuple(255 - c for c in sign), 2, cv2.LINE_AA
+    )
     for _ in range(int(rng.integers(1, 5))):
         c = (int(rng.integers(x0, x1)), int(rng.integers(top, 430)))
         cv2.circle(strip, c, int(rng.integers(5, 30)), tuple(int(v) for v in rng.integers(0, 255, 3)), -1)
@@ -83,11 +103,18 @@ def render_view(world: World, s: float, rng: np.random.Generator, change: float 
     zoom = 1.0 + change * rng.uniform(-0.12, 0.12)
     half_w, half_h = VIEW_W / 2 / zoom, STRIP_HEIGHT / 2 / zoom
     yaw = change * rng.uniform(-0.08, 0.08) * half_h
-    src = np.float32([[cx - half_w, STRIP_HEIGHT / 2 - half_h + yaw], [cx + half_w, STRIP_HEIGHT / 2 - half_h - yaw],
-                      [cx + half_w, STRIP_HEIGHT / 2 + half_h + yaw], [cx - half_w, STRIP_HEIGHT / 2 + half_h - yaw]])
+    src = np.float32(
+        [
+            [cx - half_w, STRIP_HEIGHT / 2 - half_h + yaw],
+            [cx + half_w, STRIP_HEIGHT / 2 - half_h - yaw],
+            [cx + half_w, STRIP_HEIGHT / 2 + half_h + yaw],
+            [cx - half_w, STRIP_HEIGHT / 2 + half_h - yaw],
+        ]
+    )
     dst = np.float32([[0, 0], [VIEW_W, 0], [VIEW_W, VIEW_H], [0, VIEW_H]])
-    view = cv2.warpPerspective(world.strip, cv2.getPerspectiveTransform(src, dst), (VIEW_W, VIEW_H),
-                               borderMode=cv2.BORDER_REFLECT)
+    view = cv2.warpPerspective(
+        world.strip, cv2.getPerspectiveTransform(src, dst), (VIEW_W, VIEW_H), borderMode=cv2.BORDER_REFLECT
+    )
     if change:
         gain = 1.0 + change * rng.uniform(-0.3, 0.3)
         bias = change * rng.uniform(-25, 25)
@@ -102,8 +129,15 @@ def street_location(s: float) -> tuple[float, float]:
     return ORIGIN[0], ORIGIN[1] + metres / (111320.0 * np.cos(np.radians(ORIGIN[0])))
 
 
-def write_dataset(folder: str | os.PathLike, n_database: int = 60, n_queries: int = 20,
-                  n_foreign: int = 8, seed: int = 7, n_negatives: int = 0, sessions: int = 1) -> Path:
+def write_dataset(
+    folder: str | os.PathLike,
+    n_database: int = 60,
+    n_queries: int = 20,
+    n_foreign: int = 8,
+    seed: int = 7,
+    n_negatives: int = 0,
+    sessions: int = 1,
+) -> Path:
     """Write a dataset in the ``placekit eval`` layout: database/, queries/ (+ foreign views of
     another street, named ``foreign_*``), database.csv and queries.csv (WGS84); with
     ``n_negatives``, also negatives/: views of a third street for ``MapBuilder.add_negative``.
@@ -118,8 +152,7 @@ def write_dataset(folder: str | os.PathLike, n_database: int = 60, n_queries: in
     rng = np.random.default_rng(seed)
     tables = {"database": {}, "queries": {}}
     groups: dict[str, str | None] = {}
-    for split, count, world_, change in (("database", n_database, world, 0.3),
-                                         ("queries", n_queries, world, 1.0)):
+    for split, count, world_, change in (("database", n_database, world, 0.3), ("queries", n_queries, world, 1.0)):
         (folder / split).mkdir(parents=True, exist_ok=True)
         for i in range(count):
             s = (i + (0.0 if split == "database" else rng.uniform(0.2, 0.8))) / n_database
@@ -139,17 +172,19 @@ def write_dataset(folder: str | os.PathLike, n_database: int = 60, n_queries: in
         third, neg_rng = render_world(seed + 2000), np.random.default_rng(seed + 2000)
         (folder / "negatives").mkdir(parents=True, exist_ok=True)
         for i in range(n_negatives):
-            cv2.imwrite(str(folder / "negatives" / f"n{i:04d}.jpg"),
-                        render_view(third, (i + 0.5) / n_negatives, neg_rng, 1.0))
+            cv2.imwrite(
+                str(folder / "negatives" / f"n{i:04d}.jpg"), render_view(third, (i + 0.5) / n_negatives, neg_rng, 1.0)
+            )
     return folder
 
 
-def run_demo(workdir: str | os.PathLike | None = None, model: str = "default", threads: int = 0,
-             quiet: bool = False) -> dict:
+def run_demo(
+    workdir: str | os.PathLike | None = None, model: str = "default", threads: int = 0, quiet: bool = False
+) -> dict:
     """Render, build, localize, report. Returns the summary dict it prints."""
     from placekit.builder import MapBuilder
-    from placekit.ingest import read_locations_and_groups, read_locations_csv
     from placekit.geometry.frames import LocalFrame
+    from placekit.ingest import read_locations_and_groups, read_locations_csv
     from placekit.localizer import Localizer
     from placekit.options import BuildOptions, LocalizerOptions
 
@@ -158,20 +193,23 @@ def run_demo(workdir: str | os.PathLike | None = None, model: str = "default", t
         root = Path(workdir) if workdir else Path(tmp)
         t0 = time.perf_counter()
         write_dataset(root, n_negatives=DEMO_NEGATIVES, sessions=DEMO_VISITS)
-        say(f"rendered a {METRES:.0f} m street: 60 map views from {DEMO_VISITS} visits, 20 held-out views, "
+        say(
+            f"rendered a {METRES:.0f} m street: 60 map views from {DEMO_VISITS} visits, 20 held-out views, "
             f"8 views of another street, {DEMO_NEGATIVES} views of a third street (negatives: calibration only) "
-            f"-> {root}")
+            f"-> {root}"
+        )
         builder = MapBuilder(BuildOptions(model=model, threads=threads, match_radius_m=10.0))
         db = read_locations_and_groups(root / "database.csv")
-        builder.add_many(((root / "database" / n, loc, n, group) for n, (loc, group) in db.items()),
-                         progress=not quiet)
+        builder.add_many(((root / "database" / n, loc, n, group) for n, (loc, group) in db.items()), progress=not quiet)
         for path in sorted((root / "negatives").iterdir()):
             builder.add_negative(path)
         info = builder.build(root / "street.pkmap", user={"source": "placekit demo"})
-        say(f"built {root / 'street.pkmap'}: {info.places} places, {info.file_bytes} bytes, "
+        say(
+            f"built {root / 'street.pkmap'}: {info.places} places, {info.file_bytes} bytes, "
             f"recipe {info.index['recipe']}, unknown below score "
             f"{info.calibration['unknown_threshold']:.3f} "
-            f"({info.calibration['stats'].get('negative_rejection', 0):.0%} of the negatives below it)")
+            f"({info.calibration['stats'].get('negative_rejection', 0):.0%} of the negatives below it)"
+        )
         queries = read_locations_csv(root / "queries.csv")
         frame = LocalFrame(*ORIGIN)
         errors, statuses, foreign, latency = [], [], [], []
@@ -192,8 +230,10 @@ def run_demo(workdir: str | os.PathLike | None = None, model: str = "default", t
                 else:
                     foreign.append(r.status)
                     err = None
-                say(f"{path.name:<18}{r.status:<11}{'-' if err is None else f'{err:.1f}':>9}"
-                    f"{r.confidence:>7.2f}{r.timings_ms['total']:>7.1f}")
+                say(
+                    f"{path.name:<18}{r.status:<11}{'-' if err is None else f'{err:.1f}':>9}"
+                    f"{r.confidence:>7.2f}{r.timings_ms['total']:>7.1f}"
+                )
         summary = {
             "held_out_queries": len(statuses),
             "localized_share": statuses.count("localized") / max(len(statuses), 1),

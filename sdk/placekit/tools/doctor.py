@@ -4,6 +4,7 @@ Reports CPU (cores, the SIMD features that matter for int8 / fp16 kernels), ONNX
 its execution providers, LiteRT and the delegate libraries it can load, the installed models,
 and the recommended ``LocalizerOptions`` (backend, providers, threads). Nothing is changed.
 """
+
 from __future__ import annotations
 
 import ctypes.util
@@ -13,16 +14,41 @@ import platform
 from pathlib import Path
 
 # CPU flags worth knowing for inference kernels (x86 / Arm names as /proc/cpuinfo spells them)
-CPU_FEATURES = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
-                "neon", "asimd", "asimdhp", "asimddp", "i8mm", "sve", "sve2")
+CPU_FEATURES = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+    "neon",
+    "asimd",
+    "asimdhp",
+    "asimddp",
+    "i8mm",
+    "sve",
+    "sve2",
+)
 # ONNX Runtime providers in the order placekit prefers them (fastest first where present)
-PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CoreMLExecutionProvider",
-                       "QNNExecutionProvider", "OpenVINOExecutionProvider", "DmlExecutionProvider",
-                       "XnnpackExecutionProvider", "CPUExecutionProvider")
+PROVIDER_PREFERENCE = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "CoreMLExecutionProvider",
+    "QNNExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "DmlExecutionProvider",
+    "XnnpackExecutionProvider",
+    "CPUExecutionProvider",
+)
 # LiteRT delegate libraries probed by name (loaded with LocalizerOptions(delegates=(PATH,)))
-DELEGATE_LIBRARIES = {"edgetpu": "Coral Edge TPU (libedgetpu)",
-                      "tensorflowlite_gpu_delegate": "GPU delegate (OpenCL / OpenGL)",
-                      "hexagon_interface": "Qualcomm Hexagon DSP"}
+DELEGATE_LIBRARIES = {
+    "edgetpu": "Coral Edge TPU (libedgetpu)",
+    "tensorflowlite_gpu_delegate": "GPU delegate (OpenCL / OpenGL)",
+    "hexagon_interface": "Qualcomm Hexagon DSP",
+}
 
 
 def cpu_report() -> dict:
@@ -42,8 +68,13 @@ def cpu_report() -> dict:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 1
-    return {"machine": platform.machine(), "model": model, "logical_cpus": os.cpu_count(),
-            "usable_cpus": usable, "features": [f for f in CPU_FEATURES if f in flags]}
+    return {
+        "machine": platform.machine(),
+        "model": model,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "features": [f for f in CPU_FEATURES if f in flags],
+    }
 
 
 def onnxruntime_report() -> dict:
@@ -61,8 +92,12 @@ def litert_report() -> dict:
     except (ImportError, importlib.metadata.PackageNotFoundError):
         return {"available": False, "note": "pip install 'placekit[tflite]' for LiteRT"}
     found = {name: ctypes.util.find_library(name) for name in DELEGATE_LIBRARIES}
-    return {"available": True, "version": version, "builtin_delegates": ["XNNPACK (CPU, default)"],
-            "delegate_libraries": {DELEGATE_LIBRARIES[k]: v for k, v in found.items() if v}}
+    return {
+        "available": True,
+        "version": version,
+        "builtin_delegates": ["XNNPACK (CPU, default)"],
+        "delegate_libraries": {DELEGATE_LIBRARIES[k]: v for k, v in found.items() if v},
+    }
 
 
 def recommend(cpu: dict, ort_info: dict, litert_info: dict) -> dict:
@@ -71,12 +106,20 @@ def recommend(cpu: dict, ort_info: dict, litert_info: dict) -> dict:
     if ort_info.get("available"):
         providers = [p for p in PROVIDER_PREFERENCE if p in ort_info["providers"]]
         accel = [p for p in providers if p not in ("CPUExecutionProvider", "XnnpackExecutionProvider")]
-        why = (f"ONNX Runtime with {accel[0]} (falls back to CPU)" if accel
-               else "ONNX Runtime on the CPU (the fastest measured CPU backend for the shipped models)")
+        why = (
+            f"ONNX Runtime with {accel[0]} (falls back to CPU)"
+            if accel
+            else "ONNX Runtime on the CPU (the fastest measured CPU backend for the shipped models)"
+        )
         return {"backend": "onnx", "providers": providers, "threads": threads, "why": why}
     if litert_info.get("available"):
-        return {"backend": "litert", "providers": [], "threads": threads, "delegates": [],
-                "why": "LiteRT with its built-in XNNPACK CPU delegate (ONNX Runtime is not installed)"}
+        return {
+            "backend": "litert",
+            "providers": [],
+            "threads": threads,
+            "delegates": [],
+            "why": "LiteRT with its built-in XNNPACK CPU delegate (ONNX Runtime is not installed)",
+        }
     return {"backend": None, "why": "no inference backend is installed: pip install onnxruntime"}
 
 
@@ -85,12 +128,19 @@ def report() -> dict:
     from placekit.inference.catalog import list_models
 
     cpu, ort_info, litert_info = cpu_report(), onnxruntime_report(), litert_report()
-    return {"placekit": __version__, "python": platform.python_version(), "os": platform.platform(),
-            "cpu": cpu, "onnxruntime": ort_info, "litert": litert_info,
-            "models": [{"name": m.name, "format": m.format, "precision": m.precision, "kind": m.kind}
-                       for m in list_models()],
-            "torch_installed": _installed("torch"),
-            "recommended": recommend(cpu, ort_info, litert_info)}
+    return {
+        "placekit": __version__,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "cpu": cpu,
+        "onnxruntime": ort_info,
+        "litert": litert_info,
+        "models": [
+            {"name": m.name, "format": m.format, "precision": m.precision, "kind": m.kind} for m in list_models()
+        ],
+        "torch_installed": _installed("torch"),
+        "recommended": recommend(cpu, ort_info, litert_info),
+    }
 
 
 def _installed(dist: str) -> bool:
@@ -103,9 +153,11 @@ def _installed(dist: str) -> bool:
 
 def render(r: dict) -> str:
     cpu, ort_info, lite, rec = r["cpu"], r["onnxruntime"], r["litert"], r["recommended"]
-    lines = [f"placekit {r['placekit']} on Python {r['python']}, {r['os']}",
-             f"cpu          {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} of {cpu['logical_cpus']} "
-             f"cpus usable; features: {', '.join(cpu['features']) or 'none detected'}"]
+    lines = [
+        f"placekit {r['placekit']} on Python {r['python']}, {r['os']}",
+        f"cpu          {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} of {cpu['logical_cpus']} "
+        f"cpus usable; features: {', '.join(cpu['features']) or 'none detected'}",
+    ]
     if ort_info["available"]:
         lines.append(f"onnxruntime  {ort_info['version']}; providers: {', '.join(ort_info['providers'])}")
     else:
@@ -117,10 +169,15 @@ def render(r: dict) -> str:
         lines.append(f"litert       not available ({lite['note']})")
     models = ", ".join(f"{m['name']}" for m in r["models"]) or "none"
     lines.append(f"models       {models}")
-    lines.append(f"torch        {'installed (not needed at run time)' if r['torch_installed'] else 'not installed (not needed)'}")
+    lines.append(
+        f"torch        {'installed (not needed at run time)' if r['torch_installed'] else 'not installed (not needed)'}"
+    )
     if rec["backend"]:
-        lines.append(f"recommended  LocalizerOptions(backend={rec['backend']!r}, threads={rec['threads']}"
-                     + (f", providers={tuple(rec['providers'])}" if rec.get("providers") else "") + f")\n             {rec['why']}")
+        lines.append(
+            f"recommended  LocalizerOptions(backend={rec['backend']!r}, threads={rec['threads']}"
+            + (f", providers={tuple(rec['providers'])}" if rec.get("providers") else "")
+            + f")\n             {rec['why']}"
+        )
     else:
         lines.append(f"recommended  nothing: {rec['why']}")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ Writes into a folder: ``recall_at_n.png`` (recall@N curve), ``position_error_cdf
 correct and wrong ones, with the SIFT matches that survive a USAC fundamental-matrix check drawn
 as lines: a display aid, not the localizer's own decision).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,6 +29,7 @@ def _pyplot():
         raise BackendUnavailableError("plots need matplotlib: pip install 'placekit[plots]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -36,9 +38,12 @@ def write_plots(folder: str | os.PathLike, report: dict, dataset, results, ranke
     plt = _pyplot()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [_recall_plot(plt, folder, report), _error_cdf(plt, folder, results, errors, report),
-             _latency_plot(plt, folder, report),
-             _pairs_plot(plt, folder, dataset, ranked, q_xyz, db_xyz, report["threshold_m"])]
+    paths = [
+        _recall_plot(plt, folder, report),
+        _error_cdf(plt, folder, results, errors, report),
+        _latency_plot(plt, folder, report),
+        _pairs_plot(plt, folder, dataset, ranked, q_xyz, db_xyz, report["threshold_m"]),
+    ]
     return [str(p) for p in paths]
 
 
@@ -53,16 +58,22 @@ def _recall_plot(plt, folder: Path, report: dict) -> Path:
     curve = report["recall_at_n"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(np.arange(1, len(curve) + 1), curve, marker="o")
-    ax.set(xlabel="N (map images returned)", ylabel=f"recall@N (within {report['threshold_m']:g} m)",
-           ylim=(0, 1.02), title=f"{report['n_queries']} queries, {report['n_database']} map images")
+    ax.set(
+        xlabel="N (map images returned)",
+        ylabel=f"recall@N (within {report['threshold_m']:g} m)",
+        ylim=(0, 1.02),
+        title=f"{report['n_queries']} queries, {report['n_database']} map images",
+    )
     ax.grid(alpha=0.3)
     return _save(plt, fig, folder / "recall_at_n.png")
 
 
 def _error_cdf(plt, folder: Path, results, errors, report: dict) -> Path:
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label, keep in (("all answers with a location", lambda r: r.location is not None),
-                        ("localized only", lambda r: r.status == "localized")):
+    for label, keep in (
+        ("all answers with a location", lambda r: r.location is not None),
+        ("localized only", lambda r: r.status == "localized"),
+    ):
         e = np.sort([err for r, err in zip(results, errors) if keep(r) and err is not None])
         if len(e):
             ax.step(e, np.arange(1, len(e) + 1) / len(results), where="post", label=f"{label} ({len(e)})")
@@ -94,15 +105,18 @@ def _pairs_plot(plt, folder: Path, dataset, ranked, q_xyz, db_xyz, threshold_m: 
         if len(rows):
             ok = np.linalg.norm(db_xyz[rows[0]] - q_xyz[i]) <= threshold_m
             (right if ok else wrong).append((i, int(rows[0]), bool(ok)))
-    chosen = right[:MAX_PAIRS // 2] + wrong[:MAX_PAIRS // 2]
-    chosen += right[MAX_PAIRS // 2:MAX_PAIRS - len(chosen)]
+    chosen = right[: MAX_PAIRS // 2] + wrong[: MAX_PAIRS // 2]
+    chosen += right[MAX_PAIRS // 2 : MAX_PAIRS - len(chosen)]
     fig, axes = plt.subplots(max(len(chosen), 1), 1, figsize=(8, 2.6 * max(len(chosen), 1)), squeeze=False)
     for ax, (qi, row, ok) in zip(axes[:, 0], chosen):
         canvas, n_inliers = _pair_canvas(dataset.queries[qi].path, dataset.database[row].path)
         ax.imshow(canvas[..., ::-1])
-        ax.set_title(f"{dataset.queries[qi].path.name} -> {dataset.database[row].path.name}: "
-                     f"{'correct' if ok else 'WRONG'}, {n_inliers} inliers", fontsize=8,
-                     color="green" if ok else "red")
+        ax.set_title(
+            f"{dataset.queries[qi].path.name} -> {dataset.database[row].path.name}: "
+            f"{'correct' if ok else 'WRONG'}, {n_inliers} inliers",
+            fontsize=8,
+            color="green" if ok else "red",
+        )
     for ax in axes[:, 0]:
         ax.axis("off")
     return _save(plt, fig, folder / "matches.png")
