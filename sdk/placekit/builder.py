@@ -6,7 +6,7 @@ import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import cv2
 import numpy as np
@@ -62,7 +62,7 @@ class MapBuilder:
             if options.local_features not in ("none", "auto"):
                 self._open_local(options.local_features)
         self._local: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._descriptors: list[np.ndarray] = []
+        self._descriptors: list[np.ndarray | None] = []  # None for VLAD maps (computed at build)
         self._locations: list[Location] = []
         self._names: list[str] = []
         self._groups: list[str] = []
@@ -84,7 +84,7 @@ class MapBuilder:
             name = Path(image).name if isinstance(image, (str, os.PathLike)) else f"image_{len(self):06d}"
         self._check_new(location, name)
         bgr = to_bgr(image)
-        descriptor = None if self.vlad else self.extractor.describe_bgr(bgr)
+        descriptor = None if self.vlad else self._global().describe_bgr(bgr)
         if self.local is None and self._auto_local and location.rotation and location.intrinsics:
             # auto: images that come with a camera get local features (and so 3D points, poses)
             self._open_local(DEFAULT_LOCAL)
@@ -100,7 +100,7 @@ class MapBuilder:
         places score on this map. Local features are kept for a VLAD map only when the builder
         already has a local extractor (add negatives after the map images)."""
         bgr = to_bgr(image)
-        descriptor = None if self.vlad else self.extractor.describe_bgr(bgr)
+        descriptor = None if self.vlad else self._global().describe_bgr(bgr)
         local = None
         if self.local is not None:
             feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
@@ -116,8 +116,8 @@ class MapBuilder:
             raise BuildError("a VLAD map computes its descriptors from images; add images, not descriptors")
         self._check_new(location, name)
         d = np.asarray(descriptor)
-        if d.shape != (self.extractor.dim,) or not np.issubdtype(d.dtype, np.floating) or not np.isfinite(d).all():
-            raise BuildError(f"descriptor must be ({self.extractor.dim},) finite floats, got {d.shape} {d.dtype}")
+        if d.shape != (self._global().dim,) or not np.issubdtype(d.dtype, np.floating) or not np.isfinite(d).all():
+            raise BuildError(f"descriptor must be ({self._global().dim},) finite floats, got {d.shape} {d.dtype}")
         norm = float(np.linalg.norm(d))
         if norm == 0.0:
             raise BuildError("descriptor is all zeros")
@@ -132,14 +132,14 @@ class MapBuilder:
         if name in self._name_set:
             raise BuildError(f"duplicate image name {name!r}")
 
-    def _append(self, descriptor: np.ndarray, location: Location, name: str, group: Optional[str]) -> None:
+    def _append(self, descriptor: np.ndarray | None, location: Location, name: str, group: Optional[str]) -> None:
         self._descriptors.append(descriptor)
         self._locations.append(location)
         self._names.append(name)
         self._name_set.add(name)
         self._groups.append("" if group is None else str(group))
 
-    def add_many(self, items: Iterable[tuple], progress: bool = False) -> None:
+    def add_many(self, items: Iterable[tuple[Any, ...]], progress: bool = False) -> None:
         """Add (image, location, name) or (image, location, name, group) tuples, with an
         optional progress bar."""
         items = list(items)
@@ -151,7 +151,7 @@ class MapBuilder:
             self.add(*item)
 
     def add_folder(
-        self, folder: str | os.PathLike, locations: str | os.PathLike, progress: bool = False
+        self, folder: str | os.PathLike[str], locations: str | os.PathLike[str], progress: bool = False
     ) -> FolderImages:
         """Add every image of ``folder`` listed in the locations CSV ``locations`` (with its
         group column, if any), or, with ``locations="exif"``, every image at its EXIF GPS
@@ -161,19 +161,19 @@ class MapBuilder:
         self.add_many(found.items, progress=progress)
         return found
 
-    def build(self, path: str | os.PathLike, user: Optional[dict] = None) -> MapInfo:
+    def build(self, path: str | os.PathLike[str], user: Optional[dict[str, Any]] = None) -> MapInfo:
         """Train, calibrate and write the map to ``path``; returns ``map info`` of the result.
         When the calibration cannot promise the target precision, ``info.warnings`` says why
         and a ``CalibrationWarning`` is issued (the map is written all the same)."""
         n = len(self)
         if n < MIN_IMAGES:
             raise BuildError(f"a map needs at least {MIN_IMAGES} images, got {n}")
-        vocabulary = None
+        vocabulary: np.ndarray | None = None
         use_vlad = self.vlad  # 'auto' is GeM: VLAD lost on the generalization suite
         if use_vlad:
             vocabulary, x = self._vlad_descriptors()
         else:
-            x = np.stack(self._descriptors)
+            x = np.stack([d for d in self._descriptors if d is not None])
         frame = frame_for(self._locations)
         xyz = locations_to_metric(self._locations, frame)
         ids = np.arange(n, dtype=np.int64)
@@ -183,13 +183,13 @@ class MapBuilder:
         rotation = np.array([loc.rotation or (np.nan,) * 4 for loc in self._locations], np.float32)
         intrinsics = np.array([loc.intrinsics or (np.nan,) * 4 for loc in self._locations], np.float32)
         descriptor = {"kind": "vlad" if use_vlad else "gem", "dim": int(x.shape[1])}
-        if use_vlad:
+        if vocabulary is not None:
             descriptor["words"] = int(len(vocabulary))
-            ref = self._local_ref
+            ref = self._local_parts()[1]
             model = dict(replace(ref, sha256=ref.sha256 or "rootsift").to_global_section(), info={})
             model_path = Path(ref.path_hint) if ref.path_hint else None
         else:
-            engine = self.extractor.engine
+            engine = self._global().engine
             model = dict(
                 ModelRef.of_file(engine.info.name, self._model_path, engine.sha256).to_global_section(),
                 info=engine.info.to_metadata(),
@@ -229,6 +229,16 @@ class MapBuilder:
         """Learn the vocabulary on the map's local descriptors; VLAD of every image."""
         local = [dequantize_descriptors(self._local[i][1]) for i in range(len(self))]
         return map_vlad(local, self.options.vlad_words, seed=self.options.seed)
+
+    def _global(self) -> GlobalExtractor:
+        if self.extractor is None:
+            raise BuildError("a VLAD map describes images by their local features; it has no global model")
+        return self.extractor
+
+    def _local_parts(self) -> tuple[LocalFeatureExtractor, ModelRef]:
+        if self.local is None or self._local_ref is None:
+            raise BuildError("this builder extracts no local features")
+        return self.local, self._local_ref
 
     def _open_local(self, name: str) -> None:
         opts = self.options
@@ -294,13 +304,14 @@ class MapBuilder:
         point_ids, points, stats = (
             triangulate_map(features, cameras) if len(cameras) >= 2 else ({}, np.zeros((0, 3)), {})
         )
+        local, ref = self._local_parts()
         section = {
-            "extractor": self.local.name,
-            "dim": self.local.dim,
-            "max_keypoints": self.local.max_keypoints,
-            "max_side": self.local.max_side,
+            "extractor": local.name,
+            "dim": local.dim,
+            "max_keypoints": local.max_keypoints,
+            "max_side": local.max_side,
             "triangulation": stats,
-            **self._local_ref.to_local_section(),
+            **ref.to_local_section(),
         }
         return PointMap.create(
             section,

@@ -14,6 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from placekit.errors import CSVFormatError, ImageReadError, LocationError
 from placekit.inference.imageio import list_images, read_exif_gps
@@ -24,12 +25,12 @@ ROTATION = ("qw", "qx", "qy", "qz")
 INTRINSICS = ("fx", "fy", "cx", "cy")
 
 
-def read_locations_csv(path: str | os.PathLike) -> dict[str, Location]:
+def read_locations_csv(path: str | os.PathLike[str]) -> dict[str, Location]:
     """Name -> Location, in file order."""
     return {name: loc for name, (loc, _) in read_locations_and_groups(path).items()}
 
 
-def read_locations_and_groups(path: str | os.PathLike) -> dict[str, tuple[Location, str | None]]:
+def read_locations_and_groups(path: str | os.PathLike[str]) -> dict[str, tuple[Location, str | None]]:
     """Name -> (Location, group or None when the file has no ``group`` column), in file order."""
     path = Path(path)
     try:
@@ -67,7 +68,7 @@ def read_locations_and_groups(path: str | os.PathLike) -> dict[str, tuple[Locati
             raise CSVFormatError(f"{path}:{lineno}: empty image name")
         if name in out:
             raise CSVFormatError(f"{path}:{lineno}: duplicate image name {name!r}")
-        kwargs = {c: _number(path, lineno, c, row[col[c]]) for c in coords[:2]}
+        kwargs: dict[str, Any] = {c: _number(path, lineno, c, row[col[c]]) for c in coords[:2]}
         for c in coords[2:]:  # alt / z: an empty cell is "not given"
             kwargs[c] = _number(path, lineno, c, row[col[c]]) if row[col[c]].strip() else None
         for group, key in ((ROTATION, "rotation"), (INTRINSICS, "intrinsics")):
@@ -94,7 +95,7 @@ def _number(path: Path, lineno: int, column: str, text: str) -> float:
 
 
 def write_locations_csv(
-    path: str | os.PathLike, locations: dict[str, Location], groups: dict[str, str | None] | None = None
+    path: str | os.PathLike[str], locations: dict[str, Location], groups: dict[str, str | None] | None = None
 ) -> None:
     """Inverse of ``read_locations_and_groups``: WGS84 or local locations (one kind per file),
     with ``alt`` / ``z``, rotation and intrinsics columns when any location has them (empty cells
@@ -136,14 +137,14 @@ class FolderImages:
     unlisted: list[str]
 
 
-def folder_images(folder: str | os.PathLike, locations: str | os.PathLike) -> FolderImages:
+def folder_images(folder: str | os.PathLike[str], locations: str | os.PathLike[str]) -> FolderImages:
     """A folder of map images and where each was taken: ``locations`` is a locations CSV file
     or ``"exif"`` (every image's EXIF GPS position). Raises ``CSVFormatError`` for a CSV row
     naming an image that is not in the folder, ``ImageReadError`` for an image without GPS."""
     folder = Path(folder)
     images = list_images(folder)
     if str(locations) == EXIF:
-        items = []
+        items: list[tuple[Path, Location, str, str | None]] = []
         for path in images:
             gps = read_exif_gps(path)
             if gps is None:

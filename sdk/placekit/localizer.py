@@ -12,16 +12,17 @@ import cv2
 import numpy as np
 
 from placekit.decision.rule import decide, decide_verified
-from placekit.errors import BuildError, ClosedError, LocationError, OptionsError
-from placekit.geometry.pose import MIN_INLIERS, camera_matrix, estimate_pose
+from placekit.errors import BuildError, ClosedError, LocationError, MapFormatError, OptionsError
+from placekit.geometry.pose import MIN_INLIERS, PoseEstimate, camera_matrix, estimate_pose
 from placekit.geometry.rotation import matrix_to_quaternion
 from placekit.inference.extractors import GlobalExtractor
 from placekit.inference.imageio import Frame, to_bgr
 from placekit.inference.loading import open_global_model, open_local_extractor
-from placekit.local.extractor import LocalFeatureExtractor
+from placekit.local.extractor import LocalFeatureExtractor, LocalFeatures
 from placekit.local.verification import verify
 from placekit.local.vlad import VladExtractor
 from placekit.mapfile.placemap import PlaceMap
+from placekit.mapfile.places import PlaceTable
 from placekit.options import TOP_K_RANGE, LocalizerOptions, is_integer
 from placekit.search import search_map
 from placekit.types import Localization, Location, MapInfo, Match, Pose, Prior, check_place_name
@@ -38,7 +39,7 @@ class Localizer:
     def __init__(
         self,
         placemap: PlaceMap,
-        extractor: GlobalExtractor,
+        extractor: GlobalExtractor | VladExtractor,
         options: LocalizerOptions,
         source: str | None = None,
         local: LocalFeatureExtractor | None = None,
@@ -53,7 +54,7 @@ class Localizer:
         self._update_lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: str | os.PathLike, options: LocalizerOptions = LocalizerOptions()) -> Localizer:
+    def open(cls, path: str | os.PathLike[str], options: LocalizerOptions = LocalizerOptions()) -> Localizer:
         """Open a map file; finds its model (embedded, ``options.model``, or shipped by sha256)."""
         if not isinstance(options, LocalizerOptions):
             raise OptionsError(
@@ -68,8 +69,11 @@ class Localizer:
             source = str(path)
             vlad = placemap.descriptor.get("kind") == "vlad"
             local = open_local_extractor(placemap, options.runtime, source, spin) if (vlad or verifying) else None
+            extractor: GlobalExtractor | VladExtractor
             if vlad:
-                extractor: GlobalExtractor | VladExtractor = VladExtractor(local, placemap.vocabulary)
+                if local is None or placemap.vocabulary is None:
+                    raise MapFormatError(f"{source}: a VLAD map needs its local features and vocabulary")
+                extractor = VladExtractor(local, placemap.vocabulary)
             else:
                 extractor = GlobalExtractor(open_global_model(placemap, options.model, options.runtime, source, spin))
             return cls(placemap, extractor, options, source, local if verifying else None)
@@ -99,7 +103,8 @@ class Localizer:
         else:
             descriptor = self.extractor.describe_bgr(bgr)
         t2 = time.perf_counter()
-        verify_top = self.options.verify_top if self.local is not None else 0
+        local = self.local
+        verify_top = self.options.verify_top if local is not None else 0
         if prior is not None and not isinstance(prior, Prior):
             raise LocationError(f"prior must be a placekit.Prior, got {type(prior).__name__}")
         ids, scores = search_map(
@@ -110,9 +115,9 @@ class Localizer:
         rows, present = places.rows_present(ids)
         ids, scores = ids[present], scores[present]
         inliers, pose, t_local, t4 = None, None, t3, t3
-        if verify_top and len(ids):
+        if local is not None and verify_top and len(ids):
             if feats is None:
-                feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+                feats = local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             t_local = time.perf_counter()
             ids, scores, rows, inliers = self._rerank_by_inliers(feats, ids, scores, rows, verify_top)
             t4 = time.perf_counter()
@@ -138,9 +143,7 @@ class Localizer:
         timings.update(decide=t6 - t5, total=t6 - t0)
         pose_out = None
         if pose is not None and decision.status == "localized":
-            pose_out = Pose(
-                matrix_to_quaternion(pose.R), tuple(float(v) for v in pose.t), tuple(float(v) for v in pose.center)
-            )
+            pose_out = Pose(matrix_to_quaternion(pose.R), _vec3(pose.t), _vec3(pose.center))
         return Localization(
             status=decision.status,
             location=location,
@@ -151,13 +154,18 @@ class Localizer:
             timings_ms={k: v * 1000.0 for k, v in timings.items()},
         )
 
-    def _rerank_by_inliers(self, feats, ids, scores, rows, verify_top: int):
+    def _rerank_by_inliers(
+        self, feats: LocalFeatures, ids: np.ndarray, scores: np.ndarray, rows: np.ndarray, verify_top: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Verify the first ``verify_top`` candidates. On maps where verification is decisive
         (``Calibration.verification_decisive``: the map's own correct matches verify, wrong ones
         do not) verified candidates (>= ``min_inliers``) move ahead, the most inliers first, and
         unverified ones follow in the global order; elsewhere the global order stays, inlier
         counts reported only. Returns (ids, scores, rows, inliers (verify_top',))."""
-        inliers = verify(feats.xy, feats.descriptors, self.map.pointmap, ids[:verify_top])
+        pointmap = self.map.pointmap
+        if pointmap is None:  # a map without local features is never verified
+            return ids, scores, rows, np.zeros(0, np.int64)
+        inliers = verify(feats.xy, feats.descriptors, pointmap, ids[:verify_top])
         cal = self.map.calibration
         head = len(inliers)
         if cal.verification_decisive:
@@ -169,11 +177,13 @@ class Localizer:
         ids[:head], scores[:head], rows[:head] = ids[order], scores[order], rows[order]
         return ids, scores, rows, inliers[order]
 
-    def _pose(self, feats, shape, verified_ids: np.ndarray, best_row: int, places):
+    def _pose(
+        self, feats: LocalFeatures, shape: tuple[int, ...], verified_ids: np.ndarray, best_row: int, places: PlaceTable
+    ) -> PoseEstimate | None:
         """PnP against the 3D points seen by the verified places (None without 3D points or
         enough verified matches)."""
         pointmap = self.map.pointmap
-        if not pointmap.has_points or len(verified_ids) == 0:
+        if pointmap is None or not pointmap.has_points or len(verified_ids) == 0:
             return None
         parts = [pointmap.features_of(int(i)) for i in verified_ids]
         desc = np.concatenate([p[1] for p in parts])
@@ -212,7 +222,7 @@ class Localizer:
         with self._update_lock:
             self.map.compact()
 
-    def save(self, path: str | os.PathLike | None = None) -> None:
+    def save(self, path: str | os.PathLike[str] | None = None) -> None:
         """Write the map with its updates atomically (to ``path``, default the file it was
         opened from: the open map keeps reading its old, unlinked copy)."""
         self._check_open()
@@ -272,5 +282,9 @@ class Localizer:
     def __enter__(self) -> Localizer:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _vec3(v: np.ndarray) -> tuple[float, float, float]:
+    return float(v[0]), float(v[1]), float(v[2])

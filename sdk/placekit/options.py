@@ -23,7 +23,7 @@ TOP_K_RANGE = (1, 100)
 
 
 def _from_dict(cls: type[T], values: dict[str, Any]) -> T:
-    known = {f.name for f in fields(cls)}
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - known)
     if unknown:
         raise OptionsError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")

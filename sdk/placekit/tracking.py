@@ -33,15 +33,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
+from placekit.decision.calibration import Calibration
 from placekit.errors import OptionsError
 from placekit.geometry.fusion import weighted_position
 from placekit.inference.imageio import Frame
 from placekit.localizer import Localizer
-from placekit.types import Localization, Prior
+from placekit.types import Localization, Prior, Status
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,11 @@ class Tracker:
         self._started = False
 
     def track(
-        self, frame: Frame, timestamp: Optional[float] = None, odometry=None, prior: Optional[Prior] = None
+        self,
+        frame: Frame,
+        timestamp: Optional[float] = None,
+        odometry: Optional[Sequence[float]] = None,
+        prior: Optional[Prior] = None,
     ) -> Localization:
         """Localize ``frame`` and fold it into the track. timestamp: seconds (monotonic);
         odometry: (3,) or (2,) map-frame displacement in metres since the previous frame."""
@@ -126,7 +131,9 @@ class Tracker:
         return replace(result, matches=single.matches[:top_k], timings_ms=timings)
 
     # ------------------------------------------------------------------ the filter
-    def _step(self, single: Localization, timestamp, odometry) -> Localization:
+    def _step(
+        self, single: Localization, timestamp: Optional[float], odometry: Optional[Sequence[float]]
+    ) -> Localization:
         opts = self.options
         placemap = self.localizer.map
         cal = placemap.calibration
@@ -170,7 +177,7 @@ class Tracker:
 
     def _update_velocity(self, answer: Localization, dt: float) -> None:
         """Constant-velocity motion prior: an average of the last localized steps."""
-        if answer.status != "localized":
+        if answer.status != "localized" or answer.location is None:
             self._velocity *= 0.5
             self._last_position = None
             return
@@ -182,7 +189,9 @@ class Tracker:
                 self._velocity = 0.5 * self._velocity + 0.5 * step
         self._last_position = position
 
-    def _predict(self, xyz: np.ndarray, dt: float, odometry, cand_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    def _predict(
+        self, xyz: np.ndarray, dt: float, odometry: Optional[Sequence[float]], cand_ids: np.ndarray, ids: np.ndarray
+    ) -> np.ndarray:
         """Prior mass over ``ids`` + elsewhere (last entry) after one motion step."""
         opts = self.options
         n = len(ids)
@@ -216,7 +225,7 @@ class Tracker:
         mass[:n][is_cand] += jump / n_cand
         return mass
 
-    def _answer(self, single: Localization, cal) -> Localization:
+    def _answer(self, single: Localization, cal: Calibration) -> Localization:
         opts = self.options
         placemap = self.localizer.map
         if len(self._ids) == 0:
@@ -227,7 +236,7 @@ class Tracker:
         if self._elsewhere >= mass:
             return Localization("unknown", None, None, mass)
         position, spread = weighted_position(self._belief[near], self._xyz[near])
-        status = "localized" if mass >= opts.min_confidence else "ambiguous"
+        status: Status = "localized" if mass >= opts.min_confidence else "ambiguous"
         uncertainty = float(np.hypot(cal.base_uncertainty_m, spread))
         if status == "ambiguous":
             far = np.linalg.norm(self._xyz[:, :2] - position[:2], axis=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 
@@ -95,7 +95,7 @@ class Location:
     def is_wgs84(self) -> bool:
         return self.lat is not None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
@@ -127,7 +127,7 @@ class Match:
     location: Location
     inliers: Optional[int] = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = {
             "place_id": self.place_id,
             "name": self.name,
@@ -167,7 +167,7 @@ class Localization:
     pose: Optional[Pose] = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "location": self.location.to_dict() if self.location else None,
@@ -198,20 +198,20 @@ class MapInfo:
     library_version: Optional[str]
     created_utc: Optional[str]
     places: int
-    descriptor: dict
-    model: dict
-    frame: Optional[dict]
+    descriptor: dict[str, Any]
+    model: dict[str, Any]
+    frame: Optional[dict[str, Any]]
     extent_m: tuple[float, float, float]
-    index: dict
-    calibration: dict
+    index: dict[str, Any]
+    calibration: dict[str, Any]
     warnings: tuple[str, ...]
-    local: Optional[dict]
+    local: Optional[dict[str, Any]]
     file_bytes: Optional[int]
     bytes_per_place: Optional[float]
-    user: dict
-    runtime: Optional[dict] = None
+    user: dict[str, Any]
+    runtime: Optional[dict[str, Any]] = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-friendly (``placekit map info --json``)."""
         out = asdict(self)
         out["extent_m"], out["warnings"] = list(self.extent_m), list(self.warnings)

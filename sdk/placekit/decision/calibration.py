@@ -422,7 +422,8 @@ def calibrate_inliers(
     own images (leave-one-out / leave-group-out). Returns (min_inliers, stats)."""
     n = len(ids)
     row_of = {int(i): r for r, i in enumerate(ids)}
-    correct_counts, wrong_counts = [], []
+    correct_counts: list[int] = []
+    wrong_counts: list[int] = []
     for q in _calibration_queries(n, max_queries, seed):
         kps, desc, _ = pointmap.features_of(int(ids[q]))
         if len(kps) < MIN_MATCHES:

@@ -12,6 +12,7 @@ import numpy as np
 
 from placekit.decision.calibration import Calibration
 from placekit.geometry.fusion import fuse, weighted_position
+from placekit.types import Status
 
 RIVAL_RADII = 2.0  # a rival answer lies farther than this many match radii from the best
 AMBIGUOUS_CONFIDENCE = 0.5  # an ambiguous answer keeps this share of the best match's confidence
@@ -20,7 +21,7 @@ RIVAL_INLIER_SHARE = 0.8  # a verified rival has at least this share of the best
 
 @dataclass(frozen=True)
 class Decision:
-    status: str
+    status: Status
     position: np.ndarray | None  # (3,)
     uncertainty_m: float | None
     confidence: float

@@ -27,7 +27,8 @@ def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
     y = np.copysign(y, R[0, 2] - R[2, 0])
     z = np.copysign(z, R[1, 0] - R[0, 1])
     q = np.array([w, x, y, z])
-    return tuple(float(v) for v in q / np.linalg.norm(q))
+    w, x, y, z = (float(v) for v in q / np.linalg.norm(q))
+    return w, x, y, z
 
 
 def rotation_error_deg(q_a, q_b) -> float:

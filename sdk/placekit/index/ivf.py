@@ -25,6 +25,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass, replace
+from typing import Any
 
 import hnswlib
 import numpy as np
@@ -161,6 +162,20 @@ class InvertedLists:
     vectors: np.ndarray | None  # (N, D) float16 (flat mode, or Refine)
     deleted: np.ndarray | None  # (N,) bool, None when nothing is deleted
 
+    @property
+    def stored_codes(self) -> np.ndarray:
+        """(N, M) codes; raises when this recipe stores none."""
+        if self.codes is None:
+            raise PlaceIndexError("this index stores no PQ codes")
+        return self.codes
+
+    @property
+    def stored_vectors(self) -> np.ndarray:
+        """(N, D) fp16 vectors; raises when this recipe stores none."""
+        if self.vectors is None:
+            raise PlaceIndexError("this index stores no vectors (no Flat or Refine in its recipe)")
+        return self.vectors
+
 
 class PlaceIndex:
     """See the module docstring. Vectors in are (N, d_in) float; ids are int64."""
@@ -176,7 +191,7 @@ class PlaceIndex:
         self.centroids: np.ndarray | None = None  # (nlist, D); read by train/add only
         self.centroid_sqnorms: np.ndarray | None = None  # (nlist,); search uses these instead
         self.pq: ProductQuantizer | None = None
-        self._graph = None
+        self._graph: Any = None  # hnswlib.Index of the coarse centroids (IVF recipes)
         self._write_lock = threading.Lock()
         self._lists = self._empty_lists()
         self.is_trained = False
@@ -287,7 +302,8 @@ class PlaceIndex:
                 )
                 return
             lists = self._coarse_exact(z)
-            codes = self.pq.encode(z - self.centroids[lists])
+            pq, centroids = self._quantizers()
+            codes = pq.encode(z - centroids[lists])
             old_lists = np.repeat(np.arange(self.recipe.nlist), np.diff(old.offsets))
             all_lists = np.concatenate([old_lists, lists])
             order = np.argsort(all_lists, kind="stable")
@@ -300,7 +316,7 @@ class PlaceIndex:
             self._lists = InvertedLists(
                 offsets,
                 np.concatenate([old.ids, ids])[order],
-                np.concatenate([_or_empty(old.codes, self.pq.m, np.uint8), codes])[order],
+                np.concatenate([_or_empty(old.codes, pq.m, np.uint8), codes])[order],
                 vectors,
                 deleted[order] if deleted is not None else None,
             )
@@ -370,7 +386,7 @@ class PlaceIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if self.recipe.flat:
             rows = np.unique(rows)
-            scores = half_to_float(lists.vectors[rows]) @ z
+            scores = half_to_float(lists.stored_vectors[rows]) @ z
             best = _top_k(-scores, k)
             return lists.ids[rows[best]].astype(np.int64), scores[best].astype(np.float32)
         n = len(lists.ids)
@@ -378,8 +394,9 @@ class PlaceIndex:
             # few allowed rows: score them all (ADC + exact re-rank), no coarse probing
             rows = np.unique(rows)
             which = np.searchsorted(lists.offsets, rows, side="right") - 1
-            centroid_ip = (self.centroids @ z)[which]
-            scores = adc_inner_products(self.pq.inner_product_table(z), lists.codes[rows]) + centroid_ip
+            pq, centroids = self._quantizers()
+            centroid_ip = (centroids @ z)[which]
+            scores = adc_inner_products(pq.inner_product_table(z), lists.stored_codes[rows]) + centroid_ip
             return self._finish_ivf(z, k, lists, rows, scores, self.params.rerank)
         # many: the usual probed search, probing as many more lists as the restriction thins them
         allowed = np.zeros(n, bool)
@@ -411,7 +428,10 @@ class PlaceIndex:
         labels, sq_dist = self._graph.knn_query(z, k=nprobe)
         probed = labels[0].astype(np.int64)
         # <z, c> from the graph's squared L2 distance: |z - c|^2 = |z|^2 + |c|^2 - 2 <z, c>, |z| = 1
-        centroid_ip = (1.0 + self.centroid_sqnorms[probed] - sq_dist[0]) * 0.5
+        sqnorms = self.centroid_sqnorms
+        if sqnorms is None:
+            raise PlaceIndexError("the index is not trained")
+        centroid_ip = (1.0 + sqnorms[probed] - sq_dist[0]) * 0.5
         starts, ends = lists.offsets[probed], lists.offsets[probed + 1]
         sizes = ends - starts
         if sizes.sum() == 0:
@@ -421,7 +441,8 @@ class PlaceIndex:
         if allowed is not None:
             keep = allowed[rows]
             rows, row_centroid_ip = rows[keep], row_centroid_ip[keep]
-        scores = adc_inner_products(self.pq.inner_product_table(z), lists.codes[rows]) + row_centroid_ip
+        pq, _ = self._quantizers()
+        scores = adc_inner_products(pq.inner_product_table(z), lists.stored_codes[rows]) + row_centroid_ip
         return self._finish_ivf(z, k, lists, rows, scores, rerank)
 
     def _finish_ivf(self, z, k, lists, rows, scores, rerank):
@@ -433,7 +454,7 @@ class PlaceIndex:
         best = best[np.isfinite(scores[best])]
         rows = rows[best]
         if self.recipe.refine and rerank:
-            exact = half_to_float(lists.vectors[rows]) @ z
+            exact = half_to_float(lists.stored_vectors[rows]) @ z
             order = np.argsort(-exact, kind="stable")[:k]
             return lists.ids[rows[order]].astype(np.int64), exact[order]
         return lists.ids[rows[:k]].astype(np.int64), scores[best[:k]].astype(np.float32)
@@ -464,7 +485,15 @@ class PlaceIndex:
         return z @ self.rotation if self.rotation is not None else z
 
     def _coarse_exact(self, z: np.ndarray) -> np.ndarray:
+        if self.centroids is None:
+            raise PlaceIndexError("the index has no coarse centroids (not trained, or a Flat recipe)")
         return assign(z, self.centroids)
+
+    def _quantizers(self) -> tuple[ProductQuantizer, np.ndarray]:
+        """(PQ, coarse centroids (nlist, D)) of a trained IVF index."""
+        if self.pq is None or self.centroids is None:
+            raise PlaceIndexError("the index is not trained (or its recipe has no IVF-PQ)")
+        return self.pq, self.centroids
 
     def set_graph(self, graph) -> None:
         self._graph = graph

@@ -28,7 +28,7 @@ def index_to_members(index: PlaceIndex) -> tuple[dict, dict[str, np.ndarray]]:
         arrays["index/pca_projection.npy"] = index.pca.projection
     if index.rotation is not None:
         arrays["index/rotation.npy"] = index.rotation
-    if index.centroids is not None:
+    if index.centroids is not None and index.pq is not None and index.centroid_sqnorms is not None:
         arrays["index/centroids.npy"] = index.centroids
         arrays["index/centroid_sqnorms.npy"] = index.centroid_sqnorms
         arrays["index/pq_codebooks.npy"] = index.pq.codebooks
@@ -61,22 +61,23 @@ def index_from_members(section: dict, arrays: dict[str, np.ndarray], source: str
         index.rotation = arrays.get("index/rotation.npy")
         r = index.recipe
         n = len(arrays["index/ids.npy"])
+        codes: np.ndarray | None = None
+        vectors: np.ndarray | None
         if r.flat:
             vectors = arrays["index/vectors.npy"]
             _expect(vectors.shape == (n, index.dim) and vectors.dtype == np.float16, "vectors")
-            codes = None
         else:
-            index.centroids = arrays["index/centroids.npy"]
-            index.centroid_sqnorms = arrays["index/centroid_sqnorms.npy"]
-            _expect(index.centroid_sqnorms.shape == (r.nlist,), "centroid_sqnorms")
-            index.pq = ProductQuantizer(arrays["index/pq_codebooks.npy"])
+            centroids, sqnorms = arrays["index/centroids.npy"], arrays["index/centroid_sqnorms.npy"]
+            pq = ProductQuantizer(arrays["index/pq_codebooks.npy"])
             codes = arrays["index/codes.npy"]
-            _expect(index.centroids.shape == (r.nlist, index.dim), "centroids")
-            _expect(index.pq.codebooks.shape[0] == r.pq_m and index.pq.m * index.pq.dsub == index.dim, "codebooks")
+            _expect(sqnorms.shape == (r.nlist,), "centroid_sqnorms")
+            _expect(centroids.shape == (r.nlist, index.dim), "centroids")
+            _expect(pq.codebooks.shape[0] == r.pq_m and pq.m * pq.dsub == index.dim, "codebooks")
             _expect(codes.shape == (n, r.pq_m) and codes.dtype == np.uint8, "codes")
             vectors = arrays.get("index/vectors.npy")
             _expect(not r.refine or (vectors is not None and vectors.shape == (n, index.dim)), "vectors")
-            index.set_graph(_restore_graph(section.get("graph"), arrays, index.centroids, r.hnsw_m))
+            index.centroids, index.centroid_sqnorms, index.pq = centroids, sqnorms, pq
+            index.set_graph(_restore_graph(section.get("graph"), arrays, centroids, r.hnsw_m))
         offsets = arrays["index/offsets.npy"]
         _expect(offsets.shape == ((r.nlist if not r.flat else 1) + 1,), "offsets")
         _expect(offsets[0] == 0 and offsets[-1] == n and bool(np.all(np.diff(offsets) >= 0)), "offsets")

@@ -66,7 +66,7 @@ def kmeans(x: np.ndarray, k: int, iters: int = 20, seed: int = 0) -> np.ndarray:
         centroids[nonempty] = sums[nonempty] / counts[nonempty, None]
         for empty in np.flatnonzero(~nonempty):
             big = int(np.argmax(counts))
-            noise = rng.normal(scale=1e-4, size=x.shape[1]).astype(np.float32)
+            noise = np.asarray(rng.normal(scale=1e-4, size=x.shape[1]), np.float32)
             centroids[empty] = centroids[big] + noise
             centroids[big] -= noise
             counts[big] /= 2

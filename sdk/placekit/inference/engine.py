@@ -196,7 +196,7 @@ class LiteRTEngine:
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         # Converted graphs may bake the batch into reshapes; image sizes resize fine.
-        self.fixed_batch = int(self._input["shape"][0])
+        self.fixed_batch: int | None = int(self._input["shape"][0])
         self._source = source
 
     def run(self, x: np.ndarray) -> np.ndarray:

@@ -62,10 +62,16 @@ class LocalDescriber:
     def dim(self) -> int:
         return self.info.output_dim
 
+    def _patch_size(self) -> tuple[int, int]:
+        size = self.info.fixed_size
+        if size is None:
+            raise ModelFormatError(f"local model {self.info.name!r} declares no fixed patch size")
+        return size
+
     def describe_patches(self, patches: np.ndarray) -> np.ndarray:
         """(N, P, P) uint8 -> (N, D) float32 unit-norm descriptors."""
         patches = np.asarray(patches)
-        size = self.info.fixed_size
+        size = self._patch_size()
         if patches.ndim != 3 or patches.shape[1:] != size or patches.dtype != np.uint8:
             raise InvalidImageError(
                 f"patches must be (N, {size[0]}, {size[1]}) uint8, got {patches.shape} {patches.dtype}"
@@ -96,4 +102,4 @@ class LocalDescriber:
         from placekit.local.patches import EXTENT, cut_patches
 
         extent = self.info.patch_extent or EXTENT
-        return self.describe_patches(cut_patches(gray, keypoints, self.info.fixed_size[0], extent))
+        return self.describe_patches(cut_patches(gray, keypoints, self._patch_size()[0], extent))

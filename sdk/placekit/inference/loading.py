@@ -68,6 +68,8 @@ def open_local_extractor(
     placemap: PlaceMap, runtime: RuntimeOptions, source: str, spin: bool = True
 ) -> LocalFeatureExtractor:
     """The local-feature extractor the map was built with, with its keypoint settings."""
+    if placemap.pointmap is None:
+        raise MapFormatError(f"{source}: the map has no local features")
     section = placemap.pointmap.section
     max_keypoints, max_side = section.get("max_keypoints"), section.get("max_side")
     if not (

@@ -72,7 +72,7 @@ class LocalFeatureExtractor:
             if scale < 1
             else gray
         )
-        sift = cv2.SIFT_create(nfeatures=self.max_keypoints)
+        sift = cv2.SIFT_create(nfeatures=self.max_keypoints)  # type: ignore[attr-defined]
         if self.describer is None:
             kps, desc = sift.detectAndCompute(small, None)
             desc = root_sift(desc) if desc is not None else np.zeros((0, 128), np.float32)

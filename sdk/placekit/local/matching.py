@@ -74,7 +74,8 @@ def verified_inliers(
 
 def sift_features(gray: np.ndarray, max_keypoints: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """OpenCV SIFT on a (H, W) uint8 image -> (xy (N, 2), RootSIFT descriptors (N, 128))."""
-    keypoints, desc = cv2.SIFT_create(nfeatures=max_keypoints).detectAndCompute(gray, None)
+    sift = cv2.SIFT_create(nfeatures=max_keypoints)  # type: ignore[attr-defined]
+    keypoints, desc = sift.detectAndCompute(gray, None)
     if desc is None or len(keypoints) == 0:  # OpenCV < 5 returns None, 5.x an empty array
         return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
     xy = np.array([k.pt for k in keypoints], np.float32)

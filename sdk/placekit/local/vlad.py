@@ -40,14 +40,14 @@ def vlad(descriptors: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
         x = np.asarray(descriptors, np.float32)
         words = assign(x, vocabulary)
         np.add.at(v, words, x - vocabulary[words])
-    v = np.sign(v) * np.abs(v) ** ALPHA
+    v = (np.sign(v) * np.abs(v) ** ALPHA).astype(np.float32)
     v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    v = v.ravel()
-    norm = float(np.linalg.norm(v))
+    flat = v.ravel()
+    norm = float(np.linalg.norm(flat))
     if norm == 0.0:
-        v[:] = 1.0 / np.sqrt(v.size)
-        return v
-    return v / norm
+        flat[:] = 1.0 / np.sqrt(flat.size)
+        return flat
+    return flat / norm
 
 
 def map_vlad(local: list[np.ndarray], words: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -24,8 +24,10 @@ import os
 import struct
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +56,7 @@ class MapContents:
 
     manifest: dict
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    blobs: dict[str, bytes | memoryview] = field(default_factory=dict)
+    blobs: Mapping[str, bytes | memoryview] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- writing
@@ -96,7 +98,8 @@ def _write_members(fh, contents: MapContents) -> dict:
                 raise MapFormatError(f"member {name}: object arrays cannot be stored")
             header = io.BytesIO()
             np.lib.format.write_array_header_2_0(header, np.lib.format.header_data_from_array_1_0(array))
-            chunks = [header.getvalue(), memoryview(array.reshape(-1).view(np.uint8))]
+            body = memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+            chunks = [header.getvalue(), body]
             table[name] = _write_member(zf, fh, name, chunks)
         for name, blob in contents.blobs.items():
             table[name] = _write_member(zf, fh, name, [memoryview(blob)])
@@ -144,8 +147,9 @@ class MapReader:
 
     def __init__(self, path: str | os.PathLike, verify: bool = True):
         self.path = Path(path)
-        self._fh = None
-        self._mm = None
+        # the open file and the buffer members are read from (bytes in memory, or an mmap)
+        self._fh: Any = None
+        self._mm: Any = None
         try:
             self._open(verify)
         except MapFormatError:
@@ -207,7 +211,7 @@ class MapReader:
         start = (-raw.ctypes.data) % ALIGN
         data = raw[start : start + size]
         self._fh.seek(0)
-        if self._fh.readinto(memoryview(data)) != size:
+        if self._fh.readinto(memoryview(data)) != size:  # type: ignore[arg-type]
             raise self._fail("file changed size while it was read")
         data.flags.writeable = False
         return data

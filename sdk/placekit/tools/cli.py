@@ -116,8 +116,8 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _frame_text(frame: dict) -> str:
-    if frame.get("kind") == "wgs84":
+def _frame_text(frame: dict | None) -> str:
+    if frame and frame.get("kind") == "wgs84":
         o = frame["origin"]
         return f"WGS84, local ENU origin at {o['lat']:.6f}, {o['lon']:.6f}, {o.get('alt', 0):.1f} m"
     return "local metric frame"

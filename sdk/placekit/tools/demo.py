@@ -103,15 +103,16 @@ def render_view(world: World, s: float, rng: np.random.Generator, change: float 
     zoom = 1.0 + change * rng.uniform(-0.12, 0.12)
     half_w, half_h = VIEW_W / 2 / zoom, STRIP_HEIGHT / 2 / zoom
     yaw = change * rng.uniform(-0.08, 0.08) * half_h
-    src = np.float32(
+    src = np.array(
         [
             [cx - half_w, STRIP_HEIGHT / 2 - half_h + yaw],
             [cx + half_w, STRIP_HEIGHT / 2 - half_h - yaw],
             [cx + half_w, STRIP_HEIGHT / 2 + half_h + yaw],
             [cx - half_w, STRIP_HEIGHT / 2 + half_h - yaw],
-        ]
+        ],
+        np.float32,
     )
-    dst = np.float32([[0, 0], [VIEW_W, 0], [VIEW_W, VIEW_H], [0, VIEW_H]])
+    dst = np.array([[0, 0], [VIEW_W, 0], [VIEW_W, VIEW_H], [0, VIEW_H]], np.float32)
     view = cv2.warpPerspective(
         world.strip, cv2.getPerspectiveTransform(src, dst), (VIEW_W, VIEW_H), borderMode=cv2.BORDER_REFLECT
     )
@@ -150,7 +151,7 @@ def write_dataset(
     folder = Path(folder)
     world, other = render_world(seed), render_world(seed + 1000)
     rng = np.random.default_rng(seed)
-    tables = {"database": {}, "queries": {}}
+    tables: dict[str, dict[str, Location]] = {"database": {}, "queries": {}}
     groups: dict[str, str | None] = {}
     for split, count, world_, change in (("database", n_database, world, 0.3), ("queries", n_queries, world, 1.0)):
         (folder / split).mkdir(parents=True, exist_ok=True)

@@ -171,7 +171,8 @@ def _pose_report(results, dataset: Dataset, errors) -> dict:
     truth = [s.location.rotation for s in dataset.queries]
     if not any(r.pose is not None for r in results) or any(q is None for q in truth):
         return {}
-    rot, pos = [], []
+    rot: list[float] = []
+    pos: list[float] = []
     for r, q, err in zip(results, truth, errors):
         if r.pose is None:
             rot.append(np.inf)
@@ -179,12 +180,12 @@ def _pose_report(results, dataset: Dataset, errors) -> dict:
             continue
         rot.append(rotation_error_deg(r.pose.rotation, q))
         pos.append(err if err is not None else np.inf)
-    rot, pos = np.array(rot), np.array(pos)
-    posed = np.isfinite(rot)
+    rot_deg, pos_m = np.array(rot), np.array(pos)
+    posed = np.isfinite(rot_deg)
     return {
-        "median_rotation_error_deg": float(np.median(rot[posed])),
+        "median_rotation_error_deg": float(np.median(rot_deg[posed])),
         "pose_share": float(posed.mean()),
-        "pose_within": {f"{m} m, {d} deg": float(np.mean((pos <= m) & (rot <= d))) for m, d in POSE_BINS},
+        "pose_within": {f"{m} m, {d} deg": float(np.mean((pos_m <= m) & (rot_deg <= d))) for m, d in POSE_BINS},
     }
 
 

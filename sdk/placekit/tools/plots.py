@@ -100,11 +100,12 @@ def _latency_plot(plt, folder: Path, report: dict) -> Path:
 
 
 def _pairs_plot(plt, folder: Path, dataset, ranked, q_xyz, db_xyz, threshold_m: float) -> Path:
-    right, wrong = [], []
+    right: list[tuple[int, int, bool]] = []
+    wrong: list[tuple[int, int, bool]] = []
     for i, rows in enumerate(ranked):
         if len(rows):
-            ok = np.linalg.norm(db_xyz[rows[0]] - q_xyz[i]) <= threshold_m
-            (right if ok else wrong).append((i, int(rows[0]), bool(ok)))
+            ok = bool(np.linalg.norm(db_xyz[rows[0]] - q_xyz[i]) <= threshold_m)
+            (right if ok else wrong).append((i, int(rows[0]), ok))
     chosen = right[: MAX_PAIRS // 2] + wrong[: MAX_PAIRS // 2]
     chosen += right[MAX_PAIRS // 2 : MAX_PAIRS - len(chosen)]
     fig, axes = plt.subplots(max(len(chosen), 1), 1, figsize=(8, 2.6 * max(len(chosen), 1)), squeeze=False)
