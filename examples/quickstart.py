@@ -3,7 +3,7 @@
     python examples/quickstart.py DATASET_DIR
 
 DATASET_DIR holds database/, database.csv and queries/ (the layout ``placekit demo --workdir``
-writes, and DESIGN section 7 describes).
+writes, and docs/data.md describes).
 """
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""placekit eval on generated datasets (DESIGN section 7 and the VPR @east@north@ layout)."""
+"""placekit eval on generated datasets (the docs/data.md layout and the VPR @east@north@ layout)."""
 from __future__ import annotations
 
 import json

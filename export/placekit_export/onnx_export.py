@@ -70,7 +70,7 @@ class ParityError(RuntimeError):
         self.result = result or {}
 
 
-# Thresholds per precision: fp32 exact up to float rounding; fp16 close; int8 (DESIGN section 5)
+# Thresholds per precision: fp32 exact up to float rounding; fp16 close; int8 (``docs/models.md``, "Export and parity")
 PARITY = {
     "fp32": {"min_cosine": 0.9999},
     "fp16": {"min_cosine": 0.999},

@@ -1,4 +1,4 @@
-"""Geometric verification of retrieved places with local features, and its calibration.
+"""Geometric verification of retrieved places with local features.
 
 For a query and a retrieved place: mutual nearest-neighbour matches with a ratio test between
 their local descriptors, then the matches one epipolar geometry explains (OpenCV USAC,

@@ -1,18 +1,14 @@
-"""The map file: one uncompressed ZIP archive whose members can be memory-mapped.
+"""The map file container: one uncompressed ZIP archive whose members can be memory-mapped.
 
-Layout (format version 1)::
-
-    manifest.json        format/reader versions, writer library version, model, descriptor,
-                         coordinate frame, index recipe + search defaults, calibration,
-                         {member: {sha256, size}} for every other member, user metadata
-    *.npy                arrays (NumPy format, never pickled objects), data 64-byte aligned
-    *.bin                raw byte blobs (UTF-8 place names, an embedded model)
+``manifest.json`` (with the sha256 and size of every other member), ``*.npy`` arrays (NumPy
+format, never pickled objects; data 64-byte aligned) and ``*.bin`` byte blobs. Which members
+and manifest keys exist, and in which format version, is described once, in
+``docs/map-format.md``.
 
 Writes are atomic: a temporary file in the target folder, fsync, then ``os.replace``; a
 failed write leaves no partial file. Reads check the structure (ZIP directory, member list,
 sizes, NumPy headers) always, and every member's sha256 unless ``verify=False``. Every
-problem raises ``MapFormatError`` naming the file and what was expected.
-"""
+problem raises ``MapFormatError`` naming the file and what was expected."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """A map in memory: index + places + frame + calibration + model reference, and its
 translation to and from the map file (``placekit.mapfile.archive``).
 
-Manifest sections (format 1): ``model`` {name, sha256, embedded, info}, ``descriptor``
+Manifest sections (each key, and the format version that added it: ``docs/map-format.md``):
+``model`` {name, sha256, embedded, info}, ``descriptor``
 {kind, dim}, ``frame`` ({kind: wgs84, origin} or {kind: local}), ``index`` (recipe, dims,
 search defaults, graph scalars), ``calibration`` (decision thresholds), ``places`` {count,
 next_id: the id the next added place gets; absent in maps written before it, read as 0},

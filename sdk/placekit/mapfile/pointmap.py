@@ -1,7 +1,8 @@
 """The local-feature part of a map: per place, keypoints with int8 descriptors, and, for maps
 built from posed images, the 3D points they observe.
 
-Map members (format 1, all optional together; ``manifest["local"]`` describes them):
+Map members (all present or none; ``manifest["local"]`` describes them; the format and its
+versions: ``docs/map-format.md``):
 
 * ``local/place_ids.npy`` (N,) int64 sorted: places that have features
 * ``local/offsets.npy`` (N + 1,) int64: place i owns feature rows offsets[i]:offsets[i+1]

@@ -1,7 +1,7 @@
 """``placekit eval``: build a map from a dataset's database images, localize every query
 through the public ``Localizer`` and measure accuracy, decisions, speed and size.
 
-A dataset is a folder (DESIGN section 7): ``database/`` + ``database.csv`` and ``queries/`` +
+A dataset is a folder (``docs/data.md``): ``database/`` + ``database.csv`` and ``queries/`` +
 ``queries.csv``; or the common VPR layout, ``database/`` and ``queries/`` whose file names hold
 UTM positions as ``@east@north@...`` (read as x, y metres in a local frame).
 
@@ -46,7 +46,7 @@ class Dataset:
 
 
 def load_dataset(folder: str | os.PathLike) -> Dataset:
-    """Read a dataset folder in the DESIGN section 7 layout or the VPR ``@east@north@`` one."""
+    """Read a dataset folder in the ``docs/data.md`` layout or the VPR ``@east@north@`` one."""
     folder = Path(folder)
     parts = {}
     for split in ("database", "queries"):
