@@ -129,7 +129,7 @@ def test_negatives_never_lower_the_threshold():
 
     positives = list(np.linspace(0.55, 0.95, 50))
     impostors = list(np.linspace(0.3, 0.75, 50))
-    args = (positives, [], impostors, [1.0], [], 25.0, 0.9, 0.02, 50, "none given")
+    args = ((positives, [], impostors, [1.0], []), 25.0, 0.9, 0.02, 50, "none given")
     plain = _fit(*args)
     informed = _fit(*args, [0.0] * 50)
     assert informed.unknown_threshold >= plain.unknown_threshold

@@ -27,7 +27,7 @@ each side represented by the same number of evenly spaced quantiles).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -139,21 +139,8 @@ def calibrate(
                 f"fell back to leave-one-out: only {len(samples[0])} matches across groups (< {MIN_GROUP_POSITIVES})"
             )
             samples = _simulate_all(searchers, descriptors, ids, positions, radius, top_k, temperature, None)
-    positives, wrong, impostors, errors, near_tie_gaps = samples
     external = _best_scores(index, negatives) if negatives is not None and len(negatives) else []
-    cal = _fit(
-        positives,
-        wrong,
-        impostors,
-        errors,
-        near_tie_gaps,
-        radius,
-        target_precision,
-        temperature,
-        len(queries),
-        group_rule,
-        external,
-    )
+    cal = _fit(samples, radius, target_precision, temperature, len(queries), group_rule, external)
     cal.stats["cross_fitted_folds"] = len(searchers) if refit is not None else 0
     return cal
 
@@ -280,18 +267,17 @@ def _simulate(index, descriptors, ids, positions, radius, top_k, temperature, qu
 
 
 def _fit(
-    positives,
-    wrong,
-    impostors,
-    errors,
-    near_tie_gaps,
-    radius,
-    target_precision,
-    temperature,
-    n_queries,
-    group_rule,
-    external=(),
+    samples: tuple[list[float], ...],
+    radius: float,
+    target_precision: float,
+    temperature: float,
+    n_queries: int,
+    group_rule: str,
+    external: Sequence[float] = (),
 ) -> Calibration:
+    """samples: (positive scores, wrong top-1 scores, impostor scores, fused position errors,
+    near-tie gaps) from ``_simulate``."""
+    positives, wrong, impostors, errors, near_tie_gaps = samples
     external = list(external)
     pos, neg = np.array(positives), np.array(wrong + _out_of_map(impostors, external, n_queries))
     threshold, how = _threshold(pos, neg, target_precision)

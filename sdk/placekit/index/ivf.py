@@ -91,7 +91,10 @@ class Recipe:
             elif token == "Flat":
                 seen_flat = True
             else:
-                raise PlaceIndexError(f"unknown token {token!r} in index recipe {text!r}")
+                raise PlaceIndexError(
+                    f"unknown token {token!r} in index recipe {text!r} (placekit recipes are not faiss "
+                    "index_factory strings: docs/map-format.md)"
+                )
         recipe = cls(**fields)  # type: ignore[arg-type]
         if seen_flat and (recipe.nlist or recipe.pq_m or recipe.refine or recipe.opq):
             raise PlaceIndexError(f"'Flat' excludes IVF, PQ, OPQ and Refine: {text!r}")
