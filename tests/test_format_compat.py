@@ -64,5 +64,7 @@ def test_format_v2_local_fixture_answers_as_the_version_that_wrote_it():
                                    atol=1e-4)
         for key in ("x", "y", "z"):
             assert abs(have["location"][key] - want["location"][key]) < 1e-3
-        assert abs(have["confidence"] - want["confidence"]) < 1e-3
+        # the pose is solved from verification's own matches since the writing version (one
+        # matching pass): the same position, a slightly different pose inlier count and so confidence
+        assert abs(have["confidence"] - want["confidence"]) < 0.01
         assert (have["pose"] is None) == (want["pose"] is None)

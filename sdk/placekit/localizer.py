@@ -19,7 +19,7 @@ from placekit.inference.extractors import GlobalExtractor
 from placekit.inference.imageio import Frame, to_bgr
 from placekit.inference.loading import open_global_model, open_local_extractor
 from placekit.local.extractor import LocalFeatureExtractor, LocalFeatures
-from placekit.local.verification import verify
+from placekit.local.verification import Verification, verify_places
 from placekit.local.vlad import VladExtractor
 from placekit.mapfile.placemap import PlaceMap
 from placekit.mapfile.places import PlaceTable
@@ -119,9 +119,10 @@ class Localizer:
             if feats is None:
                 feats = local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             t_local = time.perf_counter()
-            ids, scores, rows, inliers = self._rerank_by_inliers(feats, ids, scores, rows, verify_top)
+            ids, scores, rows, verification = self._rerank_by_inliers(feats, ids, scores, rows, verify_top)
+            inliers = verification.inliers
             t4 = time.perf_counter()
-            pose = self._pose(feats, bgr.shape, ids[: len(inliers)][inliers >= MIN_INLIERS], rows[0], places)
+            pose = self._pose(feats, bgr.shape, verification, rows[0], places)
         t5 = time.perf_counter()
         ids, scores, rows = ids[:top_k], scores[:top_k], rows[:top_k]
         positions = np.asarray(places.xyz[rows])
@@ -156,16 +157,18 @@ class Localizer:
 
     def _rerank_by_inliers(
         self, feats: LocalFeatures, ids: np.ndarray, scores: np.ndarray, rows: np.ndarray, verify_top: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Verification]:
         """Verify the first ``verify_top`` candidates. On maps where verification is decisive
         (``Calibration.verification_decisive``: the map's own correct matches verify, wrong ones
         do not) verified candidates (>= ``min_inliers``) move ahead, the most inliers first, and
         unverified ones follow in the global order; elsewhere the global order stays, inlier
-        counts reported only. Returns (ids, scores, rows, inliers (verify_top',))."""
+        counts reported only. Returns (ids, scores, rows, the verification of the first
+        verify_top' places in the new order)."""
         pointmap = self.map.pointmap
         if pointmap is None:  # a map without local features is never verified
-            return ids, scores, rows, np.zeros(0, np.int64)
-        inliers = verify(feats.xy, feats.descriptors, pointmap, ids[:verify_top])
+            return ids, scores, rows, Verification(np.zeros(0, np.int64), [], [])
+        verification = verify_places(feats.xy, feats.descriptors, pointmap, ids[:verify_top])
+        inliers = verification.inliers
         cal = self.map.calibration
         head = len(inliers)
         if cal.verification_decisive:
@@ -175,23 +178,28 @@ class Localizer:
             order = np.arange(head)
         ids, scores, rows = ids.copy(), scores.copy(), rows.copy()
         ids[:head], scores[:head], rows[:head] = ids[order], scores[order], rows[order]
-        return ids, scores, rows, inliers[order]
+        return ids, scores, rows, verification.reordered(order)
 
     def _pose(
-        self, feats: LocalFeatures, shape: tuple[int, ...], verified_ids: np.ndarray, best_row: int, places: PlaceTable
+        self,
+        feats: LocalFeatures,
+        shape: tuple[int, ...],
+        verification: Verification,
+        best_row: int,
+        places: PlaceTable,
     ) -> PoseEstimate | None:
-        """PnP against the 3D points seen by the verified places (None without 3D points or
-        enough verified matches)."""
+        """PnP from the verified matches of the places with at least ``MIN_INLIERS`` of them
+        whose map keypoints observe 3D points (None without 3D points or enough matches)."""
         pointmap = self.map.pointmap
-        if pointmap is None or not pointmap.has_points or len(verified_ids) == 0:
+        if pointmap is None or not pointmap.has_points:
             return None
-        parts = [pointmap.features_of(int(i)) for i in verified_ids]
-        desc = np.concatenate([p[1] for p in parts])
-        point_ids = np.concatenate([p[2] for p in parts])
+        query_rows, point_ids = verification.correspondences(np.flatnonzero(verification.inliers >= MIN_INLIERS))
+        if len(query_rows) < MIN_INLIERS:
+            return None
         K = camera_matrix(shape, places.intrinsics[best_row], self.options.intrinsics)
         if K is None:
             return None
-        return estimate_pose(feats.xy, feats.descriptors, desc, point_ids, np.asarray(pointmap.points), K)
+        return estimate_pose(feats.xy[query_rows], np.asarray(pointmap.points)[point_ids], K)
 
     # ------------------------------------------------------------------ live map updates
     def add_place(self, image: Frame, location: Location, name: Optional[str] = None) -> int:

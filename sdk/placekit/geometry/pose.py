@@ -1,5 +1,6 @@
-"""6-DoF pose from 2D-3D matches: query keypoints matched to the 3D points seen by the
-retrieved map places, then PnP + RANSAC and a Levenberg-Marquardt refinement (OpenCV).
+"""6-DoF pose from 2D-3D matches: the query keypoints verification matched to keypoints of the
+retrieved map places that observe 3D points, then PnP + RANSAC and a Levenberg-Marquardt
+refinement (OpenCV).
 
 Shapes: query keypoints (N, 2) pixels; points (P, 3) map-frame metres; K (3, 3).
 """
@@ -10,8 +11,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
-from placekit.local.matching import DEFAULT_RATIO, mutual_matches
 
 MIN_INLIERS = 12
 REPROJECTION_PX = 4.0
@@ -44,25 +43,16 @@ def camera_matrix(
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], float)
 
 
-def estimate_pose(
-    query_xy: np.ndarray,
-    query_desc: np.ndarray,
-    map_desc: np.ndarray,
-    map_point_ids: np.ndarray,
-    points: np.ndarray,
-    K: np.ndarray,
-    ratio: float = DEFAULT_RATIO,
-) -> PoseEstimate | None:
-    """Match query descriptors to map keypoints that observe 3D points; solve PnP. None when
-    fewer than MIN_INLIERS correspondences survive."""
-    has_point = map_point_ids >= 0
-    if has_point.sum() < MIN_INLIERS or len(query_desc) < MIN_INLIERS:
+def estimate_pose(image_xy: np.ndarray, object_xyz: np.ndarray, K: np.ndarray) -> PoseEstimate | None:
+    """Solve PnP + RANSAC (then LM refinement) from 2D-3D correspondences: query keypoints
+    (m, 2) pixels and the map points (m, 3) they were matched to (verified matches against the
+    retrieved places, ``placekit.local.verification.Verification.correspondences``). None when
+    fewer than MIN_INLIERS correspondences agree."""
+    if len(image_xy) < MIN_INLIERS:
         return None
-    m = mutual_matches(query_desc, map_desc[has_point], ratio)
-    if len(m) < MIN_INLIERS:
-        return None
-    obj = points[map_point_ids[has_point][m[:, 1]]].astype(np.float64)
-    img = query_xy[m[:, 0]].astype(np.float64)
+    obj = np.asarray(object_xyz, np.float64)
+    img = np.asarray(image_xy, np.float64)
+    n_matches = len(img)
     try:
         ok, rvec, tvec, inl = cv2.solvePnPRansac(
             obj,
@@ -83,7 +73,7 @@ def estimate_pose(
     R = cv2.Rodrigues(rvec)[0]
     t = tvec.ravel()
     center = -R.T @ t
-    return PoseEstimate(R, t, center, int(len(inl)), int(len(m)), _centre_sigma(obj[inl], img[inl], K, rvec, tvec))
+    return PoseEstimate(R, t, center, int(len(inl)), n_matches, _centre_sigma(obj[inl], img[inl], K, rvec, tvec))
 
 
 def _centre_sigma(obj, img, K, rvec, tvec) -> float:
