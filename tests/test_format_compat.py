@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 import placekit as pk
+from placekit.mapfile.archive import FORMAT_VERSION
 from placekit.mapfile.placemap import PlaceMap
 
 DATA = Path(__file__).parent / "data"
@@ -34,7 +35,7 @@ def test_writers_ask_for_reader_2_only_when_a_map_uses_local_features(street_map
 
     m = PlaceMap.load(street_map)
     try:
-        assert m.manifest["format_version"] == 2 and m.manifest["min_reader_version"] == 1   # GeM only
+        assert m.manifest["format_version"] == FORMAT_VERSION and m.manifest["min_reader_version"] == 1   # GeM only
     finally:
         m.close()
     builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), local_features="rootsift", max_keypoints=256))

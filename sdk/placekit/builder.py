@@ -242,7 +242,9 @@ class MapBuilder:
 
     def _open_local(self, name: str) -> None:
         opts = self.options
-        self.local, self._local_ref = local_extractor(name, opts.max_keypoints, opts.local_max_side, opts.runtime)
+        self.local, self._local_ref = local_extractor(
+            name, opts.max_keypoints, opts.local_max_side, opts.runtime, detector=opts.local_detector
+        )
 
     def _index(self, x: np.ndarray, ids: np.ndarray) -> PlaceIndex:
         """The map's index (recipe ``auto`` chosen by size), trained on and holding ``x`` (N, d)."""
@@ -309,6 +311,7 @@ class MapBuilder:
             "extractor": local.name,
             "dim": local.dim,
             "max_keypoints": local.max_keypoints,
+            "detector": local.detector,
             "max_side": local.max_side,
             "triangulation": stats,
             **ref.to_local_section(),

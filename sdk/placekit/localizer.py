@@ -76,6 +76,8 @@ class Localizer:
                 extractor = VladExtractor(local, placemap.vocabulary)
             else:
                 extractor = GlobalExtractor(open_global_model(placemap, options.model, options.runtime, source, spin))
+            if local is not None and options.query_keypoints is not None:
+                local = local.with_max_keypoints(options.query_keypoints)
             return cls(placemap, extractor, options, source, local if verifying else None)
         except BaseException:
             placemap.close()

@@ -19,6 +19,8 @@ DEFAULT_TARGET_PRECISION = 0.9  # precision of ``localized`` the calibration aim
 DEFAULT_MAX_KEYPOINTS = 1024  # local features per image
 DEFAULT_LOCAL_MAX_SIDE = 640  # long side (pixels) local features are found at
 DEFAULT_TOP_K = 5  # matches returned and fused per frame
+LOCAL_DETECTORS = ("sift", "orb")
+DEFAULT_LOCAL_DETECTOR = "sift"
 TOP_K_RANGE = (1, 100)
 
 
@@ -153,6 +155,7 @@ class BuildOptions(RuntimeOptions):
     ``hardnet-int8``): keypoints and descriptors of every map image are stored for geometric
     verification, and 3D points are triangulated from images with poses and intrinsics.
     max_keypoints / local_max_side: per-image keypoint cap and the long side they are found at.
+    local_detector: the keypoint detector, ``sift`` or ``orb`` (``placekit.local.extractor``).
     """
 
     descriptor: str = "auto"
@@ -167,6 +170,7 @@ class BuildOptions(RuntimeOptions):
     local_features: str = "auto"
     max_keypoints: int = DEFAULT_MAX_KEYPOINTS
     local_max_side: int = DEFAULT_LOCAL_MAX_SIDE
+    local_detector: str = DEFAULT_LOCAL_DETECTOR
     vlad_words: int = 64
 
     def __post_init__(self) -> None:
@@ -200,6 +204,10 @@ class BuildOptions(RuntimeOptions):
             except PlaceIndexError as exc:
                 raise OptionsError(f"recipe: {exc}") from exc
         _check(self.match_radius_m > 0, "match_radius_m must be > 0")
+        _check(
+            self.local_detector in LOCAL_DETECTORS,
+            f"local_detector must be one of {LOCAL_DETECTORS}, got {self.local_detector!r}",
+        )
         _check(0.0 < self.target_precision < 1.0, "target_precision must be in (0, 1)")
 
     @classmethod
@@ -217,7 +225,8 @@ class LocalizerOptions(RuntimeOptions):
     sha256 at open. verify: geometric verification with the map's local features (when it has
     them) of the ``verify_top`` best places. intrinsics: (fx, fy, cx, cy) of the query camera
     in pixels of the frames given, for 6-DoF poses; None assumes the camera of the best map
-    image, scaled to the frame.
+    image, scaled to the frame. query_keypoints: local features extracted per frame (None: as
+    many as the map stores per image); fewer is faster, the map keeps its own.
     """
 
     model: Optional[str] = None
@@ -228,13 +237,18 @@ class LocalizerOptions(RuntimeOptions):
     verify: bool = True
     verify_top: int = 5
     intrinsics: Optional[tuple[float, float, float, float]] = None
+    query_keypoints: Optional[int] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _typed(
             self,
             ints={"top_k": TOP_K_RANGE, "verify_top": (1, 50)},
-            optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"], "rerank": SEARCH_PARAM_RANGES["rerank"]},
+            optional_ints={
+                "nprobe": SEARCH_PARAM_RANGES["nprobe"],
+                "rerank": SEARCH_PARAM_RANGES["rerank"],
+                "query_keypoints": MAX_KEYPOINTS_RANGE,
+            },
             bools=("verify_map", "verify"),
         )
         _check(

@@ -8,7 +8,7 @@ from placekit.errors import MapFormatError, ModelMismatchError, ModelNotFoundErr
 from placekit.inference.catalog import ModelRef, locate_model, resolve_model
 from placekit.inference.engine import Engine, open_engine
 from placekit.inference.extractors import LocalDescriber
-from placekit.local.extractor import LocalFeatureExtractor
+from placekit.local.extractor import DETECTORS, LocalFeatureExtractor
 from placekit.mapfile.placemap import PlaceMap
 from placekit.options import LOCAL_MAX_SIDE_RANGE, MAX_KEYPOINTS_RANGE, RuntimeOptions
 
@@ -16,7 +16,7 @@ ROOTSIFT = "rootsift"
 
 
 def local_extractor(
-    name: str, max_keypoints: int, max_side: int, runtime: RuntimeOptions, spin: bool = True
+    name: str, max_keypoints: int, max_side: int, runtime: RuntimeOptions, spin: bool = True, detector: str = "sift"
 ) -> tuple[LocalFeatureExtractor, ModelRef]:
     """A local-feature extractor by name (``rootsift`` or a local model name / path) and the
     reference a map stores for it."""
@@ -24,7 +24,7 @@ def local_extractor(
         return LocalFeatureExtractor(None, max_keypoints, max_side), ModelRef(ROOTSIFT, None)
     path = resolve_model(name)
     engine = open_engine(path, **runtime.engine_kwargs(), spin=spin)
-    extractor = LocalFeatureExtractor(LocalDescriber(engine), max_keypoints, max_side)
+    extractor = LocalFeatureExtractor(LocalDescriber(engine), max_keypoints, max_side, detector)
     return extractor, ModelRef.of_file(extractor.name, path, engine.sha256)
 
 
@@ -90,7 +90,10 @@ def open_local_extractor(
             "without verification"
         )
     engine = open_engine(path, **runtime.engine_kwargs(), spin=spin)
-    return LocalFeatureExtractor(LocalDescriber(engine), max_keypoints, max_side)
+    detector = section.get("detector", "sift")  # maps written before the setting used SIFT
+    if detector not in DETECTORS:
+        raise MapFormatError(f"{source}: unknown local.detector {detector!r} (this placekit knows {DETECTORS})")
+    return LocalFeatureExtractor(LocalDescriber(engine), max_keypoints, max_side, detector)
 
 
 def _same_model_other_format(placemap: PlaceMap, engine: Engine) -> bool:

@@ -1,6 +1,17 @@
-"""Local features: keypoints (OpenCV SIFT detector: position, scale, orientation) -> patches
+"""Local features: keypoints (position, scale, orientation) -> patches
 (``placekit.local.patches.cut_patches``, the cutter training uses) -> descriptors (a ``local`` model,
 e.g. HardNet, through an ``Engine``; or OpenCV's own RootSIFT as a model-free fallback).
+
+Keypoint detectors (``detector``):
+
+* ``sift``: OpenCV's SIFT (difference of Gaussians), the strongest responses. What HardNet was
+  trained on, and what maps written before the detector was a setting use. 40-65 ms for a
+  640 x 480 frame on 2 cores.
+* ``orb``: OpenCV's ORB detector (FAST corners on an image pyramid, Harris-ranked, intensity
+  centroid orientation), 5 ms for the same frame, spread over the image on a grid so that no
+  texture-rich corner takes every keypoint. Its keypoint size (the 31-pixel ORB patch scaled to
+  the pyramid level) is divided by ``ORB_SIZE_PER_PATCH_SIZE`` so that the patch cut around a
+  keypoint covers about the region the detector looked at.
 
 Images are described at ``max_side`` pixels (long side) at most; keypoint coordinates are
 returned in the pixels of the image given. ``LocalFeatures`` shapes: ``keypoints`` (N, 4)
@@ -22,6 +33,11 @@ from placekit.local.patches import keypoints_array
 DEFAULT_MAX_KEYPOINTS = 1024
 DEFAULT_MAX_SIDE = 640
 MIN_CONTRAST = 0.04 / 3  # cv2.SIFT's default contrastThreshold over its 3 octave layers
+DETECTORS = ("sift", "orb")
+ORB_CANDIDATES_PER_KEYPOINT = 4  # ORB finds this many candidates per keypoint kept, for the grid to choose from
+ORB_FAST_THRESHOLD = 10  # FAST intensity threshold: low, so that weak texture still yields corners
+ORB_SIZE_PER_PATCH_SIZE = 5.0  # ORB size / 5 = a SIFT-like size; the patch spans EXTENT (7.5) x that
+GRID_CELLS = (8, 6)  # keypoints are spread over an 8 x 6 grid of the image
 
 
 @dataclass(frozen=True)
@@ -48,10 +64,20 @@ class LocalFeatureExtractor:
         describer: LocalDescriber | None = None,
         max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
         max_side: int = DEFAULT_MAX_SIDE,
+        detector: str = "sift",
     ):
+        if detector not in DETECTORS:
+            raise InvalidImageError(f"detector must be one of {DETECTORS}, got {detector!r}")
         self.describer = describer
         self.max_keypoints = int(max_keypoints)
         self.max_side = int(max_side)
+        # RootSIFT describes with SIFT's own descriptor, which needs SIFT's keypoints
+        self.detector = detector if describer is not None else "sift"
+
+    def with_max_keypoints(self, max_keypoints: int) -> LocalFeatureExtractor:
+        """The same extractor keeping at most ``max_keypoints`` per image (e.g. fewer for queries
+        than the map stores)."""
+        return LocalFeatureExtractor(self.describer, max_keypoints, self.max_side, self.detector)
 
     @property
     def name(self) -> str:
@@ -72,16 +98,48 @@ class LocalFeatureExtractor:
             if scale < 1
             else gray
         )
-        sift = cv2.SIFT_create(nfeatures=self.max_keypoints)  # type: ignore[attr-defined]
         if self.describer is None:
+            sift = cv2.SIFT_create(nfeatures=self.max_keypoints)  # type: ignore[attr-defined]
             kps, desc = sift.detectAndCompute(small, None)
-            desc = root_sift(desc) if desc is not None else np.zeros((0, 128), np.float32)
+            desc = root_sift(desc) if desc is not None and len(desc) else np.zeros((0, 128), np.float32)
+            k = keypoints_array(kps)
         else:
-            kps = sift.detect(small, None)
-            kps = sorted(kps, key=lambda k: -k.response)[: self.max_keypoints]
+            k = self._detect(small)
             desc = None
-        k = keypoints_array(kps)
         if self.describer is not None:
             desc = self.describer.describe_keypoints(small, k) if len(k) else np.zeros((0, self.dim), np.float32)
         k[:, :3] /= scale
         return LocalFeatures(k, np.asarray(desc, np.float32), (w, h))
+
+    def _detect(self, small: np.ndarray) -> np.ndarray:
+        """(N, 4) keypoints ``x, y, size, angle`` of the (resized) image, N <= max_keypoints."""
+        if self.detector == "sift":
+            kps = cv2.SIFT_create(nfeatures=self.max_keypoints).detect(small, None)  # type: ignore[attr-defined]
+            return keypoints_array(sorted(kps, key=lambda k: -k.response)[: self.max_keypoints])
+        orb = cv2.ORB_create(  # type: ignore[attr-defined]
+            nfeatures=ORB_CANDIDATES_PER_KEYPOINT * self.max_keypoints, fastThreshold=ORB_FAST_THRESHOLD
+        )
+        kps = orb.detect(small, None)
+        k = keypoints_array(kps)
+        response = np.array([kp.response for kp in kps], np.float32)
+        k = k[spread_over_grid(k[:, :2], response, small.shape, self.max_keypoints)]
+        k[:, 2] /= ORB_SIZE_PER_PATCH_SIZE
+        return k
+
+
+def spread_over_grid(xy: np.ndarray, response: np.ndarray, shape: tuple[int, ...], n: int) -> np.ndarray:
+    """Indices of at most ``n`` points (xy (N, 2) in an image of ``shape`` (H, W)), taken from
+    the cells of a ``GRID_CELLS`` grid in turn, the strongest ``response`` (N,) of each cell
+    first: (k,) int64, strongest rounds first."""
+    if len(xy) <= n:
+        return np.argsort(-response, kind="stable")
+    h, w = shape[:2]
+    cx = np.minimum((xy[:, 0] * GRID_CELLS[0] / max(w, 1)).astype(np.int64), GRID_CELLS[0] - 1)
+    cy = np.minimum((xy[:, 1] * GRID_CELLS[1] / max(h, 1)).astype(np.int64), GRID_CELLS[1] - 1)
+    cell = cy * GRID_CELLS[0] + cx
+    order = np.lexsort((-response, cell))  # by cell, strongest first within a cell
+    sorted_cells = cell[order]
+    first = np.searchsorted(sorted_cells, sorted_cells, side="left")
+    rank = np.arange(len(order)) - first  # 0 for a cell's strongest point, 1 for the next, ...
+    picked = order[np.lexsort((-response[order], rank))][:n]
+    return picked.astype(np.int64)

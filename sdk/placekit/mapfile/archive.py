@@ -33,10 +33,12 @@ FORMAT_NAME = "placekit-map"
 # Format history. 1: global descriptors (GeM) + index + places. 2: optional local-feature
 # members (``local/*``: keypoints, int8 descriptors, 3D points) and VLAD maps
 # (``descriptor/vocabulary.npy``). A file needs reader 2 only when it uses them, so a
-# GeM-only map written today still opens in a format-1 reader.
-FORMAT_VERSION = 2
+# GeM-only map written today still opens in a format-1 reader. 3: ``local.detector`` (the
+# keypoint detector of the stored local features); maps whose detector is not SIFT need it.
+FORMAT_VERSION = 3
 MIN_READER_VERSION = 1
 MIN_READER_VERSION_LOCAL = 2
+MIN_READER_VERSION_DETECTOR = 3
 IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024  # smaller maps are read into memory, larger ones memory-mapped
 MANIFEST = "manifest.json"
 ALIGN = 64

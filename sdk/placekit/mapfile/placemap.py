@@ -27,6 +27,7 @@ from placekit.mapfile.archive import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MIN_READER_VERSION,
+    MIN_READER_VERSION_DETECTOR,
     MIN_READER_VERSION_LOCAL,
     MapContents,
     MapReader,
@@ -72,11 +73,7 @@ class PlaceMap:
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "min_reader_version": (
-                MIN_READER_VERSION_LOCAL
-                if (self.pointmap is not None or self.vocabulary is not None)
-                else MIN_READER_VERSION
-            ),
+            "min_reader_version": self._min_reader_version(),
             "library_version": __version__,
             "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "model": model,
@@ -92,6 +89,14 @@ class PlaceMap:
         if self.vocabulary is not None:
             arrays[VOCABULARY_MEMBER] = np.asarray(self.vocabulary, np.float32)
         write_map(path, MapContents(manifest, arrays, blobs))
+
+    def _min_reader_version(self) -> int:
+        """The oldest format a reader must understand to use this map correctly."""
+        if self.pointmap is not None and self.pointmap.section.get("detector", "sift") != "sift":
+            return MIN_READER_VERSION_DETECTOR
+        if self.pointmap is not None or self.vocabulary is not None:
+            return MIN_READER_VERSION_LOCAL
+        return MIN_READER_VERSION
 
     @classmethod
     def load(cls, path: str | os.PathLike, verify: bool = True) -> PlaceMap:
