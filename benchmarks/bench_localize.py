@@ -6,6 +6,15 @@ size, on 1 and 2 threads.
 The map is the demo street (60 places, rendered by ``placekit.tools.demo``); frames are held-out
 views at 640x480 and the same views upscaled to 1280x960 (a phone/robot camera), passed as
 BGR arrays (decoding a JPEG is not part of ``localize``; it is reported separately).
+
+``--verified`` (needs ``../shared/data``) times ``localize`` with geometric verification of the
+top 5 places and a 6-DoF pose, per stage, against GeM alone on the same map in the same run:
+maps of the even-numbered images of Strecha fountain-P11 and Herz-Jesus-P25 with their
+cameras (HardNet int8 local features), queries the odd-numbered images as 640x480 BGR frames
+(resized and centre-cropped; their intrinsics adjusted and given). Configurations name the
+detector and the keypoints per query:
+
+    python benchmarks/bench_localize.py --verified --frames 200 --out benchmarks/results/localize_verified.json
 """
 from __future__ import annotations
 
@@ -26,13 +35,82 @@ from placekit.inference.catalog import DEFAULT_MODEL
 sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
 
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+VERIFIED_CONFIGS = {  # name: (detector, map keypoints, query keypoints)
+    "sift 1024 / 1024 (default)": ("sift", 1024, None),
+    "sift 1024 / 256": ("sift", 1024, 256),
+    "orb 1024 / 256": ("orb", 1024, 256),
+}
+
+
+def _frame_640x480(path: Path, intrinsics: tuple[float, ...]) -> tuple[np.ndarray, tuple[float, ...]]:
+    """A 640x480 BGR frame of an image (resized to 480 rows, centre-cropped) and its intrinsics."""
+    img = cv2.imread(str(path))
+    s = 480 / img.shape[0]
+    img = cv2.resize(img, (round(img.shape[1] * s), 480), interpolation=cv2.INTER_AREA)
+    x0 = (img.shape[1] - 640) // 2
+    fx, fy, cx, cy = intrinsics
+    return img[:, x0 : x0 + 640].copy(), (fx * s, fy * s, cx * s - x0, cy * s)
+
+
+def verified_runs(frames: int, threads: int, tmp: Path) -> list[dict]:
+    """Per-stage latency with verification + pose, and GeM alone on the same maps."""
+    from bench_pose import strecha
+
+    rows = []
+    for scene in ("fountain-P11", "Herz-Jesus-P25"):
+        samples = strecha(scene)
+        db, queries = samples[::2], samples[1::2]
+        frames_k = [_frame_640x480(img, intr) for img, _, _, intr in queries]
+        for name, (detector, map_kp, query_kp) in VERIFIED_CONFIGS.items():
+            builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=5.0, local_features="hardnet-int8",
+                                                    local_detector=detector, max_keypoints=map_kp, threads=threads))
+            for img, c, q, intr in db:
+                builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=q, intrinsics=intr), img.name)
+            path = tmp / f"{scene}-{detector}.pkmap"
+            builder.build(path)
+            variants = {name: True} if rows and any(r["config"] == "GeM only" and r["scene"] == scene for r in rows) \
+                else {"GeM only": False, name: True}
+            for label, verify in variants.items():
+                stages: dict[str, list[float]] = {}
+                poses = 0
+                opts = pk.LocalizerOptions(threads=threads, verify=verify, intrinsics=frames_k[0][1],
+                                           query_keypoints=query_kp)
+                with pk.Localizer.open(path, opts) as loc:
+                    for f, _ in frames_k[:3]:
+                        loc.localize(f)
+                    for i in range(frames):
+                        r = loc.localize(frames_k[i % len(frames_k)][0])
+                        poses += r.pose is not None
+                        for k, v in r.timings_ms.items():
+                            stages.setdefault(k, []).append(v)
+                rows.append({"scene": scene, "config": label, "frame": "640x480", "threads": threads,
+                             "pose_share": poses / frames, "stages": {
+                                 k: {"p50_ms": float(np.percentile(v, 50)), "p99_ms": float(np.percentile(v, 99))}
+                                 for k, v in stages.items()}})
+                print(scene, label, {k: round(v["p50_ms"], 1) for k, v in rows[-1]["stages"].items()},
+                      "p99 total", round(rows[-1]["stages"]["total"]["p99_ms"], 1), flush=True)
+    return rows
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--verified", action="store_true", help="verification + pose latency on Strecha (../shared)")
+    p.add_argument("--threads", type=int, default=2, help="threads for --verified")
     args = p.parse_args()
+    if args.verified:
+        if not DATA.is_dir():
+            print(f"verified latency skipped: {DATA} is not present")
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = verified_runs(args.frames, args.threads, Path(tmp))
+        save(args.out, {"local_model": "hardnet-int8", "verify_top": 5, "configs": {
+            k: {"detector": d, "map_keypoints": m, "query_keypoints": q} for k, (d, m, q) in VERIFIED_CONFIGS.items()},
+            "runs": rows})
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = write_dataset(Path(tmp) / "street", n_database=60, n_queries=40, n_foreign=0)

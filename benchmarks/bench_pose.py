@@ -10,7 +10,7 @@ Datasets (one map per scene / drive, in its own metric frame):
 * KITTI seq1 / seq2: map = even frames with poses and the calib.txt camera, queries = odd
   frames. (CC BY-NC-SA: evaluation only.)
 
-Configurations (same detector: OpenCV SIFT keypoints, <= 1024 per image found at <= 640 px
+Configurations (by default the same detector: OpenCV SIFT keypoints, <= 1024 per image found at <= 640 px
 long side; same patch cutter, matching, USAC and PnP): GeM retrieval alone; GeM + HardNet int8
 (shipped); VLAD of HardNet + HardNet verification; GeM + RootSIFT (OpenCV's own descriptor);
 GeM + TFeat (``tfeat_peer.py``). Queries are localized through
@@ -71,18 +71,25 @@ def run(samples, local_features: str, tmp: Path, threads: int, max_keypoints: in
 
     db = [s for i, s in enumerate(samples) if i % 2 == 0]
     queries = [s for i, s in enumerate(samples) if i % 2 == 1]
-    descriptor = "gem"
+    descriptor, detector, query_keypoints = "gem", "sift", None
     if local_features.startswith("vlad:"):
         descriptor, local_features = "vlad", local_features[5:]
+    if "/q" in local_features:                     # e.g. hardnet-int8@orb/q256: 256 keypoints per query
+        local_features, q = local_features.split("/q")
+        query_keypoints = int(q)
+    if "@" in local_features:                      # e.g. hardnet-int8@orb: the ORB detector
+        local_features, detector = local_features.split("@")
     builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=THRESHOLD_M, local_features=local_features, threads=threads,
-                                            descriptor=descriptor, max_keypoints=max_keypoints))
+                                            descriptor=descriptor, max_keypoints=max_keypoints,
+                                            local_detector=detector))
     for img, c, q, intr in db:
         builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=q, intrinsics=intr), img.name)
     path = tmp / "pose.pkmap"
     info = builder.build(path)
     out = {"map_bytes_per_place": path.stat().st_size / len(db), "local": info.local,
            "min_inliers": info.calibration["min_inliers"], "queries": []}
-    with pk.Localizer.open(path, pk.LocalizerOptions(threads=threads, intrinsics=queries[0][3], top_k=5)) as loc:
+    options = pk.LocalizerOptions(threads=threads, intrinsics=queries[0][3], top_k=5, query_keypoints=query_keypoints)
+    with pk.Localizer.open(path, options) as loc:
         xyz = np.array([c for _, c, _, _ in db])
         for img, c, q, _ in queries:
             r = loc.localize(img)
@@ -133,7 +140,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--max-keypoints", type=int, default=1024)
-    p.add_argument("--configs", nargs="+", default=["none", "hardnet-int8", "vlad:hardnet-int8", "rootsift", "tfeat"])
+    p.add_argument("--configs", nargs="+", default=["none", "hardnet-int8", "vlad:hardnet-int8", "rootsift", "tfeat"],
+                   help="none, a local model (hardnet-int8), rootsift, tfeat, vlad:MODEL; MODEL@orb for the ORB "
+                        "detector, MODEL@orb/q256 for 256 keypoints per query")
+    p.add_argument("--datasets", nargs="+", default=["strecha", "kitti"], choices=["strecha", "kitti"])
     args = p.parse_args()
     if not DATA.is_dir():
         print(f"pose benchmark skipped: {DATA} is not present")
@@ -154,7 +164,7 @@ def main() -> None:
                          "vlad:hardnet-int8": "VLAD-64 of HardNet int8 + HardNet verification (placekit)",
                          "rootsift": "GeM + RootSIFT (OpenCV, peer)"}.get(c, c)] = c
         for dname, scenes in datasets.items():
-            if dname.startswith("strecha entry"):
+            if dname.startswith("strecha entry") or dname not in args.datasets:
                 continue
             for cname, local in configs.items():
                 runs = [run(samples, local, tmp, args.threads, args.max_keypoints) for samples in scenes]

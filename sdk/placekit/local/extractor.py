@@ -38,6 +38,8 @@ ORB_CANDIDATES_PER_KEYPOINT = 4  # ORB finds this many candidates per keypoint k
 ORB_FAST_THRESHOLD = 10  # FAST intensity threshold: low, so that weak texture still yields corners
 ORB_SIZE_PER_PATCH_SIZE = 5.0  # ORB size / 5 = a SIFT-like size; the patch spans EXTENT (7.5) x that
 GRID_CELLS = (8, 6)  # keypoints are spread over an 8 x 6 grid of the image
+SUBPIXEL_WINDOW = (4, 4)  # half-size of cv2.cornerSubPix's search window
+SUBPIXEL_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 20, 0.03)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,9 @@ class LocalFeatureExtractor:
         response = np.array([kp.response for kp in kps], np.float32)
         k = k[spread_over_grid(k[:, :2], response, small.shape, self.max_keypoints)]
         k[:, 2] /= ORB_SIZE_PER_PATCH_SIZE
+        if len(k):  # FAST corners sit on their pyramid level's pixel grid: refine them to sub-pixel
+            corners = np.ascontiguousarray(k[:, None, :2])
+            k[:, :2] = cv2.cornerSubPix(small, corners, SUBPIXEL_WINDOW, (-1, -1), SUBPIXEL_CRITERIA)[:, 0]
         return k
 
 
