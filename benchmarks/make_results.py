@@ -213,6 +213,27 @@ def localize_section(d: dict) -> list[str]:
     return out + ["", "(ms; `decode` here is validation and colour conversion of the array.)", ""]
 
 
+def localize_verified_section(d: dict) -> list[str]:
+    out = ["## localize(frame) with verification and a pose, per stage", "", provenance(d), "",
+           "Strecha fountain-P11 and Herz-Jesus-P25 (HardNet training scenes, so the settings can be chosen here): "
+           "maps of the even-numbered images with their cameras and HardNet int8 local features; queries the "
+           "odd-numbered images as 640x480 BGR frames with their intrinsics; verification of the top "
+           f"{d['verify_top']} places and PnP. `GeM only` is the same map opened with `verify=False`, in the same "
+           "run. Configurations: detector, keypoints per map image / per query. Target (issue 16): total p50 <= 80 ms, "
+           "p99 <= 150 ms.", "",
+           "| scene | configuration | extract | local features | verify | pose | total p50 / p99 | x GeM only | with a pose |",
+           "|---|---|---:|---:|---:|---:|---|---:|---:|"]
+    gem = {r["scene"]: r["stages"]["total"]["p50_ms"] for r in d["runs"] if r["config"] == "GeM only"}
+    for r in d["runs"]:
+        s = r["stages"]
+        cell = lambda k: f"{s[k]['p50_ms']:.1f}" if k in s else "-"  # noqa: E731
+        ratio = s["total"]["p50_ms"] / gem[r["scene"]] if r["scene"] in gem else float("nan")
+        out.append(f"| {r['scene']} | {r['config']} | {cell('extract')} | {cell('local_features')} | {cell('verify')} "
+                   f"| {cell('pose')} | {s['total']['p50_ms']:.1f} / {s['total']['p99_ms']:.1f} | {ratio:.1f} "
+                   f"| {r['pose_share']:.2f} |")
+    return out + ["", "(ms, 2 threads.)", ""]
+
+
 def fuzz_section(d: dict) -> list[str]:
     return ["## Map file fuzzing", "", provenance(d), "",
             f"{d['cases']:,} random mutations (byte flips, truncations, deleted / duplicated / zeroed spans, appended "
@@ -617,7 +638,8 @@ def main() -> None:
                          ("int8_parity_trained.json", int8_section), ("whitening_int8.json", whitening_int8_section),
                          ("whitening_validation.json", whitening_validation_section),
                          ("real_data.json", real_data_section), ("pose.json", pose_section),
-                         ("pose_512.json", pose_section),
+                         ("pose_512.json", pose_section), ("pose_detectors.json", pose_section),
+                         ("localize_verified.json", localize_verified_section),
                          ("scale.json", scale_section),
                          ("tracking.json", tracking_section),
                          ("tracking_gem_imagenet_int8.json", tracking_section), ("tracking_gem.json", tracking_section),

@@ -115,3 +115,54 @@ def test_places_without_features_are_neither_confirmed_nor_rejected(orb_map, tin
         assert result.inliers[0] == -1 and result.inliers[1] > 0
         rows, points = result.correspondences(np.array([0, 1]))
         assert len(rows) == len(points) and (points >= 0).all()
+
+
+@pytest.fixture(scope="module")
+def dense_extractor(tmp_path_factory):
+    from tiny_models import dense_model
+
+    path = dense_model(tmp_path_factory.mktemp("dense") / "tiny-dense.onnx")
+    extractor, ref = local_extractor(str(path), 300, 640, RuntimeOptions(threads=1))
+    assert ref.name == "tiny-dense" and extractor.detector == "dense" and extractor.dim == 16
+    return extractor
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (427, 640), (120, 160), (1000, 700)])
+def test_dense_model_gives_capped_keypoints_inside_the_image(dense_extractor, shape):
+    gray = np.random.default_rng(3).integers(0, 255, shape, np.uint8)
+    feats = dense_extractor.extract(gray)
+    assert 0 < len(feats) <= 300 and feats.descriptors.shape == (len(feats), 16)
+    np.testing.assert_allclose(np.linalg.norm(feats.descriptors, axis=1), 1.0, atol=1e-4)
+    h, w = shape
+    assert (feats.xy[:, 0] >= 0).all() and (feats.xy[:, 0] < w).all()
+    assert (feats.xy[:, 1] >= 0).all() and (feats.xy[:, 1] < h).all()
+    assert len(np.unique(feats.xy, axis=0)) == len(feats)              # non-maximum suppression
+
+
+def test_dense_model_on_images_smaller_than_its_grid_finds_nothing(dense_extractor):
+    assert len(dense_extractor.extract(np.zeros((20, 20), np.uint8))) == 0
+
+
+def test_dense_describer_refuses_other_model_kinds(tiny_model):
+    from placekit.errors import ModelFormatError
+    from placekit.inference.engine import open_engine
+    from placekit.inference.extractors import DenseDescriber
+
+    with pytest.raises(ModelFormatError, match="need a dense one"):
+        DenseDescriber(open_engine(tiny_model))
+
+
+def test_map_with_a_dense_local_model_stores_and_verifies_its_features(tmp_path, tiny_model):
+    from tiny_models import dense_model
+
+    model = dense_model(tmp_path / "tiny-dense.onnx")
+    builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), match_radius_m=1.0, local_features=str(model),
+                                            max_keypoints=400))
+    for i, (R, c, img) in enumerate(views(5, seed=0)):
+        builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=matrix_to_quaternion(R), intrinsics=INTRINSICS),
+                    f"m{i}.png")
+    info = builder.build(tmp_path / "dense.pkmap")
+    assert info.local["extractor"] == "tiny-dense" and info.local["detector"] == "dense"
+    with pk.Localizer.open(tmp_path / "dense.pkmap", pk.LocalizerOptions(model=str(tiny_model))) as loc:
+        r = loc.localize(views(1, seed=0, offset=0.2)[0][2])
+        assert r.matches and r.matches[0].inliers is not None and "verify" in r.timings_ms

@@ -86,3 +86,23 @@ def patch_model(path: Path, seed: int = 0) -> Path:
     info = ModelInfo(name="tiny-patch", kind="local", output_dim=16, fixed_size=(32, 32), color="GRAY",
                      mean=(0.0,), std=(255.0,), patch_extent=7.5)
     return _save(graph, info, path)
+
+
+def dense_model(path: Path, seed: int = 0, dim: int = 16) -> Path:
+    """Dense local model: (1, 1, H, W) grey -> SpaceToDepth(8) -> fixed random 1x1 conv ->
+    sigmoid -> (1, dim + 1 + 64, H/8, W/8): the packing ``placekit_export.xfeat`` exports
+    (descriptors, reliability, per-pixel keypoint probabilities of each 8 x 8 cell)."""
+    rng = np.random.default_rng(seed)
+    w = (rng.normal(size=(dim + 1 + 64, 64, 1, 1)) / 255.0).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("SpaceToDepth", ["image"], ["cells"], blocksize=8),
+         helper.make_node("Conv", ["cells", "w"], ["c"]),
+         helper.make_node("Sigmoid", ["c"], ["descriptor"])],
+        "dense",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, "h", "w"])],
+        [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, [1, dim + 65, "gh", "gw"])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    info = ModelInfo(name="tiny-dense", kind="dense", output_dim=dim, input_size=640, size_multiple=32,
+                     color="GRAY", mean=(0.0,), std=(1.0,))
+    return _save(graph, info, path)

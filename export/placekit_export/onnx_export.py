@@ -24,7 +24,9 @@ def export_onnx(net: torch.nn.Module, info: ModelInfo, out: str | os.PathLike, e
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval()
-    dynamic = {0: "batch", 2: "height", 3: "width"} if info.kind == "global" else {0: "batch"}
+    dynamic = {0: "batch", 2: "height", 3: "width"} if info.kind in ("global", "dense") else {0: "batch"}
+    # a dense model's output grid follows the image size
+    out_dynamic = {0: "batch", 2: "grid_height", 3: "grid_width"} if info.kind == "dense" else {0: "batch"}
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         with torch.no_grad():
@@ -34,7 +36,7 @@ def export_onnx(net: torch.nn.Module, info: ModelInfo, out: str | os.PathLike, e
                 str(raw),
                 input_names=["image"],
                 output_names=["descriptor"],
-                dynamic_axes={"image": dynamic, "descriptor": {0: "batch"}},
+                dynamic_axes={"image": dynamic, "descriptor": out_dynamic},
                 opset_version=OPSET,
                 dynamo=False,
             )

@@ -3,6 +3,7 @@ descriptors (HardNet), both through an ``Engine``."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from placekit.errors import InvalidImageError, ModelFormatError
@@ -103,3 +104,72 @@ class LocalDescriber:
 
         extent = self.info.patch_extent or EXTENT
         return self.describe_patches(cut_patches(gray, keypoints, self._patch_size()[0], extent))
+
+
+NMS_WINDOW = 5  # a keypoint is the most probable pixel of its 5 x 5 neighbourhood
+MIN_KEYPOINT_PROBABILITY = 0.05  # below this a pixel is not a keypoint candidate
+
+
+class DenseDescriber:
+    """Wraps a ``dense`` model engine (e.g. XFeat): a grey image -> keypoints and descriptors in
+    one network call. The model returns one (1, D + 1 + c * c, H/c, W/c) tensor for a cell size
+    c: D descriptor channels (unit norm), a reliability channel, and the keypoint probabilities
+    of the c x c pixels of each cell, row-major (``placekit_export.xfeat``)."""
+
+    def __init__(self, engine: Engine):
+        if engine.info.kind != "dense":
+            raise ModelFormatError(f"model {engine.info.name!r} is a {engine.info.kind} model; need a dense one")
+        self.engine = engine
+        self.info = engine.info
+
+    @property
+    def dim(self) -> int:
+        return self.info.output_dim
+
+    @property
+    def size_multiple(self) -> int:
+        return self.info.size_multiple
+
+    def describe_image(self, gray: np.ndarray, max_keypoints: int) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W) uint8 grey, H and W multiples of ``size_multiple`` -> (keypoints (N, 2) x, y in
+        its pixels, descriptors (N, D) float32 unit-norm), N <= max_keypoints, the most probable
+        and reliable first."""
+        h, w = gray.shape
+        out = np.asarray(self.engine.run(np.ascontiguousarray(gray, np.float32)[None, None]), np.float32)
+        d = self.dim
+        if out.ndim != 4 or out.shape[1] <= d + 1:
+            raise ModelFormatError(f"dense model {self.info.name!r} returned shape {out.shape}")
+        cells = out[0, d + 1 :]
+        cell = int(round(np.sqrt(cells.shape[0])))
+        gh, gw = out.shape[2:]
+        if cell * cell != cells.shape[0] or (gh * cell, gw * cell) != (h, w):
+            raise ModelFormatError(f"dense model {self.info.name!r}: output {out.shape} does not tile a {h}x{w} image")
+        heat = cells.reshape(cell, cell, gh, gw).transpose(2, 0, 3, 1).reshape(h, w)
+        peak = cv2.dilate(heat, np.ones((NMS_WINDOW, NMS_WINDOW), np.uint8))
+        ys, xs = np.nonzero((heat >= peak) & (heat > MIN_KEYPOINT_PROBABILITY))
+        score = heat[ys, xs] * _sample_grid(out[0, d : d + 1], xs, ys, h, w)[0]
+        best = np.argsort(-score, kind="stable")[:max_keypoints]
+        xs, ys = xs[best], ys[best]
+        descriptors = l2_normalize(_sample_grid(out[0, :d], xs, ys, h, w).T)
+        return np.stack([xs, ys], axis=1).astype(np.float32), np.ascontiguousarray(descriptors, np.float32)
+
+
+def _sample_grid(grid: np.ndarray, xs: np.ndarray, ys: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear samples of a (C, gh, gw) grid covering an h x w image at pixels (xs, ys) (N,):
+    (C, N). Pixel x maps to grid column x / (w - 1) * gw - 0.5 (the convention the model was
+    trained with), clamped to the grid."""
+    _, gh, gw = grid.shape
+    u = np.clip(xs / max(w - 1, 1) * gw - 0.5, 0, gw - 1)
+    v = np.clip(ys / max(h - 1, 1) * gh - 0.5, 0, gh - 1)
+    u0, v0 = (
+        np.minimum(u.astype(np.int64), gw - 2 if gw > 1 else 0),
+        np.minimum(v.astype(np.int64), gh - 2 if gh > 1 else 0),
+    )
+    u1, v1 = np.minimum(u0 + 1, gw - 1), np.minimum(v0 + 1, gh - 1)
+    fu, fv = (u - u0).astype(np.float32), (v - v0).astype(np.float32)
+    return (
+        grid[:, v0, u0] * (1 - fu) * (1 - fv)
+        + grid[:, v0, u1] * fu * (1 - fv)
+        + grid[:, v1, u0] * (1 - fu) * fv
+        + grid[:, v1, u1] * fu * fv
+    )

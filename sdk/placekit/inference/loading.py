@@ -7,7 +7,7 @@ from __future__ import annotations
 from placekit.errors import MapFormatError, ModelMismatchError, ModelNotFoundError
 from placekit.inference.catalog import ModelRef, locate_model, resolve_model
 from placekit.inference.engine import Engine, open_engine
-from placekit.inference.extractors import LocalDescriber
+from placekit.inference.extractors import DenseDescriber, LocalDescriber
 from placekit.local.extractor import DETECTORS, LocalFeatureExtractor
 from placekit.mapfile.placemap import PlaceMap
 from placekit.options import LOCAL_MAX_SIDE_RANGE, MAX_KEYPOINTS_RANGE, RuntimeOptions
@@ -24,7 +24,7 @@ def local_extractor(
         return LocalFeatureExtractor(None, max_keypoints, max_side), ModelRef(ROOTSIFT, None)
     path = resolve_model(name)
     engine = open_engine(path, **runtime.engine_kwargs(), spin=spin)
-    extractor = LocalFeatureExtractor(LocalDescriber(engine), max_keypoints, max_side, detector)
+    extractor = LocalFeatureExtractor(_describer(engine), max_keypoints, max_side, detector)
     return extractor, ModelRef.of_file(extractor.name, path, engine.sha256)
 
 
@@ -93,7 +93,12 @@ def open_local_extractor(
     detector = section.get("detector", "sift")  # maps written before the setting used SIFT
     if detector not in DETECTORS:
         raise MapFormatError(f"{source}: unknown local.detector {detector!r} (this placekit knows {DETECTORS})")
-    return LocalFeatureExtractor(LocalDescriber(engine), max_keypoints, max_side, detector)
+    return LocalFeatureExtractor(_describer(engine), max_keypoints, max_side, detector)
+
+
+def _describer(engine: Engine) -> LocalDescriber | DenseDescriber:
+    """A patch describer for a ``local`` model, a dense one for a ``dense`` model."""
+    return DenseDescriber(engine) if engine.info.kind == "dense" else LocalDescriber(engine)
 
 
 def _same_model_other_format(placemap: PlaceMap, engine: Engine) -> bool:

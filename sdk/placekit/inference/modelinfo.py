@@ -6,7 +6,8 @@ strings (JSON for lists). Keys:
 ==========================  ==============================================================
 ``placekit.name``           model name, e.g. ``gem-imagenet``
 ``placekit.version``        model version string
-``placekit.kind``           ``global`` (image -> descriptor) or ``local`` (patch -> descriptor)
+``placekit.kind``           ``global`` (image -> descriptor), ``local`` (patch -> descriptor) or
+                            ``dense`` (image -> keypoints + descriptors on a grid)
 ``placekit.input_size``     long side in pixels the image is resized to (global models)
 ``placekit.fixed_size``     ``HxW`` when the model only accepts one size, else absent
 ``placekit.size_multiple``  H and W are rounded to a multiple of this (e.g. 32)
@@ -29,7 +30,7 @@ from dataclasses import asdict, dataclass
 from placekit.errors import ModelFormatError
 
 PREFIX = "placekit."
-KINDS = ("global", "local")
+KINDS = ("global", "local", "dense")
 COLORS = ("RGB", "BGR", "GRAY")
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -68,8 +69,8 @@ class ModelInfo:
             problems.append(f"mean/std need {channels} values for color {self.color}")
         if any(s == 0 for s in self.std):
             problems.append("std has a zero")
-        if self.kind == "global" and self.input_size <= 0 and self.fixed_size is None:
-            problems.append("a global model needs input_size or fixed_size")
+        if self.kind in ("global", "dense") and self.input_size <= 0 and self.fixed_size is None:
+            problems.append(f"a {self.kind} model needs input_size or fixed_size")
         if self.size_multiple <= 0:
             problems.append("size_multiple must be positive")
         if problems:

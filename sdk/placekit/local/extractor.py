@@ -7,6 +7,8 @@ Keypoint detectors (``detector``):
 * ``sift``: OpenCV's SIFT (difference of Gaussians), the strongest responses. What HardNet was
   trained on, and what maps written before the detector was a setting use. 40-65 ms for a
   640 x 480 frame on 2 cores.
+* ``dense``: a dense model (``DenseDescriber``, e.g. XFeat) finds keypoints and describes them
+  in one network call over the whole image; no patches.
 * ``orb``: OpenCV's ORB detector (FAST corners on an image pyramid, Harris-ranked, intensity
   centroid orientation), 5 ms for the same frame, spread over the image on a grid so that no
   texture-rich corner takes every keypoint. Its keypoint size (the 31-pixel ORB patch scaled to
@@ -26,18 +28,19 @@ import cv2
 import numpy as np
 
 from placekit.errors import InvalidImageError
-from placekit.inference.extractors import LocalDescriber
+from placekit.inference.extractors import DenseDescriber, LocalDescriber
 from placekit.local.matching import root_sift
 from placekit.local.patches import keypoints_array
 
 DEFAULT_MAX_KEYPOINTS = 1024
 DEFAULT_MAX_SIDE = 640
 MIN_CONTRAST = 0.04 / 3  # cv2.SIFT's default contrastThreshold over its 3 octave layers
-DETECTORS = ("sift", "orb")
+DETECTORS = ("sift", "orb", "dense")
 ORB_CANDIDATES_PER_KEYPOINT = 4  # ORB finds this many candidates per keypoint kept, for the grid to choose from
 ORB_FAST_THRESHOLD = 10  # FAST intensity threshold: low, so that weak texture still yields corners
 ORB_SIZE_PER_PATCH_SIZE = 5.0  # ORB size / 5 = a SIFT-like size; the patch spans EXTENT (7.5) x that
 GRID_CELLS = (8, 6)  # keypoints are spread over an 8 x 6 grid of the image
+DENSE_CELL_PX = 8.0  # keypoint "size" reported for a dense model: its descriptor cell
 SUBPIXEL_WINDOW = (4, 4)  # half-size of cv2.cornerSubPix's search window
 SUBPIXEL_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 20, 0.03)
 
@@ -63,7 +66,7 @@ class LocalFeatureExtractor:
 
     def __init__(
         self,
-        describer: LocalDescriber | None = None,
+        describer: LocalDescriber | DenseDescriber | None = None,
         max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
         max_side: int = DEFAULT_MAX_SIDE,
         detector: str = "sift",
@@ -73,8 +76,15 @@ class LocalFeatureExtractor:
         self.describer = describer
         self.max_keypoints = int(max_keypoints)
         self.max_side = int(max_side)
-        # RootSIFT describes with SIFT's own descriptor, which needs SIFT's keypoints
-        self.detector = detector if describer is not None else "sift"
+        # RootSIFT describes with SIFT's own descriptor, which needs SIFT's keypoints; a dense
+        # model is its own detector
+        if isinstance(describer, DenseDescriber):
+            detector = "dense"
+        elif describer is None:
+            detector = "sift"
+        elif detector == "dense":
+            raise InvalidImageError("the 'dense' detector needs a dense model")
+        self.detector = detector
 
     def with_max_keypoints(self, max_keypoints: int) -> LocalFeatureExtractor:
         """The same extractor keeping at most ``max_keypoints`` per image (e.g. fewer for queries
@@ -100,6 +110,8 @@ class LocalFeatureExtractor:
             if scale < 1
             else gray
         )
+        if isinstance(self.describer, DenseDescriber):
+            return self._extract_dense(gray)
         if self.describer is None:
             sift = cv2.SIFT_create(nfeatures=self.max_keypoints)  # type: ignore[attr-defined]
             kps, desc = sift.detectAndCompute(small, None)
@@ -112,6 +124,23 @@ class LocalFeatureExtractor:
             desc = self.describer.describe_keypoints(small, k) if len(k) else np.zeros((0, self.dim), np.float32)
         k[:, :3] /= scale
         return LocalFeatures(k, np.asarray(desc, np.float32), (w, h))
+
+    def _extract_dense(self, gray: np.ndarray) -> LocalFeatures:
+        """A dense model on the image at <= max_side, its sides rounded down to the model's
+        multiple; keypoints back in the input's pixels, size one descriptor cell, no angle."""
+        assert isinstance(self.describer, DenseDescriber)
+        h, w = gray.shape
+        m = self.describer.size_multiple
+        scale = min(1.0, self.max_side / max(h, w))
+        th, tw = int(h * scale) // m * m, int(w * scale) // m * m
+        if th < m or tw < m:
+            return LocalFeatures(np.zeros((0, 4), np.float32), np.zeros((0, self.dim), np.float32), (w, h))
+        small = cv2.resize(gray, (tw, th), interpolation=cv2.INTER_AREA) if (th, tw) != (h, w) else gray
+        xy, desc = self.describer.describe_image(small, self.max_keypoints)
+        sx, sy = w / tw, h / th
+        k = np.zeros((len(xy), 4), np.float32)
+        k[:, 0], k[:, 1], k[:, 2], k[:, 3] = xy[:, 0] * sx, xy[:, 1] * sy, DENSE_CELL_PX * sx, -1.0
+        return LocalFeatures(k, desc, (w, h))
 
     def _detect(self, small: np.ndarray) -> np.ndarray:
         """(N, 4) keypoints ``x, y, size, angle`` of the (resized) image, N <= max_keypoints."""
