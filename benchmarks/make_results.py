@@ -234,6 +234,22 @@ def localize_verified_section(d: dict) -> list[str]:
     return out + ["", "(ms, 2 threads.)", ""]
 
 
+def wxbs_section(d: dict) -> list[str]:
+    out = ["## Local features on WxBS (wide baseline: day/night, seasons, viewpoint)", "", provenance(d), "",
+           f"33 pairs, evaluation only (`benchmarks/bench_wxbs.py` docstring). Up to {d['keypoints']} keypoints per "
+           f"image at <= {d['max_side']} px; mutual nearest neighbours + ratio test; USAC F. A pair agrees when the "
+           "hand-labelled correspondences lie within twice their own labelling noise (mean symmetric epipolar "
+           "distance, at least 2 px) of the estimated F.", "",
+           "| method | pairs agreeing | mean error <= 5 / 10 / 20 px | median error px | ms per image p50 |",
+           "|---|---:|---|---:|---:|"]
+    for name, r in d["results"].items():
+        w = r["within_px"]
+        med = r["median_error_px"]
+        out.append(f"| {name} | {r['agree_share']:.2f} | {w['5']:.2f} / {w['10']:.2f} / {w['20']:.2f} "
+                   f"| {'-' if med == float('inf') else f'{med:.1f}'} | {r['ms_per_image_p50']:.1f} |")
+    return out + [""]
+
+
 def fuzz_section(d: dict) -> list[str]:
     return ["## Map file fuzzing", "", provenance(d), "",
             f"{d['cases']:,} random mutations (byte flips, truncations, deleted / duplicated / zeroed spans, appended "
@@ -639,7 +655,7 @@ def main() -> None:
                          ("whitening_validation.json", whitening_validation_section),
                          ("real_data.json", real_data_section), ("pose.json", pose_section),
                          ("pose_512.json", pose_section), ("pose_detectors.json", pose_section),
-                         ("localize_verified.json", localize_verified_section),
+                         ("localize_verified.json", localize_verified_section), ("wxbs.json", wxbs_section),
                          ("scale.json", scale_section),
                          ("tracking.json", tracking_section),
                          ("tracking_gem_imagenet_int8.json", tracking_section), ("tracking_gem.json", tracking_section),

@@ -151,7 +151,23 @@ class DenseDescriber:
         best = np.argsort(-score, kind="stable")[:max_keypoints]
         xs, ys = xs[best], ys[best]
         descriptors = l2_normalize(_sample_grid(out[0, :d], xs, ys, h, w).T)
-        return np.stack([xs, ys], axis=1).astype(np.float32), np.ascontiguousarray(descriptors, np.float32)
+        dx, dy = _subpixel_offsets(heat, xs, ys)
+        xy = np.stack([xs + dx, ys + dy], axis=1).astype(np.float32)
+        return xy, np.ascontiguousarray(descriptors, np.float32)
+
+
+def _subpixel_offsets(heat: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel offsets (each in -1..1) of peaks (xs, ys) (N,) of ``heat`` (H, W): the
+    probability-weighted centroid of each peak's 3 x 3 neighbourhood (clamped at the borders)."""
+    h, w = heat.shape
+    offsets = np.array([-1, 0, 1])
+    nx = np.clip(xs[:, None, None] + offsets[None, None, :], 0, w - 1)  # (N, 1, 3)
+    ny = np.clip(ys[:, None, None] + offsets[None, :, None], 0, h - 1)  # (N, 3, 1)
+    patch = heat[ny, nx]  # (N, 3, 3)
+    mass = np.maximum(patch.sum(axis=(1, 2)), 1e-12)
+    dx = (patch * offsets[None, None, :]).sum(axis=(1, 2)) / mass
+    dy = (patch * offsets[None, :, None]).sum(axis=(1, 2)) / mass
+    return dx.astype(np.float32), dy.astype(np.float32)
 
 
 def _sample_grid(grid: np.ndarray, xs: np.ndarray, ys: np.ndarray, h: int, w: int) -> np.ndarray:
