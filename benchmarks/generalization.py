@@ -91,6 +91,9 @@ CONFIGS = {
     "trained gem": Config("trained gem", {"model": "gem", "descriptor": "gem", "local_features": "none"}),
     "gem + hardnet verification": Config("gem + hardnet verification",
                                          {"descriptor": "gem", "local_features": "hardnet-int8"}, foreign=False),
+    "gem + hardnet verification, 256 query keypoints": Config(
+        "gem + hardnet verification, 256 query keypoints",
+        {"descriptor": "gem", "local_features": "hardnet-int8"}, {"query_keypoints": 256}, foreign=False),
     "hardnet-vlad (no verification)": Config("hardnet-vlad (no verification)",
                                              {"descriptor": "vlad", "local_features": "hardnet-int8"},
                                              {"verify": False}, foreign=False),

@@ -59,6 +59,13 @@ def test_blank_tiny_and_blurred_frames_give_few_or_no_features(orb_extractor, sh
         assert feats.descriptors.shape == (len(feats), 128) and len(feats) <= 512
 
 
+def test_an_image_with_a_single_corner_does_not_break_the_orb_path(orb_extractor):
+    gray = np.zeros((252, 240), np.uint8)
+    gray[100:, 120:] = 255                 # one corner (a WxBS image once gave ORB a single keypoint)
+    feats = orb_extractor.extract(gray)
+    assert len(feats) <= 8 and feats.descriptors.shape == (len(feats), 128)
+
+
 def test_degenerate_matches_verify_nothing():
     rng = np.random.default_rng(2)
     desc = rng.normal(size=(50, 128)).astype(np.float32)

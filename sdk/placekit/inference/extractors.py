@@ -152,7 +152,7 @@ class DenseDescriber:
         xs, ys = xs[best], ys[best]
         descriptors = l2_normalize(_sample_grid(out[0, :d], xs, ys, h, w).T)
         dx, dy = _subpixel_offsets(heat, xs, ys)
-        xy = np.stack([xs + dx, ys + dy], axis=1).astype(np.float32)
+        xy = np.stack([np.clip(xs + dx, 0, w - 1), np.clip(ys + dy, 0, h - 1)], axis=1).astype(np.float32)
         return xy, np.ascontiguousarray(descriptors, np.float32)
 
 

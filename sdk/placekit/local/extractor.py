@@ -155,9 +155,12 @@ class LocalFeatureExtractor:
         response = np.array([kp.response for kp in kps], np.float32)
         k = k[spread_over_grid(k[:, :2], response, small.shape, self.max_keypoints)]
         k[:, 2] /= ORB_SIZE_PER_PATCH_SIZE
-        if len(k):  # FAST corners sit on their pyramid level's pixel grid: refine them to sub-pixel
+        if len(k) >= 2:  # FAST corners sit on their pyramid level's pixel grid: refine them to sub-pixel
             corners = np.ascontiguousarray(k[:, None, :2])
-            k[:, :2] = cv2.cornerSubPix(small, corners, SUBPIXEL_WINDOW, (-1, -1), SUBPIXEL_CRITERIA)[:, 0]
+            try:
+                k[:, :2] = cv2.cornerSubPix(small, corners, SUBPIXEL_WINDOW, (-1, -1), SUBPIXEL_CRITERIA)[:, 0]
+            except cv2.error:
+                pass  # keep the pixel positions (OpenCV refuses some degenerate inputs)
         return k
 
 
