@@ -115,6 +115,15 @@ def render_markdown(card: dict) -> str:
             f"- latency measured on: {f.get('machine', '')}",
             "",
         ]
+    for v in card.get("vlad_vocabularies", []):
+        lines += [
+            f"### {v['file']} (VLAD vocabulary)",
+            "",
+            f"- {v['words']} words of `{v['local_model']}` descriptors, learned on {v['trained_on']}",
+            f"- produced by: `{v['command']}`",
+            f"- sha256: `{v['sha256']}`",
+            "",
+        ]
     if card.get("metrics"):
         lines += ["## Metrics", ""] + [f"- {m}" for m in card["metrics"]] + [""]
     if card.get("limitations"):

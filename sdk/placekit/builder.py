@@ -16,7 +16,7 @@ from placekit.errors import BuildError, CalibrationWarning, LocationError, Place
 from placekit.geometry.frames import frame_for, locations_to_metric
 from placekit.geometry.triangulation import Camera, triangulate_map
 from placekit.index.ivf import PlaceIndex, SearchParams, auto_recipe
-from placekit.inference.catalog import ModelRef, resolve_model
+from placekit.inference.catalog import ModelRef, resolve_model, shipped_vocabulary
 from placekit.inference.engine import open_engine
 from placekit.inference.extractors import GlobalExtractor
 from placekit.inference.imageio import Frame, to_bgr
@@ -52,6 +52,7 @@ class MapBuilder:
         self.extractor: GlobalExtractor | None = None
         self.local: LocalFeatureExtractor | None = None
         self._local_ref: ModelRef | None = None
+        self._vocabulary_source = "learned on the map"
         if self.vlad:
             local_name = options.local_features if options.local_features not in ("none", "auto") else DEFAULT_LOCAL
             self._open_local(local_name)
@@ -185,6 +186,7 @@ class MapBuilder:
         descriptor = {"kind": "vlad" if use_vlad else "gem", "dim": int(x.shape[1])}
         if vocabulary is not None:
             descriptor["words"] = int(len(vocabulary))
+            descriptor["vocabulary"] = self._vocabulary_source
             ref = self._local_parts()[1]
             model = dict(replace(ref, sha256=ref.sha256 or "rootsift").to_global_section(), info={})
             model_path = Path(ref.path_hint) if ref.path_hint else None
@@ -228,7 +230,14 @@ class MapBuilder:
     def _vlad_descriptors(self) -> tuple[np.ndarray, np.ndarray]:
         """Learn the vocabulary on the map's local descriptors; VLAD of every image."""
         local = [dequantize_descriptors(self._local[i][1]) for i in range(len(self))]
-        return map_vlad(local, self.options.vlad_words, seed=self.options.seed)
+        extractor, ref = self._local_parts()
+        shipped = None
+        if self.options.vlad_vocabulary == "shipped" and ref.path_hint:
+            shipped = shipped_vocabulary(Path(ref.path_hint), self.options.vlad_words, extractor.dim)
+        self._vocabulary_source = f"shipped: {shipped[1]}" if shipped else "learned on the map"
+        return map_vlad(
+            local, self.options.vlad_words, seed=self.options.seed, vocabulary=shipped[0] if shipped else None
+        )
 
     def _global(self) -> GlobalExtractor:
         if self.extractor is None:

@@ -21,6 +21,7 @@ DEFAULT_LOCAL_MAX_SIDE = 640  # long side (pixels) local features are found at
 DEFAULT_TOP_K = 5  # matches returned and fused per frame
 LOCAL_DETECTORS = ("sift", "orb")
 DEFAULT_LOCAL_DETECTOR = "sift"
+VLAD_VOCABULARIES = ("shipped", "map")
 TOP_K_RANGE = (1, 100)
 
 
@@ -156,6 +157,8 @@ class BuildOptions(RuntimeOptions):
     verification, and 3D points are triangulated from images with poses and intrinsics.
     max_keypoints / local_max_side: per-image keypoint cap and the long side they are found at.
     local_detector: the keypoint detector, ``sift`` or ``orb`` (``placekit.local.extractor``).
+    vlad_vocabulary: ``shipped`` (the vocabulary learned on a generic pool and shipped with the
+    local model, when it has one of ``vlad_words`` words; else learned on the map) or ``map``.
     """
 
     descriptor: str = "auto"
@@ -171,6 +174,7 @@ class BuildOptions(RuntimeOptions):
     max_keypoints: int = DEFAULT_MAX_KEYPOINTS
     local_max_side: int = DEFAULT_LOCAL_MAX_SIDE
     local_detector: str = DEFAULT_LOCAL_DETECTOR
+    vlad_vocabulary: str = "shipped"
     vlad_words: int = 64
 
     def __post_init__(self) -> None:
@@ -204,6 +208,10 @@ class BuildOptions(RuntimeOptions):
             except PlaceIndexError as exc:
                 raise OptionsError(f"recipe: {exc}") from exc
         _check(self.match_radius_m > 0, "match_radius_m must be > 0")
+        _check(
+            self.vlad_vocabulary in VLAD_VOCABULARIES,
+            f"vlad_vocabulary must be one of {VLAD_VOCABULARIES}, got {self.vlad_vocabulary!r}",
+        )
         _check(
             self.local_detector in LOCAL_DETECTORS,
             f"local_detector must be one of {LOCAL_DETECTORS}, got {self.local_detector!r}",

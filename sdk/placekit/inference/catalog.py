@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from placekit.errors import ModelNotFoundError
 from placekit.inference.engine import sha256_file
 
@@ -162,4 +164,30 @@ def locate_model(ref: ModelRef, map_path: str | os.PathLike | None = None) -> Pa
     for path in candidates:
         if path.is_file() and sha256_file(path) == ref.sha256:
             return path
+    return None
+
+
+def shipped_vocabulary(local_model: Path, words: int, dim: int) -> tuple[np.ndarray, str] | None:
+    """The VLAD vocabulary shipped beside a local model file: an entry of its folder's
+    ``card.json`` ``vlad_vocabularies`` naming that file, with ``words`` words of ``dim``
+    dimensions and a matching sha256. Returns ((words, dim) float32, its file name) or None."""
+    card_path = Path(local_model).parent / "card.json"
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError):
+        return None
+    for entry in card.get("vlad_vocabularies", []) if isinstance(card, dict) else []:
+        if not isinstance(entry, dict) or entry.get("local_model") != Path(local_model).name:
+            continue
+        if entry.get("words") != words:
+            continue
+        path = card_path.parent / str(entry.get("file", ""))
+        if not path.is_file() or sha256_file(path) != entry.get("sha256"):
+            continue
+        try:
+            vocabulary = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            continue
+        if vocabulary.shape == (words, dim) and np.isfinite(vocabulary).all():
+            return np.asarray(vocabulary, np.float32), path.name
     return None

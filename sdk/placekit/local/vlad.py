@@ -50,10 +50,15 @@ def vlad(descriptors: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
     return flat / norm
 
 
-def map_vlad(local: list[np.ndarray], words: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The VLAD of every map image: a ``words``-word vocabulary learned on the images' local
-    descriptors (each (n_i, D) float32), and (N, words * D) descriptors. Raises
-    ``BuildError`` when there are too few local features to learn it."""
+def map_vlad(
+    local: list[np.ndarray], words: int, seed: int = 0, vocabulary: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The VLAD of every map image (local descriptors (n_i, D) float32 each): (the vocabulary,
+    (N, words * D) descriptors). ``vocabulary`` (words, D): a given one (the one shipped with the
+    local model); None learns one on the images. Raises ``BuildError`` when there are too few
+    local features to learn it."""
+    if vocabulary is not None:
+        return vocabulary, np.stack([vlad(d, vocabulary) for d in local])
     pool = np.concatenate(local)
     if len(pool) < words * MIN_DESCRIPTORS_PER_WORD:
         raise BuildError(
