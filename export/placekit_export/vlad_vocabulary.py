@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.output.with_suffix(".tmp.npy")
     np.save(tmp, vocabulary.astype(np.float32))
     os.replace(tmp, args.output)
-    command = (f"python -m placekit_export.vlad_vocabulary --local {args.local} --words {args.words} "
-               f"-o {args.output}")
+    command = f"python -m placekit_export.vlad_vocabulary --local {args.local} --words {args.words} -o {args.output}"
     record_in_card(args.output, args.local, args.words, len(images), command)
     print(f"wrote {args.output}: {vocabulary.shape} from {len(images)} images")
     return 0
