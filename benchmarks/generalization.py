@@ -94,9 +94,9 @@ CONFIGS = {
     "gem + hardnet verification, 256 query keypoints": Config(
         "gem + hardnet verification, 256 query keypoints",
         {"descriptor": "gem", "local_features": "hardnet-int8"}, {"query_keypoints": 256}, foreign=False),
-    "hardnet-vlad, map vocabulary (no verification)": Config(
-        "hardnet-vlad, map vocabulary (no verification)",
-        {"descriptor": "vlad", "local_features": "hardnet-int8", "vlad_vocabulary": "map"}, {"verify": False},
+    "hardnet-vlad, shipped vocabulary (no verification)": Config(
+        "hardnet-vlad, shipped vocabulary (no verification)",
+        {"descriptor": "vlad", "local_features": "hardnet-int8", "vlad_vocabulary": "shipped"}, {"verify": False},
         foreign=False),
     "hardnet-vlad (no verification)": Config("hardnet-vlad (no verification)",
                                              {"descriptor": "vlad", "local_features": "hardnet-int8"},

@@ -92,7 +92,7 @@ def test_vlad_map_builds_localizes_and_reopens(tmp_path, local):
     with pytest.raises(pk.BuildError, match="descriptors from images"):
         builder.add_descriptor(np.ones(16), pk.Location(x=0, y=0), "d")
     info = builder.build(tmp_path / "vlad.pkmap")
-    assert info.descriptor == {"kind": "vlad", "dim": 16 * 128, "words": 16}
+    assert info.descriptor == {"kind": "vlad", "dim": 16 * 128, "words": 16, "vocabulary": "learned on the map"}
     assert info.local["extractor"] == ("rootsift" if local == "rootsift" else "hardnet")
     R, c, img = views(4, seed=0, offset=0.2)[2]
     with pk.Localizer.open(tmp_path / "vlad.pkmap", pk.LocalizerOptions(intrinsics=INTRINSICS)) as loc:

@@ -1,5 +1,5 @@
 """A VLAD vocabulary shipped beside a local model is found through its card, checked, and used
-by VLAD maps instead of one learned on the map (issue 16)."""
+by VLAD maps that ask for it instead of one learned on the map (issue 16)."""
 from __future__ import annotations
 
 import hashlib
@@ -50,7 +50,7 @@ def test_a_modified_vocabulary_file_is_ignored(tmp_path):
 
 
 @pytest.mark.parametrize("choice", ["shipped", "map"])
-def test_vlad_maps_use_the_shipped_vocabulary_unless_told_otherwise(tmp_path, street, choice):
+def test_vlad_maps_use_the_shipped_vocabulary_when_asked(tmp_path, street, choice):
     model, vocabulary = _model_folder(tmp_path)
     builder = pk.MapBuilder(pk.BuildOptions(descriptor="vlad", local_features=str(model), vlad_words=WORDS,
                                             max_keypoints=128, vlad_vocabulary=choice))
@@ -63,3 +63,7 @@ def test_vlad_maps_use_the_shipped_vocabulary_unless_told_otherwise(tmp_path, st
         assert np.array_equal(m.vocabulary, vocabulary) == (choice == "shipped")
     finally:
         m.close()
+
+
+def test_vlad_maps_learn_their_vocabulary_by_default():
+    assert pk.BuildOptions().vlad_vocabulary == "map"
