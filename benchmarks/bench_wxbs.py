@@ -10,7 +10,8 @@ hand-labelled correspondences of the pair judge the estimate: their symmetric ep
 under it. A pair **agrees** when the mean distance is at most twice the labels' own noise (the
 mean of ``crossval_errors.txt``: each label's leave-one-out error under an 8-point F fitted on the
 others), and at least 2 px. Also reported: the share of pairs under 5, 10 and 20 px mean
-distance, and milliseconds per image (extraction only, 2 threads).
+distance, milliseconds per WxBS image (extraction only, 2 threads), and milliseconds per 640x480
+frame on 1 and 2 threads.
 
 Methods: RootSIFT (OpenCV), ORB (OpenCV detector and binary descriptor), HardNet int8 on SIFT
 keypoints (placekit's default), HardNet int8 on ORB keypoints, XFeat (the peer, exported here
@@ -67,11 +68,11 @@ def orb_matches(d1: np.ndarray, d2: np.ndarray, ratio: float) -> np.ndarray:
     return np.array(keep, np.int64).reshape(-1, 2)
 
 
-def methods(tmp: Path, xfeat_weights: Path | None) -> dict:
+def methods(tmp: Path, xfeat_weights: Path | None, threads: int = 2) -> dict:
     from placekit.inference.loading import local_extractor
     from placekit.options import RuntimeOptions
 
-    runtime = RuntimeOptions(threads=2)
+    runtime = RuntimeOptions(threads=threads)
     out = {"RootSIFT (OpenCV)": local_extractor("rootsift", KEYPOINTS, MAX_SIDE, runtime)[0],
            "ORB (OpenCV)": "orb",
            "HardNet int8, SIFT keypoints (placekit default)":
@@ -81,7 +82,9 @@ def methods(tmp: Path, xfeat_weights: Path | None) -> dict:
     if xfeat_weights is not None:
         from placekit_export.xfeat import export
 
-        path = export(xfeat_weights, tmp / "xfeat-fp32.onnx")
+        path = tmp / "xfeat-fp32.onnx"
+        if not path.is_file():
+            export(xfeat_weights, path)
         out["XFeat (peer, exported here)"] = local_extractor(str(path), KEYPOINTS, MAX_SIDE, runtime, spin=False)[0]
     return out
 
@@ -121,6 +124,21 @@ def evaluate(method, pairs: list[dict]) -> dict:
                                   for p, v in zip(pairs, errors)}}
 
 
+def frame_ms(method, frames: list[np.ndarray]) -> float:
+    """p50 ms to extract one 640x480 frame's local features (ORB: detect + describe)."""
+    times = []
+    for i in range(3 + 2 * len(frames)):
+        gray = frames[i % len(frames)]
+        t = time.perf_counter()
+        if method == "orb":
+            orb_features(gray)
+        else:
+            method.extract(gray)
+        if i >= 3:
+            times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--xfeat-weights", type=Path, default=None)
@@ -138,6 +156,14 @@ def main() -> None:
             r = results[name]
             print(name, {k: r[k] for k in ("agree_share", "within_px", "median_error_px", "ms_per_image_p50")},
                   flush=True)
+        # ms per 640x480 frame on 1 and 2 threads (OpenCV's own threads follow cv2.setNumThreads)
+        frames = [cv2.resize(cv2.imread(str(DATA / p["img1"]), cv2.IMREAD_GRAYSCALE), (640, 480)) for p in pairs[:10]]
+        for threads in (1, 2):
+            cv2.setNumThreads(threads)
+            for name, method in methods(Path(tmp), args.xfeat_weights, threads).items():
+                ms = frame_ms(method, frames)
+                results[name][f"ms_per_640x480_frame_threads_{threads}"] = ms
+                print(name, threads, "threads:", round(ms, 1), "ms", flush=True)
     save(args.out, {"max_side": MAX_SIDE, "keypoints": KEYPOINTS, "results": results})
 
 
