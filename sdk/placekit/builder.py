@@ -13,7 +13,7 @@ import numpy as np
 
 from placekit.decision.calibration import Calibration, calibrate, calibrate_inliers, refitter
 from placekit.errors import BuildError, CalibrationWarning, LocationError, PlacekitError
-from placekit.geometry.frames import frame_for, locations_to_metric
+from placekit.geometry.frames import MIXED_KINDS, frame_for, locations_to_metric
 from placekit.geometry.triangulation import Camera, triangulate_map
 from placekit.index.ivf import PlaceIndex, SearchParams, auto_recipe
 from placekit.inference.catalog import ModelRef, resolve_model, shipped_vocabulary
@@ -128,7 +128,7 @@ class MapBuilder:
         if not isinstance(location, Location):
             raise LocationError(f"location must be a placekit.Location, got {type(location).__name__}")
         if self._locations and location.is_wgs84 != self._locations[0].is_wgs84:
-            raise LocationError("all map locations must be WGS84 (lat/lon) or all local (x/y), not mixed")
+            raise LocationError(MIXED_KINDS)
         check_place_name(name)
         if name in self._name_set:
             raise BuildError(f"duplicate image name {name!r}")

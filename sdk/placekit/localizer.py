@@ -95,6 +95,8 @@ class Localizer:
         elif not is_integer(top_k) or not TOP_K_RANGE[0] <= int(top_k) <= TOP_K_RANGE[1]:
             raise OptionsError(f"top_k must be an integer within {TOP_K_RANGE[0]}..{TOP_K_RANGE[1]}, got {top_k!r}")
         top_k = int(top_k)
+        if prior is not None and not isinstance(prior, Prior):
+            raise LocationError(f"prior must be a placekit.Prior, got {type(prior).__name__}")
         self._check_file()
         t0 = time.perf_counter()
         bgr = to_bgr(frame)
@@ -107,8 +109,6 @@ class Localizer:
         t2 = time.perf_counter()
         local = self.local
         verify_top = self.options.verify_top if local is not None else 0
-        if prior is not None and not isinstance(prior, Prior):
-            raise LocationError(f"prior must be a placekit.Prior, got {type(prior).__name__}")
         ids, scores = search_map(
             self.map, descriptor, max(top_k, verify_top), self.options.nprobe, self.options.rerank, prior
         )

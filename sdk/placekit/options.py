@@ -236,7 +236,8 @@ class LocalizerOptions(RuntimeOptions):
     them) of the ``verify_top`` best places. intrinsics: (fx, fy, cx, cy) of the query camera
     in pixels of the frames given, for 6-DoF poses; None assumes the camera of the best map
     image, scaled to the frame. query_keypoints: local features extracted per frame (None: as
-    many as the map stores per image); fewer is faster, the map keeps its own.
+    many as the map stores per image); fewer is faster, the map keeps its own. VLAD maps use the
+    local features their descriptor is made of, so this does not apply to them.
     """
 
     model: Optional[str] = None

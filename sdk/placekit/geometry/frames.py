@@ -9,6 +9,8 @@ import numpy as np
 from placekit.errors import LocationError
 from placekit.types import Location
 
+MIXED_KINDS = "all map locations must be WGS84 (lat/lon) or all local (x/y), not mixed"
+
 A = 6378137.0  # WGS84 semi-major axis (m)
 F = 1.0 / 298.257223563  # flattening
 E2 = F * (2.0 - F)  # first eccentricity squared
@@ -82,7 +84,7 @@ def frame_for(locations: Sequence[Location]) -> LocalFrame | None:
     if not locations:
         raise LocationError("no locations given")
     if any(loc.is_wgs84 != locations[0].is_wgs84 for loc in locations):
-        raise LocationError("all map locations must be WGS84 (lat/lon) or all local (x/y), not mixed")
+        raise LocationError(MIXED_KINDS)
     if not locations[0].is_wgs84:
         return None
     lat = np.array([loc.lat for loc in locations], float)

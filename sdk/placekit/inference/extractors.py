@@ -13,12 +13,16 @@ from placekit.inference.imageio import Frame, to_bgr
 from placekit.inference.preprocess import preprocess
 
 
+def _require_kind(engine: Engine, kind: str) -> None:
+    if engine.info.kind != kind:
+        raise ModelFormatError(f"model {engine.info.name!r} is a {engine.info.kind} model; need a {kind} one")
+
+
 class GlobalExtractor:
     """Wraps a ``global`` model engine. ``describe`` is thread-safe when the engine is."""
 
     def __init__(self, engine: Engine):
-        if engine.info.kind != "global":
-            raise ModelFormatError(f"model {engine.info.name!r} is a {engine.info.kind} model; need a global one")
+        _require_kind(engine, "global")
         self.engine = engine
         self.info = engine.info
 
@@ -51,8 +55,7 @@ class LocalDescriber:
     with the runtime's patch cutter at the extent the model was trained with."""
 
     def __init__(self, engine: Engine, batch: int = 512):
-        if engine.info.kind != "local":
-            raise ModelFormatError(f"model {engine.info.name!r} is a {engine.info.kind} model; need a local one")
+        _require_kind(engine, "local")
         if engine.info.fixed_size is None:
             raise ModelFormatError(f"local model {engine.info.name!r} lacks its patch size (placekit.fixed_size)")
         self.engine = engine
@@ -117,8 +120,7 @@ class DenseDescriber:
     of the c x c pixels of each cell, row-major (``placekit_export.xfeat``)."""
 
     def __init__(self, engine: Engine):
-        if engine.info.kind != "dense":
-            raise ModelFormatError(f"model {engine.info.name!r} is a {engine.info.kind} model; need a dense one")
+        _require_kind(engine, "dense")
         self.engine = engine
         self.info = engine.info
 

@@ -27,14 +27,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from placekit.errors import InvalidImageError
+from placekit.errors import InvalidImageError, OptionsError
 from placekit.inference.extractors import DenseDescriber, LocalDescriber
 from placekit.local.matching import root_sift
 from placekit.local.patches import keypoints_array
+from placekit.options import DEFAULT_LOCAL_MAX_SIDE, DEFAULT_MAX_KEYPOINTS
 
-DEFAULT_MAX_KEYPOINTS = 1024
-DEFAULT_MAX_SIDE = 640
-MIN_CONTRAST = 0.04 / 3  # cv2.SIFT's default contrastThreshold over its 3 octave layers
 DETECTORS = ("sift", "orb", "dense")
 ORB_CANDIDATES_PER_KEYPOINT = 4  # ORB finds this many candidates per keypoint kept, for the grid to choose from
 ORB_FAST_THRESHOLD = 10  # FAST intensity threshold: low, so that weak texture still yields corners
@@ -60,19 +58,19 @@ class LocalFeatures:
 
 
 class LocalFeatureExtractor:
-    """SIFT keypoints + a patch descriptor (``describer``) or RootSIFT (``describer=None``).
-
-    The strongest ``max_keypoints`` responses are kept. Thread-safe (a detector per call)."""
+    """Keypoints of ``detector`` + a patch descriptor (``describer``: a ``LocalDescriber``), a
+    dense model that is its own detector (a ``DenseDescriber``), or RootSIFT on SIFT keypoints
+    (``describer=None``). At most ``max_keypoints`` are kept. Thread-safe (a detector per call)."""
 
     def __init__(
         self,
         describer: LocalDescriber | DenseDescriber | None = None,
         max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
-        max_side: int = DEFAULT_MAX_SIDE,
+        max_side: int = DEFAULT_LOCAL_MAX_SIDE,
         detector: str = "sift",
     ):
         if detector not in DETECTORS:
-            raise InvalidImageError(f"detector must be one of {DETECTORS}, got {detector!r}")
+            raise OptionsError(f"detector must be one of {DETECTORS}, got {detector!r}")
         self.describer = describer
         self.max_keypoints = int(max_keypoints)
         self.max_side = int(max_side)
@@ -83,7 +81,7 @@ class LocalFeatureExtractor:
         elif describer is None:
             detector = "sift"
         elif detector == "dense":
-            raise InvalidImageError("the 'dense' detector needs a dense model")
+            raise OptionsError("the 'dense' detector needs a dense model")
         self.detector = detector
 
     def with_max_keypoints(self, max_keypoints: int) -> LocalFeatureExtractor:
@@ -103,6 +101,8 @@ class LocalFeatureExtractor:
         """(H, W) uint8 grey image -> LocalFeatures (possibly empty: blank or tiny images)."""
         if gray.ndim != 2 or gray.dtype != np.uint8:
             raise InvalidImageError(f"local features need an (H, W) uint8 grey image, got {gray.shape} {gray.dtype}")
+        if isinstance(self.describer, DenseDescriber):
+            return self._extract_dense(gray)
         h, w = gray.shape
         scale = min(1.0, self.max_side / max(h, w))
         small = (
@@ -110,8 +110,6 @@ class LocalFeatureExtractor:
             if scale < 1
             else gray
         )
-        if isinstance(self.describer, DenseDescriber):
-            return self._extract_dense(gray)
         if self.describer is None:
             sift = cv2.SIFT_create(nfeatures=self.max_keypoints)  # type: ignore[attr-defined]
             kps, desc = sift.detectAndCompute(small, None)
@@ -119,8 +117,6 @@ class LocalFeatureExtractor:
             k = keypoints_array(kps)
         else:
             k = self._detect(small)
-            desc = None
-        if self.describer is not None:
             desc = self.describer.describe_keypoints(small, k) if len(k) else np.zeros((0, self.dim), np.float32)
         k[:, :3] /= scale
         return LocalFeatures(k, np.asarray(desc, np.float32), (w, h))
