@@ -156,3 +156,19 @@ def test_build_with_negatives_records_them_in_the_calibration(tmp_path, street, 
     info = json.loads(proc.stdout)
     assert info["calibration"]["stats"]["negatives"] == 3 and info["places"] == 40
     assert "3 photos of other places" in run("map", "info", out).stdout
+
+
+def test_map_info_reads_the_structure_and_verify_reads_every_byte(street_map, tmp_path):
+    """``map info`` answers from the structure (fast on a 10M-place map); ``--verify`` also checks
+    every member's sha256 and so catches a flipped byte inside the stored vectors."""
+    import zipfile
+
+    with zipfile.ZipFile(street_map) as z:
+        member = z.getinfo("index/vectors.npy")
+    data = bytearray(street_map.read_bytes())
+    data[member.header_offset + 30 + len(member.filename) + member.file_size // 2 + 256] ^= 0x01
+    bad = tmp_path / "flipped.pkmap"
+    bad.write_bytes(bytes(data))
+    assert "places" in run("map", "info", bad).stdout
+    proc = run("map", "info", bad, "--verify", check=False)
+    assert proc.returncode == 1 and "sha256" in proc.stderr

@@ -9,6 +9,7 @@ from placekit._version import __version__
 from placekit.builder import MapBuilder
 from placekit.errors import *  # noqa: F403  (the typed errors are public API)
 from placekit.errors import __all__ as _error_names
+from placekit.executors import LocalExecutor, RayExecutor
 from placekit.inference.catalog import list_models
 from placekit.localizer import Localizer
 from placekit.options import BuildOptions, LocalizerOptions, RuntimeOptions
@@ -19,6 +20,8 @@ __all__ = [
     "__version__",
     "MapBuilder",
     "BuildOptions",
+    "LocalExecutor",
+    "RayExecutor",
     "Localizer",
     "LocalizerOptions",
     "RuntimeOptions",

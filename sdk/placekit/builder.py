@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import replace
@@ -12,9 +13,22 @@ import cv2
 import numpy as np
 
 from placekit.decision.calibration import Calibration, calibrate, calibrate_inliers, refitter
-from placekit.errors import BuildError, CalibrationWarning, LocationError, PlacekitError
+from placekit.errors import BuildError, CalibrationWarning, ClusterError, LocationError, PlacekitError
+from placekit.executors import Executor, LocalExecutor, RayExecutor
+from placekit.extraction import (
+    Described,
+    ExtractionSpec,
+    Failed,
+    LocalSpec,
+    ShardItem,
+    describe_image,
+    describe_shard,
+    extract_shard,
+    shards,
+)
 from placekit.geometry.frames import MIXED_KINDS, frame_for, locations_to_metric
 from placekit.geometry.triangulation import Camera, triangulate_map
+from placekit.index.build import build_index
 from placekit.index.ivf import PlaceIndex, SearchParams, auto_recipe
 from placekit.inference.catalog import ModelRef, resolve_model, shipped_vocabulary
 from placekit.inference.engine import open_engine
@@ -33,6 +47,7 @@ from placekit.types import Location, MapInfo, check_place_name
 MIN_IMAGES = 2
 DEFAULT_LOCAL = "hardnet-int8"
 CALIBRATION_TOP_K = 5
+MAX_LISTED_FAILURES = 20  # failed images a BuildError names one by one
 
 
 class MapBuilder:
@@ -41,12 +56,19 @@ class MapBuilder:
     Descriptors are extracted in ``add`` (the image is not kept), so memory grows with the
     number of places, not with image sizes. ``build`` trains the index on the collected
     descriptors, calibrates the decision thresholds on them and writes the file atomically.
+
+    executor: where ``add_many`` / ``add_folder`` describe images and ``build`` trains and fills
+    the index: this process (``LocalExecutor``, the default) or a Ray cluster
+    (``RayExecutor``); the map is the same either way (``placekit.executors``).
     """
 
-    def __init__(self, options: BuildOptions = BuildOptions()):
+    def __init__(self, options: BuildOptions = BuildOptions(), executor: Executor | None = None):
         if not isinstance(options, BuildOptions):
             raise BuildError(f"options must be BuildOptions, got {type(options).__name__}")
+        if executor is not None and not isinstance(executor, (LocalExecutor, RayExecutor)):
+            raise BuildError(f"executor must be a LocalExecutor or RayExecutor, got {type(executor).__name__}")
         self.options = options
+        self.executor: Executor = executor if executor is not None else LocalExecutor()
         self.vlad = options.descriptor == "vlad"
         self._auto_local = False
         self.extractor: GlobalExtractor | None = None
@@ -81,18 +103,29 @@ class MapBuilder:
         Calibration then judges each image only against images of other groups, as a later
         visit would be; without groups, neighbouring frames of one video look like revisits
         and make the thresholds too strict."""
-        if name is None:
-            name = Path(image).name if isinstance(image, (str, os.PathLike)) else f"image_{len(self):06d}"
+        name = self._name_for(image, name, len(self))
         self._check_new(location, name)
-        bgr = to_bgr(image)
-        descriptor = None if self.vlad else self._global().describe_bgr(bgr)
-        if self.local is None and self._auto_local and location.rotation and location.intrinsics:
+        wants_local = self._wants_local(location)
+        described = describe_image(image, self.extractor, self.local, wants_local)
+        self._append_described(described, location, name, group)
+
+    def _name_for(self, image: Frame, name: Optional[str], position: int) -> str:
+        if name is not None:
+            return name
+        return Path(image).name if isinstance(image, (str, os.PathLike)) else f"image_{position:06d}"
+
+    def _wants_local(self, location: Location) -> bool:
+        """Whether an image at ``location`` gets local features (opens them under ``auto``)."""
+        has_camera = bool(location.rotation and location.intrinsics)
+        if self.local is None and self._auto_local and has_camera:
             # auto: images that come with a camera get local features (and so 3D points, poses)
             self._open_local(DEFAULT_LOCAL)
-        if self.local is not None and (not self._auto_local or (location.rotation and location.intrinsics)):
-            feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-            self._local[len(self)] = (feats.keypoints, quantize_descriptors(feats.descriptors))
-        self._append(descriptor, location, name, group)
+        return self.local is not None and (not self._auto_local or has_camera)
+
+    def _append_described(self, described: Described, location: Location, name: str, group: Optional[str]) -> None:
+        if described.keypoints is not None and described.descriptors is not None:
+            self._local[len(self)] = (described.keypoints, described.descriptors)
+        self._append(described.global_descriptor, location, name, group)
 
     def add_negative(self, image: Frame) -> None:
         """Add an image of a place that is *not* in the map (another street, another building,
@@ -141,15 +174,52 @@ class MapBuilder:
         self._groups.append("" if group is None else str(group))
 
     def add_many(self, items: Iterable[tuple[Any, ...]], progress: bool = False) -> None:
-        """Add (image, location, name) or (image, location, name, group) tuples, with an
-        optional progress bar."""
-        items = list(items)
-        if progress:
-            from tqdm import tqdm
+        """Add (image, location[, name[, group]]) tuples, described in shards of
+        ``SHARD_IMAGES`` by the builder's executor (in this process, or as Ray tasks), with an
+        optional progress bar over the shards. Every name and location is checked before any
+        image is read; when images fail, ``BuildError`` names each of them (and why) and the
+        builder is left unchanged."""
+        rows: list[tuple[Frame, Location, str, Optional[str]]] = []
+        batch_names: set[str] = set()
+        for position, item in enumerate(items):
+            if not isinstance(item, tuple) or not 2 <= len(item) <= 4:
+                raise BuildError(f"item {position}: expected (image, location[, name[, group]]), got {item!r:.80}")
+            image, location, name, group = (*item, None, None)[:4]
+            name = self._name_for(image, name, len(self) + position)
+            self._check_new(location, name)
+            if name in batch_names:
+                raise BuildError(f"duplicate image name {name!r}")
+            batch_names.add(name)
+            rows.append((image, location, name, group))
+        wanted = [ShardItem(image, name, self._wants_local(location)) for image, location, name, _ in rows]
+        results = [r for shard in self._describe_shards(shards(wanted), progress) for r in shard]
+        failed = [r for r in results if isinstance(r, Failed)]
+        if failed:
+            listed = "; ".join(f"{f.name}: {f.message}" for f in failed[:MAX_LISTED_FAILURES])
+            more = f" (and {len(failed) - MAX_LISTED_FAILURES} more)" if len(failed) > MAX_LISTED_FAILURES else ""
+            raise BuildError(f"{len(failed)} of {len(rows)} images could not be read or described: {listed}{more}")
+        for (_, location, name, group), described in zip(rows, results):
+            assert isinstance(described, Described)
+            self._append_described(described, location, name, group)
 
-            items = tqdm(items, desc="extracting", unit="img")
-        for item in items:
-            self.add(*item)
+    def _describe_shards(self, batches: list[list[ShardItem]], progress: bool) -> list[list[Described | Failed]]:
+        """Each shard described by the executor: with this builder's open models in this
+        process, or on workers that open the models ``_extraction_spec`` names."""
+        if not self.executor.distributed:
+            return self.executor.map(
+                functools.partial(describe_shard, (self.extractor, self.local)), batches, "extracting", progress
+            )
+        spec = self._extraction_spec()
+        return self.executor.map(functools.partial(extract_shard, spec), batches, "extracting", progress)
+
+    def _extraction_spec(self) -> ExtractionSpec:
+        opts = self.options
+        local = None
+        if self.local is not None:
+            name = self._local_ref.path_hint if self._local_ref and self._local_ref.path_hint else self.local.name
+            local = LocalSpec(name, opts.max_keypoints, opts.local_max_side, opts.local_detector)
+        global_model = str(self._model_path) if self.extractor is not None else None
+        return ExtractionSpec(global_model, local, opts.runtime)
 
     def add_folder(
         self, folder: str | os.PathLike[str], locations: str | os.PathLike[str], progress: bool = False
@@ -259,10 +329,11 @@ class MapBuilder:
         """The map's index (recipe ``auto`` chosen by size), trained on and holding ``x`` (N, d)."""
         opts = self.options
         recipe = auto_recipe(len(x), x.shape[1]) if opts.recipe == "auto" else opts.recipe
+        params = SearchParams(nprobe=opts.nprobe, rerank=opts.rerank)
         try:
-            index = PlaceIndex(recipe, x.shape[1], SearchParams(nprobe=opts.nprobe, rerank=opts.rerank))
-            index.train(x, seed=opts.seed)
-            index.add(x, ids)
+            index = build_index(recipe, x, ids, params, opts.seed, self.executor)
+        except ClusterError:
+            raise
         except PlacekitError as exc:
             raise BuildError(f"cannot build index {recipe!r} from {len(x)} images: {exc}") from exc
         return index

@@ -17,6 +17,7 @@ __all__ = [
     "OptionsError",
     "PlaceIndexError",
     "BuildError",
+    "ClusterError",
     "ClosedError",
     "MapWriteError",
     "CalibrationWarning",
@@ -73,6 +74,10 @@ class PlaceIndexError(PlacekitError, ValueError):
 
 class BuildError(PlacekitError, RuntimeError):
     """A map could not be built from the given images and locations."""
+
+
+class ClusterError(BuildError, ConnectionError):
+    """A distributed build could not start, reach its Ray cluster, or finish a task."""
 
 
 class ClosedError(PlacekitError, RuntimeError):

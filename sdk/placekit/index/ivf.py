@@ -25,7 +25,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Sequence
 
 import hnswlib
 import numpy as np
@@ -180,6 +180,30 @@ class InvertedLists:
         return self.vectors
 
 
+@dataclass(frozen=True)
+class EncodedRows:
+    """What the index stores of N vectors, before they are placed in its lists: the inverted
+    list of each (N,) int64 and PQ codes (N, M) uint8 (IVF recipes); fp16 vectors (N, D) (Flat
+    recipes, or Refine)."""
+
+    lists: np.ndarray | None
+    codes: np.ndarray | None
+    vectors: np.ndarray | None
+
+    @property
+    def rows(self) -> int:
+        for a in (self.lists, self.codes, self.vectors):
+            if a is not None:
+                return len(a)
+        return 0
+
+    @property
+    def stored_lists(self) -> np.ndarray:
+        if self.lists is None:
+            raise PlaceIndexError("these rows were encoded for a Flat index")
+        return self.lists
+
+
 class PlaceIndex:
     """See the module docstring. Vectors in are (N, d_in) float; ids are int64."""
 
@@ -239,6 +263,12 @@ class PlaceIndex:
 
         return index_to_members(self)
 
+    def __reduce__(self) -> tuple[Any, tuple[dict, dict[str, np.ndarray], str]]:
+        """Pickled as its map-file members, for handing a trained index to build tasks on other
+        processes (``placekit.index.build``). Map files never hold pickles."""
+        section, arrays = self.to_members()
+        return PlaceIndex.from_members, (section, arrays, "a pickled index")
+
     @classmethod
     def from_members(cls, section: dict, arrays: dict[str, np.ndarray], source: str) -> PlaceIndex:
         """The index a map file stored (``to_members``); ``MapFormatError`` if malformed."""
@@ -277,50 +307,67 @@ class PlaceIndex:
             pq_sample = _sample(z, MAX_TRAIN_PQ, rng)
             residuals = pq_sample - self.centroids[self._coarse_exact(pq_sample)]
             self.pq = ProductQuantizer.fit(residuals, r.pq_m, seed=seed)
-        self._lists = self._empty_lists()
+        empty = self._empty_lists()
+        self._lists = replace(
+            empty,
+            codes=None if r.flat else np.zeros((0, r.pq_m), np.uint8),
+            vectors=np.zeros((0, self.dim), np.float16) if (r.flat or r.refine) else None,
+        )
         self.is_trained = True
 
     # ----------------------------------------------------------------- updates
     def add(self, x: np.ndarray, ids: np.ndarray) -> None:
         """Add (N, d_in) vectors under the given unique int64 ids (no retraining)."""
+        self.add_encoded(ids, [self.encode(x)])
+
+    def encode(self, x: np.ndarray) -> EncodedRows:
+        """(N, d_in) vectors -> what the index stores of them (``add_encoded`` stores it). Reads
+        only the trained quantizers, so chunks can be encoded in parallel, in other processes."""
         self._require_trained()
-        x = self._check(x)
+        z = self._transform(self._check(x))
+        if self.recipe.flat:
+            return EncodedRows(None, None, z.astype(np.float16))
+        pq, centroids = self._quantizers()
+        lists = self._coarse_exact(z)
+        codes = pq.encode(z - centroids[lists])
+        return EncodedRows(lists, codes, z.astype(np.float16) if self.recipe.refine else None)
+
+    def add_encoded(self, ids: np.ndarray, parts: Sequence[EncodedRows]) -> None:
+        """Store encoded rows (``encode``'s output, in order) under ``ids`` (their total count,
+        unique int64, none already in the index), in one pass over the stored arrays."""
+        self._require_trained()
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if len(ids) != len(x):
-            raise PlaceIndexError(f"got {len(x)} vectors but {len(ids)} ids")
+        n_new = sum(p.rows for p in parts)
+        if len(ids) != n_new:
+            raise PlaceIndexError(f"got {n_new} vectors but {len(ids)} ids")
         if len(np.unique(ids)) != len(ids):
             raise PlaceIndexError("ids to add must be unique")
         with self._write_lock:
             old = self._lists
             if np.isin(ids, old.ids).any():
                 raise PlaceIndexError("some ids to add are already in the index")
-            z = self._transform(x)
-            if self.recipe.flat:
-                self._lists = InvertedLists(
-                    np.array([0, len(old.ids) + len(ids)], np.int64),
-                    np.concatenate([old.ids, ids]),
-                    None,
-                    np.concatenate([_or_empty(old.vectors, z.shape[1], np.float16), z.astype(np.float16)]),
-                    _concat_deleted(old.deleted, len(ids)),
-                )
-                return
-            lists = self._coarse_exact(z)
-            pq, centroids = self._quantizers()
-            codes = pq.encode(z - centroids[lists])
-            old_lists = np.repeat(np.arange(self.recipe.nlist), np.diff(old.offsets))
-            all_lists = np.concatenate([old_lists, lists])
-            order = np.argsort(all_lists, kind="stable")
-            offsets = np.zeros(self.recipe.nlist + 1, np.int64)
-            offsets[1:] = np.cumsum(np.bincount(all_lists, minlength=self.recipe.nlist))
-            vectors = None
-            if self.recipe.refine:
-                vectors = np.concatenate([_or_empty(old.vectors, z.shape[1], np.float16), z.astype(np.float16)])[order]
             deleted = _concat_deleted(old.deleted, len(ids))
+            if self.recipe.flat:
+                vectors = _concat_parts(old.vectors, [p.vectors for p in parts], np.float16, self.dim)
+                offsets = np.array([0, len(old.ids) + len(ids)], np.int64)
+                self._lists = InvertedLists(offsets, np.concatenate([old.ids, ids]), None, vectors, deleted)
+                return
+            nlist = self.recipe.nlist
+            old_lists = np.repeat(np.arange(nlist), np.diff(old.offsets))
+            all_lists = np.concatenate([old_lists, *[p.stored_lists for p in parts]])
+            order = np.argsort(all_lists, kind="stable")
+            offsets = np.zeros(nlist + 1, np.int64)
+            offsets[1:] = np.cumsum(np.bincount(all_lists, minlength=nlist))
+            # each row's place in list order; rows are written there directly (one copy of
+            # each array, not a concatenation and then a permuted copy: at 10M rows the fp16
+            # vectors alone are 5 GB)
+            dest = np.empty_like(order)
+            dest[order] = np.arange(len(order))
             self._lists = InvertedLists(
                 offsets,
                 np.concatenate([old.ids, ids])[order],
-                np.concatenate([_or_empty(old.codes, pq.m, np.uint8), codes])[order],
-                vectors,
+                _scatter(old.codes, [p.codes for p in parts], dest),
+                _scatter(old.vectors, [p.vectors for p in parts], dest) if self.recipe.refine else None,
                 deleted[order] if deleted is not None else None,
             )
 
@@ -518,6 +565,30 @@ def _sample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def _or_empty(a: np.ndarray | None, width: int, dtype) -> np.ndarray:
     return np.zeros((0, width), dtype) if a is None else np.asarray(a)
+
+
+def _concat_parts(old: np.ndarray | None, parts: list[np.ndarray | None], dtype, width: int) -> np.ndarray | None:
+    """``old`` rows followed by every part's (None when neither old nor the parts hold any)."""
+    present = [p for p in parts if p is not None]
+    if old is None and not present:
+        return None
+    return np.concatenate([_or_empty(old, width, dtype), *[np.asarray(p, dtype) for p in present]])
+
+
+def _scatter(old: np.ndarray | None, parts: Sequence[np.ndarray | None], dest: np.ndarray) -> np.ndarray | None:
+    """Rows of ``old`` then of each part, row i written to ``dest[i]``: ``concatenate(...)[order]``
+    for ``dest`` the inverse of ``order``, without the intermediate copy. None when no rows
+    are stored (old is None and no part has any)."""
+    present = [np.asarray(p) for p in parts if p is not None]
+    if old is None and not present:
+        return None
+    first = np.asarray(old) if old is not None else present[0]
+    out = np.empty((len(dest), *first.shape[1:]), first.dtype)
+    start = 0
+    for block in ([np.asarray(old)] if old is not None else []) + present:
+        out[dest[start : start + len(block)]] = block
+        start += len(block)
+    return out
 
 
 def _concat_deleted(deleted: np.ndarray | None, n_new: int) -> np.ndarray | None:

@@ -24,25 +24,34 @@ class PlaceTable:
 
     @classmethod
     def create(cls, ids, xyz, names, rotation=None, intrinsics=None) -> PlaceTable:
+        """A table from ids (N,), xyz (N, 3), N names and optional camera rows, sorted by id."""
         ids = np.asarray(ids, np.int64)
-        order = np.argsort(ids, kind="stable")
         encoded = [n.encode("utf-8") for n in names]
         offsets = np.zeros(len(encoded) + 1, np.int64)
         offsets[1:] = np.cumsum([len(e) for e in encoded])
         blob = b"".join(encoded)
+        del encoded
         n = len(ids)
         rot = np.full((n, 4), np.nan, np.float32) if rotation is None else np.asarray(rotation, np.float32)
         intr = np.full((n, 4), np.nan, np.float32) if intrinsics is None else np.asarray(intrinsics, np.float32)
         table = cls(ids, np.asarray(xyz, np.float64), blob, offsets, rot, intr)
-        return table.take(order)
+        if n < 2 or bool(np.all(ids[1:] > ids[:-1])):
+            return table
+        return table.take(np.argsort(ids, kind="stable"))
 
     def take(self, rows: np.ndarray) -> PlaceTable:
-        names = [self.name(r) for r in rows]
-        encoded = [n.encode("utf-8") for n in names]
-        offsets = np.zeros(len(rows) + 1, np.int64)
-        offsets[1:] = np.cumsum([len(e) for e in encoded])
+        """The table of these rows, in this order (columnar: no Python object per place)."""
+        rows = np.asarray(rows, np.int64)
+        offsets = np.asarray(self.name_offsets)
+        lengths = np.diff(offsets)[rows]
+        new_offsets = np.zeros(len(rows) + 1, np.int64)
+        new_offsets[1:] = np.cumsum(lengths)
+        # byte j of the new blob comes from old byte (start of its row) + (j - new start of its row)
+        shift = np.repeat(offsets[:-1][rows] - new_offsets[:-1], lengths)
+        source = np.frombuffer(self.name_blob, np.uint8)
+        blob = source[np.arange(int(new_offsets[-1]), dtype=np.int64) + shift].tobytes()
         return PlaceTable(
-            self.ids[rows], self.xyz[rows], b"".join(encoded), offsets, self.rotation[rows], self.intrinsics[rows]
+            self.ids[rows], self.xyz[rows], blob, new_offsets, self.rotation[rows], self.intrinsics[rows]
         )
 
     def append(self, place_id: int, xyz, name: str, rotation=None, intrinsics=None) -> PlaceTable:

@@ -1,8 +1,8 @@
 """``placekit``: the command line, mirroring the Python API.
 
     placekit map build DIR --locations CSV|exif -o MAP [--model NAME] [--descriptor gem|vlad] [--local-features NAME]
-                       [--negatives DIR]
-    placekit map info MAP [--json]
+                       [--negatives DIR] [--ray auto|local|ADDRESS]
+    placekit map info MAP [--json] [--verify]
     placekit localize MAP IMAGE [IMAGE...] [--json]
     placekit eval DATASET [--model NAME] [--descriptor gem|vlad] [--threshold M] [--json OUT] [--plots DIR]
                   [--negatives DIR]
@@ -20,12 +20,15 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from placekit.builder import MapBuilder
 
 
 def _build(args: argparse.Namespace) -> int:
     from placekit.builder import MapBuilder
-    from placekit.errors import CalibrationWarning
-    from placekit.inference.imageio import list_images
+    from placekit.executors import executor_for
     from placekit.options import BuildOptions
 
     folder = Path(args.dir)
@@ -40,7 +43,14 @@ def _build(args: argparse.Namespace) -> int:
         local_features=args.local_features,
         max_keypoints=args.max_keypoints,
     )
-    builder = MapBuilder(options)
+    with executor_for(args.ray, cpus_per_task=max(1, options.threads)) as executor:
+        return _build_with(args, folder, MapBuilder(options, executor=executor))
+
+
+def _build_with(args: argparse.Namespace, folder: Path, builder: MapBuilder) -> int:
+    from placekit.errors import CalibrationWarning
+    from placekit.inference.imageio import list_images
+
     found = builder.add_folder(folder, args.locations, progress=not args.quiet)
     if found.unlisted:
         print(
@@ -69,7 +79,7 @@ def _build(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from placekit.mapfile.placemap import PlaceMap
 
-    placemap = PlaceMap.load(args.map, verify=True)
+    placemap = PlaceMap.load(args.map, verify=args.verify)
     try:
         info = placemap.info()
     finally:
@@ -299,12 +309,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--threads", type=int, default=build_defaults.threads)
     b.add_argument("--backend", default=build_defaults.backend, choices=BACKENDS)
+    b.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="build on Ray (pip install 'placekit[distributed]'): 'auto' joins the running cluster or starts a "
+        "local one, 'local' starts a local one, or a cluster address (ray://head:10001); same map as without",
+    )
     b.add_argument("--json", action="store_true", help="print the map info as JSON")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_build)
     i = m.add_parser("info", help="describe a map file")
     i.add_argument("map")
     i.add_argument("--json", action="store_true")
+    i.add_argument(
+        "--verify",
+        action="store_true",
+        help="also check every member's sha256 (reads the whole file; the structure is always checked)",
+    )
     i.set_defaults(func=_info)
 
     lo = sub.add_parser("localize", help="localize images against a map")
