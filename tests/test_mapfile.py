@@ -149,3 +149,15 @@ def test_fuzzed_maps_only_raise_map_format_error(street_map, tmp_path):
     assert escaped == []
     assert outcomes["MapFormatError"] > 200
     assert os.path.getsize(tmp_path / "ok.pkmap") == len(data)
+
+
+def test_index_and_places_id_check_catches_duplicates_gaps_and_sparse_ids():
+    from placekit.mapfile.placemap import _same_ids
+
+    places = np.arange(10, dtype=np.int64) * 3
+    assert _same_ids(places[::-1].copy(), places)
+    assert not _same_ids(np.array([0, 3, 6, 9, 12, 15, 18, 21, 24, 24]), places)  # a duplicate hides 27
+    assert not _same_ids(places + 1, places)
+    assert not _same_ids(places[:-1], places)
+    sparse = np.array([0, 10**12], np.int64)  # too sparse for a bitmap: sorted instead
+    assert _same_ids(sparse[::-1].copy(), sparse) and not _same_ids(np.array([0, 0]), sparse)

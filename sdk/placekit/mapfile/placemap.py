@@ -125,7 +125,7 @@ class PlaceMap:
             a["places/intrinsics.npy"],
         )
         places.validate(source)
-        if len(places) != len(index.lists.ids) or not np.array_equal(np.sort(index.lists.ids), places.ids):
+        if not _same_ids(index.lists.ids, places.ids):
             raise MapFormatError(f"{source}: index and places table list different places")
         frame_d = m["frame"]
         if frame_d["kind"] == "wgs84":
@@ -276,3 +276,22 @@ class PlaceMap:
             bytes_per_place=round(size / max(self.index.ntotal, 1), 1) if size else None,
             user=dict(self.user),
         )
+
+
+def _same_ids(index_ids: np.ndarray, place_ids: np.ndarray) -> bool:
+    """Whether the index holds exactly the places table's ids (``place_ids`` strictly
+    increasing, as ``PlaceTable.validate`` checked). A bitmap over the id range when it is
+    dense (no sort of 10M ids at every open), a sort otherwise."""
+    n = len(place_ids)
+    if len(index_ids) != n:
+        return False
+    if n == 0:
+        return True
+    lo, hi = int(place_ids[0]), int(place_ids[-1])
+    if int(index_ids.min()) < lo or int(index_ids.max()) > hi:
+        return False
+    if hi - lo + 1 > 8 * n:
+        return bool(np.array_equal(np.sort(index_ids), place_ids))
+    seen = np.zeros(hi - lo + 1, bool)
+    seen[np.asarray(index_ids) - lo] = True
+    return int(np.count_nonzero(seen)) == n and bool(seen[np.asarray(place_ids) - lo].all())

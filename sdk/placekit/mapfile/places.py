@@ -50,9 +50,7 @@ class PlaceTable:
         shift = np.repeat(offsets[:-1][rows] - new_offsets[:-1], lengths)
         source = np.frombuffer(self.name_blob, np.uint8)
         blob = source[np.arange(int(new_offsets[-1]), dtype=np.int64) + shift].tobytes()
-        return PlaceTable(
-            self.ids[rows], self.xyz[rows], blob, new_offsets, self.rotation[rows], self.intrinsics[rows]
-        )
+        return PlaceTable(self.ids[rows], self.xyz[rows], blob, new_offsets, self.rotation[rows], self.intrinsics[rows])
 
     def append(self, place_id: int, xyz, name: str, rotation=None, intrinsics=None) -> PlaceTable:
         """A new table with one more place (ids must stay sorted: ``place_id`` > every id)."""
