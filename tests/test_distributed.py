@@ -132,18 +132,6 @@ def test_failing_images_are_named_not_dropped(tmp_path, tiny_model, street, clus
     assert len(builder) == 0  # unchanged: nothing half-added
 
 
-def test_single_process_add_many_names_every_failing_image(tmp_path, tiny_model, street):
-    folder = tmp_path / "db"
-    shutil.copytree(street / "database", folder)
-    broken = sorted(folder.iterdir())[-2:]
-    for path in broken:
-        path.write_bytes(b"\xff\xd8 truncated jpeg")
-    builder = pk.MapBuilder(_options(tiny_model))
-    with pytest.raises(pk.BuildError) as err:
-        builder.add_folder(folder, street / "database.csv")
-    assert all(p.name in str(err.value) for p in broken) and len(builder) == 0
-
-
 def test_an_unreachable_address_fails_before_any_work(tmp_path):
     t = time.perf_counter()
     with pytest.raises(pk.ClusterError, match="cannot reach"):

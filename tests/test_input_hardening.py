@@ -341,3 +341,32 @@ def test_vlad_map_of_160x120_frames_builds_or_says_why(tmp_path, tiny_model):
         assert info.descriptor["kind"] == "vlad"
     except pk.BuildError as exc:
         assert "local features" in str(exc)
+
+
+def test_single_process_add_many_names_every_failing_image(tmp_path, tiny_model, street):
+    folder = tmp_path / "db"
+    shutil.copytree(street / "database", folder)
+    broken = sorted(folder.iterdir())[-2:]
+    for path in broken:
+        path.write_bytes(b"\xff\xd8 truncated jpeg")
+    builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), match_radius_m=10.0, local_features="rootsift"))
+    with pytest.raises(pk.BuildError) as err:
+        builder.add_folder(folder, street / "database.csv")
+    assert all(p.name in str(err.value) for p in broken) and len(builder) == 0
+    builder.add_folder(street / "database", street / "database.csv")  # the good images still go in
+    assert len(builder) == 40
+
+
+def test_add_many_checks_every_item_before_reading_any_image(tmp_path, tiny_model, street):
+    builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model)))
+    image = next((street / "database").iterdir())
+    here = pk.Location(x=0.0, y=0.0, z=0.0)
+    with pytest.raises(pk.BuildError, match="expected"):
+        builder.add_many([(image, here, "a"), "not a tuple"])
+    with pytest.raises(pk.BuildError, match="duplicate"):
+        builder.add_many([(image, here, "a"), (image, here, "a")])
+    with pytest.raises(pk.LocationError):
+        builder.add_many([(image, here, "a"), (image, (1.0, 2.0), "b")])
+    assert len(builder) == 0
+    builder.add_many([(image, here, "a"), (image, here)])  # the name defaults to the file name
+    assert len(builder) == 2
