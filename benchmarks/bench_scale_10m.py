@@ -254,14 +254,10 @@ def search_child(args) -> None:
     r1 = read_bytes()
     for i in rng.permutation(len(timing)):
         t = time.perf_counter()
-        ids, _ = index.search(timing[i], k=1, rerank=args.rerank)
+        ids, _ = index.search(timing[i], k=1, nprobe=args.nprobe, rerank=args.rerank)
         times.append((time.perf_counter() - t) * 1000)
         top1[i] = ids[0]
     per_query_read = (read_bytes() - r1) / len(timing)
-    t = time.perf_counter()
-    info = subprocess.run([sys.executable, "-c", "from placekit.tools.cli import main; raise SystemExit(main())",
-                           "map", "info", str(args.map)], capture_output=True, text=True)
-    info_s = time.perf_counter() - t
     peak = None
     try:
         peak = int((CGROUP / "memory.max_usage_in_bytes").read_text())
@@ -271,7 +267,7 @@ def search_child(args) -> None:
     hwm = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) * 1024
     n_syn = min(N_QUERIES, len(truth))
     print(json.dumps({
-        "rerank": args.rerank, "confinement": confinement, "memory_limit_bytes": args.memory_limit,
+        "nprobe": args.nprobe, "rerank": args.rerank, "confinement": confinement, "memory_limit_bytes": args.memory_limit,
         "open_s": open_s, "open_read_bytes": open_read, "queries_timed": len(timing),
         "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)),
         "p50_ms_last_half": float(np.percentile(times[len(times) // 2:], 50)),
@@ -279,17 +275,37 @@ def search_child(args) -> None:
         "recall_at_1_real": float((top1[N_QUERIES:len(truth)] == truth[N_QUERIES:]).mean())
         if len(truth) > N_QUERIES else None,
         "storage_read_bytes_per_query": per_query_read, "cgroup_peak_bytes": peak, "process_peak_rss_bytes": hwm,
-        "map_info_s": info_s, "map_info_ok": info.returncode == 0,
     }))
 
 
-def run_search(args, rerank: int) -> dict:
+def map_info_seconds(path: Path) -> dict:
+    """``placekit map info`` in a fresh process (not confined): once after dropping the page
+    cache, then twice warm."""
+    cmd = [sys.executable, "-c", "from placekit.tools.cli import main; raise SystemExit(main())", "map", "info",
+           str(path)]
+    times = []
+    for run in range(3):
+        if run == 0:
+            subprocess.run(["sync"], check=True)
+            try:
+                Path("/proc/sys/vm/drop_caches").write_text("1\n")
+            except OSError:
+                pass
+        t = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        times.append(time.perf_counter() - t)
+        if done.returncode != 0:
+            return {"failed": done.stderr[-500:]}
+    return {"map_info_cold_s": times[0], "map_info_warm_s": float(np.median(times[1:]))}
+
+
+def run_search(args, nprobe: int, rerank: int) -> dict:
     cmd = [sys.executable, __file__, "--search-child", "--map", str(args.map), "--workdir", str(args.workdir),
-           "--rerank", str(rerank), "--memory-limit", str(args.memory_limit), "--timing-queries",
+           "--nprobe", str(nprobe), "--rerank", str(rerank), "--memory-limit", str(args.memory_limit), "--timing-queries",
            str(args.timing_queries), "--n-synthetic", str(args.n_synthetic)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        return {"rerank": rerank, "failed": done.stderr[-2000:], "returncode": done.returncode}
+        return {"nprobe": nprobe, "rerank": rerank, "failed": done.stderr[-2000:], "returncode": done.returncode}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -300,7 +316,10 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/scale10m"))
     p.add_argument("--map", type=Path, default=None)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--reranks", type=int, nargs="+", default=[128, 64, 32])
+    p.add_argument("--settings", nargs="+", default=["16/64", "32/64", "64/64", "16/128"],
+                   help="search settings NPROBE/RERANK, each measured in its own confined process")
+    p.add_argument("--search-only", action="store_true", help="reuse the map, queries and truth in --workdir "
+                   "(and the build figures of --out)")
     p.add_argument("--memory-limit", type=int, default=1 << 30)
     p.add_argument("--timing-queries", type=int, default=10_000)
     p.add_argument("--nlist", type=int, default=None, help=f"inverted lists (default: auto_recipe's rule, <= {MAX_NLIST})")
@@ -308,6 +327,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--search-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--rerank", type=int, default=128, help=argparse.SUPPRESS)
+    p.add_argument("--nprobe", type=int, default=16, help=argparse.SUPPRESS)
     p.add_argument("--n-synthetic", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.search_child:
@@ -318,10 +338,16 @@ def main() -> None:
     args.nlist = args.nlist or min(MAX_NLIST, 2 ** int(round(math.log2(4 * math.sqrt(args.places)))))
     data = Data(args.places, args.real)
     args.n_synthetic = data.n_synthetic
-    result = {"build": build(args, data)}
-    result["search"] = [run_search(args, r) for r in args.reranks]
+    previous = json.loads(args.out.read_text()) if (args.search_only and args.out and args.out.is_file()) else {}
+    result = {"build": previous["build"]} if args.search_only else {"build": build(args, data)}
+    settings = [tuple(int(v) for v in s.split("/")) for s in args.settings]
+    result["search"] = [run_search(args, nprobe, rerank) for nprobe, rerank in settings]
+    result["map_info"] = map_info_seconds(args.map)
     queries, truth = np.load(args.workdir / "queries.npy"), np.load(args.workdir / "truth.npy")
-    result["faiss"] = [faiss_peer(data, args.nlist, code, queries, truth) for code in args.faiss_codes]
+    if args.search_only and "faiss" in previous and not args.faiss_codes:
+        result["faiss"] = previous["faiss"]
+    else:
+        result["faiss"] = [faiss_peer(data, args.nlist, code, queries, truth) for code in args.faiss_codes]
     print(save(args.out, result))
 
 

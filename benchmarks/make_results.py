@@ -390,6 +390,65 @@ def scale_section(d: dict) -> list[str]:
             f"/ {lat['decide']:.2f} / {lat['total']:.1f} ms |", ""]
 
 
+def city_scale_section(runs: list[dict]) -> list[str]:
+    """bench_scale_10m.py at each measured size: build, then search under the memory limit."""
+    runs = sorted(runs, key=lambda d: d["build"]["places"])
+    out = ["## City scale: Ray build, search within 1 GiB", ""]
+    out += [provenance(d) for d in runs]
+    b0 = runs[-1]["build"]
+    out += ["", f"Clustered 256-D descriptors plus {b0['real']:,} real GeM descriptors (PCA to 256-D) mixed in "
+            "(`benchmarks/bench_scale_10m.py` docstring). Built through `RayExecutor` on a local instance "
+            "(2 workers): training in one task, encoding in tasks of 65,536. Each search setting in a fresh "
+            "process moved into a cgroup with a 1 GiB memory limit after the page cache was dropped; "
+            "single thread, one query at a time. Recall@1 against exact search over all places; "
+            "`storage KB/query`: bytes the process read from storage per query (`/proc/self/io`); "
+            "`group peak`: the cgroup's peak memory, page cache included; `RSS peak`: the process's.", "",
+            "| places | recipe | build s (train / encode / assemble / write) | map file | open s | `map info` s |",
+            "|---:|---|---|---:|---:|---:|"]
+    for d in runs:
+        b = d["build"]
+        info = d.get("map_info", {})
+        opened = min(r.get("open_s", 0) for r in d["search"] if "p50_ms" in r)
+        info_text = (f"{info['map_info_cold_s']:.2f} cold / {info['map_info_warm_s']:.2f} warm"
+                     if "map_info_cold_s" in info else "-")
+        out.append(f"| {b['places']:,} | `{b['recipe']}` | {b['build_s']:.0f} ({b['train_s']:.0f} / {b['encode_s']:.0f} / "
+                   f"{b['assemble_s']:.0f} / {b['write_s']:.0f}) | {b['file_bytes'] / 1e9:.2f} GB | {opened:.2f} | "
+                   f"{info_text} |")
+    out += ["", "| places | method | nprobe / rerank | recall@1 synthetic | recall@1 real | p50 ms | p99 ms | storage KB/query | "
+            "group peak MB | RSS peak MB | RAM bytes/place |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for d in runs:
+        n = d["build"]["places"]
+        for r in d["search"]:
+            if "p50_ms" not in r:
+                out.append(f"| {n:,} | placekit | {r.get('nprobe', 16)} / {r['rerank']} | failed: "
+                           f"{r.get('failed', '')[-120:]!r} |")
+                continue
+            real = "-" if r["recall_at_1_real"] is None else f"{r['recall_at_1_real']:.3f}"
+            out.append(f"| {n:,} | placekit (fp16 re-rank read from the map file) | {r.get('nprobe', 16)} / {r['rerank']} | "
+                       f"{r['recall_at_1_synthetic']:.3f} | {real} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                       f"{r['storage_read_bytes_per_query'] / 1e3:.1f} | {r['cgroup_peak_bytes'] / 2**20:.0f} | "
+                       f"{r['process_peak_rss_bytes'] / 2**20:.0f} | - |")
+        for f_ in d.get("faiss", []):
+            real = "-" if f_["recall_at_1_real"] is None else f"{f_['recall_at_1_real']:.3f}"
+            out.append(f"| {n:,} | {f_['method']} | 16 / 0 | {f_['recall_at_1_synthetic']:.3f} | {real} | "
+                       f"{f_['p50_ms']:.2f} | {f_['p99_ms']:.2f} | - | - | - | {f_['bytes_per_place']:.1f} |")
+    return out + [""]
+
+
+def distributed_build_section(d: dict) -> list[str]:
+    out = ["## Map build throughput: single process vs Ray", "", provenance(d), "",
+           "Real photos of `shared/data`, default `BuildOptions` (GeM, index `auto`), the same image list for "
+           "every configuration (`benchmarks/bench_distributed_build.py` docstring). Ray start-up is not in "
+           "the rates.", "",
+           "| configuration | images | extraction img/s | x single process (2 threads) | whole build img/s | "
+           "Ray start-up s | same map as single process |", "|---|---:|---:|---:|---:|---:|---|"]
+    for r in d["rows"]:
+        out.append(f"| {r['config']} | {r['images']} | {r['extract_images_per_s']:.1f} | "
+                   f"{r['extract_speedup_vs_single_threads_2']:.2f} | {r['build_images_per_s']:.1f} | "
+                   f"{r['startup_s']:.1f} | {'yes' if r['same_members_as_single_process_threads_1'] else 'NO'} |")
+    return out + [""]
+
+
 def tracking_section(d: dict) -> list[str]:
     out = [f"## Tracking on KITTI: single frames vs `Tracker` (`{d.get('model', 'gem-imagenet-fp32')}`)", "",
            provenance(d), "",
@@ -661,6 +720,7 @@ def main() -> None:
                          ("pose_xfeat.json", pose_section),
                          ("localize_verified.json", localize_verified_section), ("wxbs.json", wxbs_section),
                          ("scale.json", scale_section),
+                         ("distributed_build.json", distributed_build_section),
                          ("tracking.json", tracking_section),
                          ("tracking_gem_imagenet_int8.json", tracking_section), ("tracking_gem.json", tracking_section),
                          ("tracking_gem_int8.json", tracking_section), ("prior_growth.json", prior_growth_section),
@@ -670,6 +730,8 @@ def main() -> None:
                          ("hpatches.json", hpatches_section)):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]
+    city = [d for d in (load("scale_1m.json"), load("scale_10m.json")) if d]
+    lines += city_scale_section(city) if city else ["_scale_10m.json: not measured yet._", ""]
     lines += training_log_section()
     lines += cards_section()
     (HERE / "RESULTS.md").write_text("\n".join(lines))

