@@ -161,3 +161,19 @@ def test_index_and_places_id_check_catches_duplicates_gaps_and_sparse_ids():
     assert not _same_ids(places[:-1], places)
     sparse = np.array([0, 10**12], np.int64)  # too sparse for a bitmap: sorted instead
     assert _same_ids(sparse[::-1].copy(), sparse) and not _same_ids(np.array([0, 0]), sparse)
+
+
+def test_the_extent_is_stored_and_follows_edits(street_map):
+    from placekit.mapfile.placemap import PlaceMap
+
+    placemap = PlaceMap.load(street_map)
+    try:
+        stored = placemap.manifest["places"]["extent_m"]
+        xyz = np.asarray(placemap.places.xyz)
+        np.testing.assert_allclose(stored, xyz.max(0) - xyz.min(0))
+        assert placemap.info().extent_m == tuple(round(v, 2) for v in stored)
+        far = placemap.places.append(10**6, xyz.min(0) + [1000.0, 0.0, 0.0], "far away")
+        assert far.extent()[0] == pytest.approx(max(1000.0, stored[0]))
+        assert placemap.places.with_stored_extent(["bad", 1, 2]).extent() == tuple(stored)
+    finally:
+        placemap.close()

@@ -81,7 +81,11 @@ class PlaceMap:
             "frame": self.frame.to_dict() if self.frame else {"kind": "local"},
             "index": section,
             "calibration": self.calibration.to_dict(),
-            "places": {"count": len(self.places), "next_id": self.next_place_id()},
+            "places": {
+                "count": len(self.places),
+                "next_id": self.next_place_id(),
+                "extent_m": list(self.places.extent()),
+            },
             "user": self.user,
         }
         if local_section is not None:
@@ -162,8 +166,9 @@ class PlaceMap:
         issued = m.get("places", {}).get("next_id", 0)
         if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2**62:
             raise MapFormatError(f"{source}: places.next_id must be an integer in 0..2^62, got {issued!r}")
-        if len(places):  # maps written before next_id: above every stored id
-            issued = max(issued, int(places.ids.max()) + 1)
+        if len(places):  # maps written before next_id: above every stored id (ids are sorted)
+            issued = max(issued, int(places.ids[-1]) + 1)
+        places = places.with_stored_extent(m.get("places", {}).get("extent_m"))
         return cls(
             model,
             descriptor,
@@ -189,7 +194,7 @@ class PlaceMap:
         """The id the next added place gets: above every id this map ever handed out (its
         manifest's ``places.next_id``; 0 in maps written before that field) and above every
         live one. Ids are never reused within a map's life, also across save and reopen."""
-        live = int(self.places.ids.max()) + 1 if len(self.places) else 0
+        live = int(self.places.ids[-1]) + 1 if len(self.places) else 0  # ids are sorted
         return max(live, self.issued_ids)
 
     # ------------------------------------------------------------------ live edits (callers hold a lock)
@@ -248,8 +253,7 @@ class PlaceMap:
         """What the map holds (``placekit map info``)."""
         m = self.manifest
         size = Path(self.reader.path).stat().st_size if self.reader else None
-        xyz = np.asarray(self.places.xyz)
-        extent = (xyz.max(0) - xyz.min(0)).tolist() if len(xyz) else [0.0, 0.0, 0.0]
+        extent = self.places.extent()
         return MapInfo(
             path=str(self.reader.path) if self.reader else None,
             format_version=m.get("format_version"),

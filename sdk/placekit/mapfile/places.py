@@ -73,6 +73,25 @@ class PlaceTable:
             object.__setattr__(table, "_names", names)
         return table
 
+    def extent(self) -> tuple[float, float, float]:
+        """Size (x, y, z) of the places' bounding box in metres; computed once per table (a map
+        file stores it, so ``map info`` on 10M places need not scan the positions)."""
+        known = self.__dict__.get("_extent")
+        if known is None:
+            xyz = np.asarray(self.xyz)
+            known = tuple(float(v) for v in (xyz.max(0) - xyz.min(0))) if len(xyz) else (0.0, 0.0, 0.0)
+            object.__setattr__(self, "_extent", known)
+        return known
+
+    def with_stored_extent(self, extent: object) -> PlaceTable:
+        """This table, its ``extent`` taken from a map's manifest when that holds 3 finite
+        non-negative numbers (else computed on first use)."""
+        if isinstance(extent, list) and len(extent) == 3 and all(isinstance(v, (int, float)) for v in extent):
+            values = tuple(float(v) for v in extent)
+            if all(np.isfinite(v) and v >= 0 for v in values):
+                object.__setattr__(self, "_extent", values)
+        return self
+
     def has_name(self, name: str) -> bool:
         names = self.__dict__.get("_names")
         if names is None:
