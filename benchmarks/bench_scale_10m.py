@@ -324,6 +324,8 @@ def main() -> None:
     p.add_argument("--timing-queries", type=int, default=10_000)
     p.add_argument("--nlist", type=int, default=None, help=f"inverted lists (default: auto_recipe's rule, <= {MAX_NLIST})")
     p.add_argument("--faiss-codes", type=int, nargs="*", default=[32, 64], help="faiss peers' PQ code bytes")
+    p.add_argument("--map-info-only", action="store_true", help="only time `placekit map info` on --map and "
+                   "store it in --out under map_info")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--search-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--rerank", type=int, default=128, help=argparse.SUPPRESS)
@@ -335,6 +337,12 @@ def main() -> None:
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.map = args.map or args.workdir / f"scale_{args.places}.pkmap"
+    if args.map_info_only:
+        result = json.loads(args.out.read_text())
+        result["map_info"] = dict(map_info_seconds(args.map), command=" ".join(sys.argv))
+        args.out.write_text(json.dumps(result, indent=1))
+        print(result["map_info"])
+        return
     args.nlist = args.nlist or min(MAX_NLIST, 2 ** int(round(math.log2(4 * math.sqrt(args.places)))))
     data = Data(args.places, args.real)
     args.n_synthetic = data.n_synthetic

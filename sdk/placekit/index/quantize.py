@@ -17,6 +17,9 @@ from placekit.errors import PlaceIndexError
 ASSIGN_BLOCK_FLOATS = 1 << 21  # distance block of ~8 MB: stays in cache
 
 
+NULL_EIGENVALUE = 1e-9  # relative to the largest: covariance directions this small are numerically empty
+
+
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``x`` (N, d) scaled to unit length (all-zero rows stay zero)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -95,10 +98,31 @@ def _principal_axes(xc: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
         eigvals, u = np.maximum(eigvals[order], 0.0), u[:, order]
         eigvecs = xc.T @ u
         eigvecs /= np.maximum(np.linalg.norm(eigvecs, axis=0, keepdims=True), 1e-12)
-        return eigvals, eigvecs
+        return eigvals, _fixed_signs(_null_directions_zeroed(eigvals, eigvecs))
     eigvals, eigvecs = np.linalg.eigh(xc.T @ xc / (n - 1))
     order = np.argsort(eigvals)[::-1][:dim]
-    return np.maximum(eigvals[order], 0.0), eigvecs[:, order]
+    eigvals = np.maximum(eigvals[order], 0.0)
+    return eigvals, _fixed_signs(_null_directions_zeroed(eigvals, eigvecs[:, order]))
+
+
+def _null_directions_zeroed(eigvals: np.ndarray, eigvecs: np.ndarray) -> np.ndarray:
+    """Eigenvectors whose eigenvalue is at the eigensolver's rounding level (below
+    ``NULL_EIGENVALUE`` of the largest: near-duplicate training images leave such directions)
+    set to zero. They carry no signal, whitening would scale up their noise, and which vector
+    the solver returns for them changes with BLAS threads; zeroed, the same inputs give the same
+    map on any worker."""
+    null = eigvals <= NULL_EIGENVALUE * max(float(eigvals.max(initial=0.0)), 1e-300)
+    return np.where(null[None, :], 0.0, eigvecs)
+
+
+def _fixed_signs(eigvecs: np.ndarray) -> np.ndarray:
+    """Each column's sign chosen so that its largest-magnitude entry is positive. An
+    eigensolver's signs are arbitrary and change with BLAS threads or memory alignment; fixing
+    them makes the same inputs give the same map on any machine or worker (searches never
+    depended on them: queries and places are projected alike)."""
+    rows = np.argmax(np.abs(eigvecs), axis=0)
+    signs = np.sign(eigvecs[rows, np.arange(eigvecs.shape[1])])
+    return eigvecs * np.where(signs == 0, 1.0, signs)[None, :]
 
 
 @dataclass
