@@ -370,3 +370,16 @@ def test_add_many_checks_every_item_before_reading_any_image(tmp_path, tiny_mode
     assert len(builder) == 0
     builder.add_many([(image, here, "a"), (image, here)])  # the name defaults to the file name
     assert len(builder) == 2
+
+
+def test_ray_executor_without_ray_installed_says_how_to_get_it(monkeypatch):
+    import sys
+
+    from placekit.executors import RayExecutor, executor_for
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as on a runtime-only install
+    with pytest.raises(pk.ClusterError, match=r"placekit\[distributed\]"):
+        RayExecutor("local")
+    assert not executor_for(None).distributed  # no --ray: this process, no Ray needed
+    with pytest.raises(pk.ClusterError):
+        RayExecutor("local", cpus_per_task=0)
