@@ -160,3 +160,22 @@ def test_search_among_an_ivf_index_is_as_good_as_a_full_search(allowed_share):
         assert set(ids) <= set(live) and np.all(np.diff(scores) <= 1e-6)
         hits += ids[0] == live[np.argmax(unit[live] @ q)]
     assert hits / len(queries) >= (0.95 if allowed_share < 0.1 else full - 0.1)
+
+
+def test_exact_and_graph_probing_agree_on_well_separated_lists(monkeypatch):
+    """Small coarse quantizers are probed exactly, large ones through the hnswlib graph; both
+    find the same lists where the nearest centroids are clear."""
+    import placekit.index.ivf as ivf
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(32, 16)).astype(np.float32) * 4
+    x = (centres[rng.integers(0, 32, 4000)] + rng.normal(size=(4000, 16)).astype(np.float32) * 0.2)
+    index = ivf.PlaceIndex("IVF32_HNSW16,PQ4,Refine", 16, ivf.SearchParams(nprobe=4, rerank=32))
+    index.train(x)
+    index.add(x, np.arange(len(x)))
+    exact = [index.search(q, k=5) for q in x[:50]]
+    monkeypatch.setattr(ivf, "EXACT_COARSE_MAX_LISTS", 0)
+    graph = [index.search(q, k=5) for q in x[:50]]
+    for (ids_a, scores_a), (ids_b, scores_b) in zip(exact, graph):
+        np.testing.assert_array_equal(ids_a, ids_b)
+        np.testing.assert_allclose(scores_a, scores_b, atol=1e-5)
