@@ -181,8 +181,11 @@ def build(args, data: Data) -> dict:
     return out
 
 
+TRAIN_PER_LIST = 32  # training rows per inverted list (--train-per-list)
+
+
 def train_rows(nlist: int) -> int:
-    return max(TRAIN_ROWS, 32 * nlist)
+    return max(TRAIN_ROWS, TRAIN_PER_LIST * nlist)
 
 
 def faiss_peer(data: Data, nlist: int, code_bytes: int, timing_queries: np.ndarray, truth: np.ndarray) -> dict:
@@ -323,6 +326,7 @@ def main() -> None:
     p.add_argument("--memory-limit", type=int, default=1 << 30)
     p.add_argument("--timing-queries", type=int, default=10_000)
     p.add_argument("--nlist", type=int, default=None, help=f"inverted lists (default: auto_recipe's rule, <= {MAX_NLIST})")
+    p.add_argument("--train-per-list", type=int, default=32, help="training rows per inverted list (k-means)")
     p.add_argument("--faiss-codes", type=int, nargs="*", default=[32, 64], help="faiss peers' PQ code bytes")
     p.add_argument("--map-info-only", action="store_true", help="only time `placekit map info` on --map and "
                    "store it in --out under map_info")
@@ -343,6 +347,8 @@ def main() -> None:
         args.out.write_text(json.dumps(result, indent=1))
         print(result["map_info"])
         return
+    global TRAIN_PER_LIST
+    TRAIN_PER_LIST = args.train_per_list
     args.nlist = args.nlist or min(MAX_NLIST, 2 ** int(round(math.log2(4 * math.sqrt(args.places)))))
     data = Data(args.places, args.real)
     args.n_synthetic = data.n_synthetic
