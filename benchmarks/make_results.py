@@ -392,7 +392,11 @@ def scale_section(d: dict) -> list[str]:
 
 def city_scale_section(runs: list[dict]) -> list[str]:
     """bench_scale_10m.py at each measured size: build, then search under the memory limit."""
-    runs = sorted(runs, key=lambda d: d["build"]["places"])
+    def per_list(d: dict) -> int:  # k-means training rows per inverted list (bench_scale_10m.py --train-per-list)
+        words = d["command"].split()
+        return int(words[words.index("--train-per-list") + 1]) if "--train-per-list" in words else 32
+
+    runs = sorted(runs, key=lambda d: (d["build"]["places"], per_list(d)))
     out = ["## City scale: Ray build, search within 1 GiB", ""]
     out += [provenance(d) for d in runs]
     b0 = runs[-1]["build"]
@@ -403,34 +407,35 @@ def city_scale_section(runs: list[dict]) -> list[str]:
             "single thread, one query at a time. Recall@1 against exact search over all places; "
             "`storage KB/query`: bytes the process read from storage per query (`/proc/self/io`); "
             "`group peak`: the cgroup's peak memory, page cache included; `RSS peak`: the process's.", "",
-            "| places | recipe | build s (train / encode / assemble / write) | map file | open s | `map info` s |",
-            "|---:|---|---|---:|---:|---:|"]
+            "| places | recipe | k-means rows per list | build s (train / encode / assemble / write) | map file | open s | "
+            "`map info` s |", "|---:|---|---:|---|---:|---:|---:|"]
     for d in runs:
         b = d["build"]
         info = d.get("map_info", {})
         opened = min(r.get("open_s", 0) for r in d["search"] if "p50_ms" in r)
         info_text = (f"{info['map_info_cold_s']:.2f} cold / {info['map_info_warm_s']:.2f} warm"
                      if "map_info_cold_s" in info else "-")
-        out.append(f"| {b['places']:,} | `{b['recipe']}` | {b['build_s']:.0f} ({b['train_s']:.0f} / {b['encode_s']:.0f} / "
+        out.append(f"| {b['places']:,} | `{b['recipe']}` | {per_list(d)} | {b['build_s']:.0f} ({b['train_s']:.0f} / "
+                   f"{b['encode_s']:.0f} / "
                    f"{b['assemble_s']:.0f} / {b['write_s']:.0f}) | {b['file_bytes'] / 1e9:.2f} GB | {opened:.2f} | "
                    f"{info_text} |")
-    out += ["", "| places | method | nprobe / rerank | recall@1 synthetic | recall@1 real | p50 ms | p99 ms | storage KB/query | "
+    out += ["", "| places (k-means rows per list) | method | nprobe / rerank | recall@1 synthetic | recall@1 real | p50 ms | p99 ms | storage KB/query | "
             "group peak MB | RSS peak MB | RAM bytes/place |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for d in runs:
-        n = d["build"]["places"]
+        n = f"{d['build']['places']:,} ({per_list(d)})"
         for r in d["search"]:
             if "p50_ms" not in r:
-                out.append(f"| {n:,} | placekit | {r.get('nprobe', 16)} / {r['rerank']} | failed: "
+                out.append(f"| {n} | placekit | {r.get('nprobe', 16)} / {r['rerank']} | failed: "
                            f"{r.get('failed', '')[-120:]!r} |")
                 continue
             real = "-" if r["recall_at_1_real"] is None else f"{r['recall_at_1_real']:.3f}"
-            out.append(f"| {n:,} | placekit (fp16 re-rank read from the map file) | {r.get('nprobe', 16)} / {r['rerank']} | "
+            out.append(f"| {n} | placekit (fp16 re-rank read from the map file) | {r.get('nprobe', 16)} / {r['rerank']} | "
                        f"{r['recall_at_1_synthetic']:.3f} | {real} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
                        f"{r['storage_read_bytes_per_query'] / 1e3:.1f} | {r['cgroup_peak_bytes'] / 2**20:.0f} | "
                        f"{r['process_peak_rss_bytes'] / 2**20:.0f} | - |")
         for f_ in d.get("faiss", []):
             real = "-" if f_["recall_at_1_real"] is None else f"{f_['recall_at_1_real']:.3f}"
-            out.append(f"| {n:,} | {f_['method']} | 16 / 0 | {f_['recall_at_1_synthetic']:.3f} | {real} | "
+            out.append(f"| {n} | {f_['method']} | 16 / 0 | {f_['recall_at_1_synthetic']:.3f} | {real} | "
                        f"{f_['p50_ms']:.2f} | {f_['p99_ms']:.2f} | - | - | - | {f_['bytes_per_place']:.1f} |")
     return out + [""]
 
@@ -738,7 +743,7 @@ def main() -> None:
                          ("hpatches.json", hpatches_section)):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]
-    city = [d for d in (load("scale_1m.json"), load("scale_10m.json")) if d]
+    city = [d for d in (load("scale_1m.json"), load("scale_10m.json"), load("scale_10m_train64.json")) if d]
     lines += city_scale_section(city) if city else ["_scale_10m.json: not measured yet._", ""]
     lines += training_log_section()
     lines += cards_section()
