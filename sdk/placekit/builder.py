@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-import cv2
 import numpy as np
 
 from placekit.decision.calibration import Calibration, calibrate, calibrate_inliers, refitter
@@ -33,14 +32,14 @@ from placekit.index.ivf import PlaceIndex, SearchParams, auto_recipe
 from placekit.inference.catalog import ModelRef, resolve_model, shipped_vocabulary
 from placekit.inference.engine import open_engine
 from placekit.inference.extractors import GlobalExtractor
-from placekit.inference.imageio import Frame, to_bgr
+from placekit.inference.imageio import Frame
 from placekit.inference.loading import local_extractor
 from placekit.ingest import FolderImages, folder_images
 from placekit.local.extractor import LocalFeatureExtractor
 from placekit.local.vlad import map_vlad, vlad
 from placekit.mapfile.placemap import PlaceMap
 from placekit.mapfile.places import PlaceTable
-from placekit.mapfile.pointmap import PointMap, dequantize_descriptors, quantize_descriptors
+from placekit.mapfile.pointmap import PointMap, dequantize_descriptors
 from placekit.options import BuildOptions
 from placekit.types import Location, MapInfo, check_place_name
 
@@ -133,13 +132,9 @@ class MapBuilder:
         score as an out-of-map answer, so the ``unknown`` threshold rises above what unrelated
         places score on this map. Local features are kept for a VLAD map only when the builder
         already has a local extractor (add negatives after the map images)."""
-        bgr = to_bgr(image)
-        descriptor = None if self.vlad else self._global().describe_bgr(bgr)
-        local = None
-        if self.local is not None:
-            feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-            local = dequantize_descriptors(quantize_descriptors(feats.descriptors))  # as map images are stored
-        self._negatives.append((descriptor, local))
+        described = describe_image(image, self.extractor, self.local, wants_local=True)
+        local = None if described.descriptors is None else dequantize_descriptors(described.descriptors)
+        self._negatives.append((described.global_descriptor, local))  # local features as map images store them
 
     def add_descriptor(
         self, descriptor: np.ndarray, location: Location, name: str, group: Optional[str] = None

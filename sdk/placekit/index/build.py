@@ -10,7 +10,7 @@ import functools
 import numpy as np
 
 from placekit.executors import Executor, LocalExecutor
-from placekit.index.ivf import EncodedRows, PlaceIndex, Recipe, SearchParams
+from placekit.index.ivf import PlaceIndex, Recipe, SearchParams
 
 MAX_TRAIN_VECTORS = 262_144  # larger inputs train on a seeded sample of this many
 ENCODE_CHUNK = 65_536  # vectors per encoding task
@@ -22,11 +22,6 @@ def train_index(recipe: str | Recipe, sample: np.ndarray, params: SearchParams, 
     index = PlaceIndex(recipe, sample.shape[1], params)
     index.train(sample, seed=seed)
     return index
-
-
-def encode_chunk(index: PlaceIndex, x: np.ndarray) -> EncodedRows:
-    """``index.encode(x)``: (N, d_in) -> the rows the index stores."""
-    return index.encode(x)
 
 
 def training_sample(x: np.ndarray, seed: int) -> np.ndarray:
@@ -44,13 +39,12 @@ def build_index(
     params: SearchParams,
     seed: int = 0,
     executor: Executor | None = None,
-    progress: bool = False,
 ) -> PlaceIndex:
     """An index of ``x`` (N, d_in) under ``ids`` (N,): trained on ``training_sample`` in one
     task, ``x`` encoded in chunks of ``ENCODE_CHUNK`` as tasks, assembled here."""
     executor = executor or LocalExecutor()
     index = executor.call(train_index, recipe, training_sample(x, seed), params, seed)
     chunks = [x[i : i + ENCODE_CHUNK] for i in range(0, len(x), ENCODE_CHUNK)]
-    parts = executor.map(functools.partial(encode_chunk, index), chunks, "encoding", progress)
+    parts = executor.map(functools.partial(PlaceIndex.encode, index), chunks, "encoding")
     index.add_encoded(ids, parts)
     return index
