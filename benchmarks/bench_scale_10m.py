@@ -48,8 +48,6 @@ DIM = 256
 CHUNK = 65_536
 SEED = 20261206
 CENTRE_SEED = 12345
-TRAIN_ROWS = 262_144  # at least; 32 rows per inverted list when more
-MAX_NLIST = 8192  # auto_recipe's rule gives 16,384 at 10M: twice the k-means and assignment cost on 2 cores
 N_QUERIES = 1000
 CGROUP = Path("/sys/fs/cgroup/memory/placekit_bench")
 
@@ -181,11 +179,11 @@ def build(args, data: Data) -> dict:
     return out
 
 
-TRAIN_PER_LIST = 32  # training rows per inverted list (--train-per-list)
-
-
 def train_rows(nlist: int) -> int:
-    return max(TRAIN_ROWS, TRAIN_PER_LIST * nlist)
+    """As ``MapBuilder`` samples: ``placekit.index.build.training_rows``."""
+    from placekit.index.build import training_rows
+
+    return training_rows(f"IVF{nlist}_HNSW64,PQ32")
 
 
 def faiss_peer(data: Data, nlist: int, code_bytes: int, timing_queries: np.ndarray, truth: np.ndarray) -> dict:
@@ -313,6 +311,8 @@ def run_search(args, nprobe: int, rerank: int) -> dict:
 
 
 def main() -> None:
+    from placekit.index.ivf import Recipe, auto_recipe
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--places", type=int, default=10_000_000)
     p.add_argument("--real", type=Path, default=None, help="real descriptors cache (scale_run.py extract)")
@@ -325,9 +325,10 @@ def main() -> None:
                    "(and the build figures of --out)")
     p.add_argument("--memory-limit", type=int, default=1 << 30)
     p.add_argument("--timing-queries", type=int, default=10_000)
-    p.add_argument("--nlist", type=int, default=None, help=f"inverted lists (default: auto_recipe's rule, <= {MAX_NLIST})")
-    p.add_argument("--train-per-list", type=int, default=32, help="training rows per inverted list (k-means)")
+    p.add_argument("--nlist", type=int, default=None, help="inverted lists (default: auto_recipe's rule)")
     p.add_argument("--faiss-codes", type=int, nargs="*", default=[32, 64], help="faiss peers' PQ code bytes")
+    p.add_argument("--faiss-nlist", type=int, default=8192, help="faiss peers' inverted lists (its k-means over "
+                   "65,536 lists takes hours on 2 cores)")
     p.add_argument("--map-info-only", action="store_true", help="only time `placekit map info` on --map and "
                    "store it in --out under map_info")
     p.add_argument("--out", type=Path, default=None)
@@ -347,9 +348,7 @@ def main() -> None:
         args.out.write_text(json.dumps(result, indent=1))
         print(result["map_info"])
         return
-    global TRAIN_PER_LIST
-    TRAIN_PER_LIST = args.train_per_list
-    args.nlist = args.nlist or min(MAX_NLIST, 2 ** int(round(math.log2(4 * math.sqrt(args.places)))))
+    args.nlist = args.nlist or Recipe.parse(auto_recipe(args.places, DIM)).nlist
     data = Data(args.places, args.real)
     args.n_synthetic = data.n_synthetic
     previous = json.loads(args.out.read_text()) if (args.search_only and args.out and args.out.is_file()) else {}
@@ -361,7 +360,7 @@ def main() -> None:
     if args.search_only and "faiss" in previous and not args.faiss_codes:
         result["faiss"] = previous["faiss"]
     else:
-        result["faiss"] = [faiss_peer(data, args.nlist, code, queries, truth) for code in args.faiss_codes]
+        result["faiss"] = [faiss_peer(data, args.faiss_nlist, code, queries, truth) for code in args.faiss_codes]
     print(save(args.out, result))
 
 

@@ -179,3 +179,73 @@ def test_exact_and_graph_probing_agree_on_well_separated_lists(monkeypatch):
     for (ids_a, scores_a), (ids_b, scores_b) in zip(exact, graph):
         np.testing.assert_array_equal(ids_a, ids_b)
         np.testing.assert_allclose(scores_a, scores_b, atol=1e-5)
+
+
+def _tree_index(monkeypatch, n=6000, nlist=256):
+    """An IVF index large enough (with the threshold lowered) to be trained as a two-level tree."""
+    import placekit.index.ivf as ivf
+
+    monkeypatch.setattr(ivf, "EXACT_COARSE_MAX_LISTS", 64)
+    base = clustered(n, d=32, clusters=300, seed=3)
+    index = PlaceIndex(f"OPQ,IVF{nlist}_HNSW16,PQ8,Refine", 32, SearchParams(nprobe=16, rerank=64))
+    index.train(base)
+    index.add(base, np.arange(n))
+    return index, base
+
+
+def test_large_coarse_quantizers_are_a_tree_that_probes_like_exact_search(monkeypatch):
+    index, base = _tree_index(monkeypatch)
+    assert index.coarse_tree is not None and index.graph_state() is None
+    tree = index.coarse_tree
+    assert len(tree.parents) == 256 and np.all(np.diff(tree.parents) >= 0)
+    z = index._transform(base[:300])
+    centroids, sqnorms = index.centroids, index.centroid_sqnorms
+    overlap = []
+    for q in z:
+        ids, ip = tree.probe(q, centroids, sqnorms, 16)
+        np.testing.assert_allclose(ip, centroids[ids] @ q, rtol=1e-4, atol=1e-5)
+        exact = np.argsort(sqnorms - 2.0 * centroids @ q)[:16]
+        overlap.append(len(np.intersect1d(ids, exact)) / 16)
+    assert np.mean(overlap) >= 0.97  # 16 parents here: the beam of 32 covers every child
+    queries = base[:200] + 0.05 * np.random.default_rng(9).normal(size=(200, 32)).astype(np.float32)
+    found = np.array([index.search(q, k=1)[0][0] for q in queries])
+    assert (found == exact_top1(base, queries)).mean() >= 0.95
+
+
+def test_tree_assignment_is_exact_with_a_full_beam_and_close_with_a_narrow_one(monkeypatch):
+    from placekit.index.quantize import assign
+
+    index, base = _tree_index(monkeypatch)
+    z = index._transform(base[:2000])
+    exact = assign(z, index.centroids)
+    np.testing.assert_array_equal(index.coarse_tree.assign(z, index.centroids, beam=10_000), exact)
+    assert (index.coarse_tree.assign(z, index.centroids, beam=4) == exact).mean() >= 0.8
+
+
+def test_a_tree_index_survives_the_map_file_members_and_pickling(monkeypatch):
+    import pickle
+
+    from placekit.errors import MapFormatError
+
+    index, base = _tree_index(monkeypatch)
+    section, arrays = index.to_members()
+    assert "index/coarse_parents.npy" in arrays and not any("graph" in name for name in arrays)
+    for copy in (PlaceIndex.from_members(section, arrays, "test"), pickle.loads(pickle.dumps(index))):
+        assert copy.coarse_tree is not None
+        for q in base[:30]:
+            np.testing.assert_array_equal(copy.search(q, k=5)[0], index.search(q, k=5)[0])
+    broken = dict(arrays)
+    broken["index/coarse_parents.npy"] = arrays["index/coarse_parents.npy"][::-1].copy()
+    with pytest.raises(MapFormatError):
+        PlaceIndex.from_members(section, broken, "test")
+
+
+def test_children_are_shared_in_proportion_and_sum_to_k():
+    from placekit.index.quantize import _children_per_parent, two_level_kmeans
+
+    counts = np.array([100, 0, 3, 50, 1, 7])
+    for k in (6, 20, 100, 161):
+        children = _children_per_parent(counts, k)
+        assert children.sum() == k and np.all(children <= counts) and np.all(children[counts > 0] >= 1)
+    with pytest.raises(PlaceIndexError):
+        two_level_kmeans(np.zeros((10, 4), np.float32), 20)

@@ -12,7 +12,8 @@ import numpy as np
 from placekit.executors import Executor, LocalExecutor
 from placekit.index.ivf import PlaceIndex, Recipe, SearchParams
 
-MAX_TRAIN_VECTORS = 262_144  # larger inputs train on a seeded sample of this many
+MAX_TRAIN_VECTORS = 262_144  # larger inputs train on a seeded sample of this many, or of
+TRAIN_VECTORS_PER_LIST = 32  # this many per inverted list when that is more (k-means needs rows per centroid)
 ENCODE_CHUNK = 65_536  # vectors per encoding task
 
 
@@ -24,12 +25,19 @@ def train_index(recipe: str | Recipe, sample: np.ndarray, params: SearchParams, 
     return index
 
 
-def training_sample(x: np.ndarray, seed: int) -> np.ndarray:
-    """``x`` itself, or a seeded sample of ``MAX_TRAIN_VECTORS`` rows (in order) when larger."""
-    if len(x) <= MAX_TRAIN_VECTORS:
+def training_rows(recipe: str | Recipe) -> int:
+    """Rows an index of this recipe trains on: ``MAX_TRAIN_VECTORS``, or
+    ``TRAIN_VECTORS_PER_LIST`` per inverted list when that is more."""
+    recipe = recipe if isinstance(recipe, Recipe) else Recipe.parse(recipe)
+    return max(MAX_TRAIN_VECTORS, TRAIN_VECTORS_PER_LIST * recipe.nlist)
+
+
+def training_sample(x: np.ndarray, seed: int, rows: int = MAX_TRAIN_VECTORS) -> np.ndarray:
+    """``x`` itself, or a seeded sample of ``rows`` rows (in order) when larger."""
+    if len(x) <= rows:
         return x
-    rows = np.sort(np.random.default_rng(seed).choice(len(x), MAX_TRAIN_VECTORS, replace=False))
-    return x[rows]
+    picked = np.sort(np.random.default_rng(seed).choice(len(x), rows, replace=False))
+    return x[picked]
 
 
 def build_index(
@@ -43,7 +51,8 @@ def build_index(
     """An index of ``x`` (N, d_in) under ``ids`` (N,): trained on ``training_sample`` in one
     task, ``x`` encoded in chunks of ``ENCODE_CHUNK`` as tasks, assembled here."""
     executor = executor or LocalExecutor()
-    index = executor.call(train_index, recipe, training_sample(x, seed), params, seed)
+    sample = training_sample(x, seed, training_rows(recipe))
+    index = executor.call(train_index, recipe, sample, params, seed)
     chunks = [x[i : i + ENCODE_CHUNK] for i in range(0, len(x), ENCODE_CHUNK)]
     parts = executor.map(functools.partial(PlaceIndex.encode, index), chunks, "encoding")
     index.add_encoded(ids, parts)

@@ -7,7 +7,8 @@ An index is described by a recipe string, comma-separated, in pipeline order:
     ``OPQ``            learned rotation before product quantization
     ``IVF1024_HNSW64`` 1024 inverted lists; centroids searched with an hnswlib graph (M=64;
                        the default: smaller M leaves centroids of clustered data unreachable),
-                       or exactly, by one product, up to ``EXACT_COARSE_MAX_LISTS`` lists
+                       or exactly, by one product, up to ``EXACT_COARSE_MAX_LISTS`` lists;
+                       beyond, through a two-level tree of centroids (no graph)
     ``PQ32``           32 one-byte sub-quantizer codes per vector
     ``Refine``         keep fp16 vectors for exact re-ranking of a shortlist
     ``Flat``           exact search over fp16 vectors (replaces IVF/PQ/Refine; tiny maps)
@@ -32,7 +33,9 @@ import hnswlib
 import numpy as np
 
 from placekit.errors import PlaceIndexError
+from placekit.index.prefetch import prefetch_rows
 from placekit.index.quantize import (
+    CoarseTree,
     PCAWhitening,
     ProductQuantizer,
     adc_inner_products,
@@ -41,6 +44,7 @@ from placekit.index.quantize import (
     half_to_float,
     kmeans,
     l2_normalize,
+    two_level_kmeans,
 )
 from placekit.options import SEARCH_PARAM_RANGES
 
@@ -55,8 +59,10 @@ PRIOR_DIRECT_ROWS = 4096  # search_among scores up to this many rows directly
 MAX_TRAIN_OPQ = 32768
 # up to this many lists a query scores every centroid (measured at 8,192 x 256: 0.19 ms against
 # 0.21 ms for the graph at ef 128, and the true neighbour's list among the 32 probed for 87.7%
-# of queries against 85.6%); larger coarse quantizers are searched through the graph
+# of queries against 85.6%). Larger coarse quantizers are a two-level tree (``CoarseTree``),
+# used to train, assign and probe; maps written before it search theirs through the graph.
 EXACT_COARSE_MAX_LISTS = 16384
+TREE_ASSIGN_MIN_ROWS = 256  # fewer rows (live additions) are assigned exactly: cheap, and exact
 
 
 @dataclass(frozen=True)
@@ -223,7 +229,9 @@ class PlaceIndex:
         self.centroids: np.ndarray | None = None  # (nlist, D); read by train/add and exact probing
         self.centroid_sqnorms: np.ndarray | None = None  # (nlist,); search uses these instead
         self.pq: ProductQuantizer | None = None
-        self._graph: Any = None  # hnswlib.Index of the coarse centroids (IVF recipes)
+        self._graph: Any = None  # hnswlib.Index of the coarse centroids (IVF recipes up to
+        # EXACT_COARSE_MAX_LISTS lists, and larger ones from maps written before the tree)
+        self.coarse_tree: CoarseTree | None = None  # larger IVF recipes
         self._write_lock = threading.Lock()
         self._lists = self._empty_lists()
         self.is_trained = False
@@ -306,11 +314,14 @@ class PlaceIndex:
                 self.rotation = fit_opq(_sample(z, MAX_TRAIN_OPQ, rng), r.pq_m, seed=seed)
                 z = z @ self.rotation
             coarse_sample = _sample(z, MAX_TRAIN_COARSE_PER_LIST * r.nlist, rng)
-            self.centroids = kmeans(coarse_sample, r.nlist, iters=12, seed=seed)
+            if r.nlist > EXACT_COARSE_MAX_LISTS:
+                self.centroids, self.coarse_tree = two_level_kmeans(coarse_sample, r.nlist, iters=12, seed=seed)
+            else:
+                self.centroids = kmeans(coarse_sample, r.nlist, iters=12, seed=seed)
+                self.set_graph(build_graph(self.centroids, r.hnsw_m))
             self.centroid_sqnorms = (self.centroids**2).sum(1)
-            self.set_graph(build_graph(self.centroids, r.hnsw_m))
             pq_sample = _sample(z, MAX_TRAIN_PQ, rng)
-            residuals = pq_sample - self.centroids[self._coarse_exact(pq_sample)]
+            residuals = pq_sample - self.centroids[self._coarse_assign(pq_sample)]
             self.pq = ProductQuantizer.fit(residuals, r.pq_m, seed=seed)
         empty = self._empty_lists()
         self._lists = replace(
@@ -333,7 +344,7 @@ class PlaceIndex:
         if self.recipe.flat:
             return EncodedRows(None, None, z.astype(np.float16))
         pq, centroids = self._quantizers()
-        lists = self._coarse_exact(z)
+        lists = self._coarse_assign(z)
         codes = pq.encode(z - centroids[lists])
         return EncodedRows(lists, codes, z.astype(np.float16) if self.recipe.refine else None)
 
@@ -501,11 +512,15 @@ class PlaceIndex:
     def _probe(self, z: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``nprobe`` lists nearest to the (D,) query and its inner product with their
         centroids. Up to ``EXACT_COARSE_MAX_LISTS`` lists every centroid is scored (one
-        matrix-vector product: as fast as the graph there, and exact); beyond, the hnswlib
-        graph finds them."""
+        matrix-vector product: as fast as the graph there, and exact); beyond, the two-level
+        tree the index was trained with (``CoarseTree.probe``), or the hnswlib graph of maps
+        written before the tree."""
         sqnorms = self.centroid_sqnorms
         if sqnorms is None:
             raise PlaceIndexError("the index is not trained")
+        if self.coarse_tree is not None:
+            _, centroids = self._quantizers()
+            return self.coarse_tree.probe(z, centroids, sqnorms, nprobe)
         if self.recipe.nlist <= EXACT_COARSE_MAX_LISTS:
             _, centroids = self._quantizers()
             ip = np.asarray(centroids, np.float32) @ z
@@ -525,6 +540,7 @@ class PlaceIndex:
         best = best[np.isfinite(scores[best])]
         rows = rows[best]
         if self.recipe.refine and rerank:
+            prefetch_rows(lists.stored_vectors, rows)  # start every storage read at once
             exact = half_to_float(lists.stored_vectors[rows]) @ z
             order = np.argsort(-exact, kind="stable")[:k]
             return lists.ids[rows[order]].astype(np.int64), exact[order]
@@ -555,9 +571,13 @@ class PlaceIndex:
         z = self._project(x)
         return z @ self.rotation if self.rotation is not None else z
 
-    def _coarse_exact(self, z: np.ndarray) -> np.ndarray:
+    def _coarse_assign(self, z: np.ndarray) -> np.ndarray:
+        """(N,) inverted list of each (N, D) row: its nearest centroid (through the tree, when
+        the index has one, for batches large enough to be worth it)."""
         if self.centroids is None:
             raise PlaceIndexError("the index has no coarse centroids (not trained, or a Flat recipe)")
+        if self.coarse_tree is not None and len(z) > TREE_ASSIGN_MIN_ROWS:
+            return self.coarse_tree.assign(z, self.centroids)
         return assign(z, self.centroids)
 
     def _quantizers(self) -> tuple[ProductQuantizer, np.ndarray]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from placekit.errors import MapFormatError
 from placekit.index.ivf import InvertedLists, PlaceIndex, Recipe, SearchParams, build_graph
-from placekit.index.quantize import PCAWhitening, ProductQuantizer
+from placekit.index.quantize import CoarseTree, PCAWhitening, ProductQuantizer
 
 _GRAPH_ARRAYS = ("label_lookup_external", "label_lookup_internal", "element_levels", "data_level0", "link_lists")
 
@@ -32,6 +32,9 @@ def index_to_members(index: PlaceIndex) -> tuple[dict, dict[str, np.ndarray]]:
         arrays["index/centroids.npy"] = index.centroids
         arrays["index/centroid_sqnorms.npy"] = index.centroid_sqnorms
         arrays["index/pq_codebooks.npy"] = index.pq.codebooks
+    if index.coarse_tree is not None:
+        arrays["index/coarse_parents.npy"] = index.coarse_tree.parents
+        arrays["index/coarse_top.npy"] = index.coarse_tree.top
     section = {
         "recipe": str(index.recipe),
         "dim_in": index.dim_in,
@@ -77,7 +80,10 @@ def index_from_members(section: dict, arrays: dict[str, np.ndarray], source: str
             vectors = arrays.get("index/vectors.npy")
             _expect(not r.refine or (vectors is not None and vectors.shape == (n, index.dim)), "vectors")
             index.centroids, index.centroid_sqnorms, index.pq = centroids, sqnorms, pq
-            index.set_graph(_restore_graph(section.get("graph"), arrays, centroids, r.hnsw_m))
+            if "index/coarse_parents.npy" in arrays:
+                index.coarse_tree = _coarse_tree(arrays, r.nlist, index.dim)
+            else:
+                index.set_graph(_restore_graph(section.get("graph"), arrays, centroids, r.hnsw_m))
         offsets = arrays["index/offsets.npy"]
         _expect(offsets.shape == ((r.nlist if not r.flat else 1) + 1,), "offsets")
         _expect(offsets[0] == 0 and offsets[-1] == n and bool(np.all(np.diff(offsets) >= 0)), "offsets")
@@ -96,6 +102,14 @@ def index_from_members(section: dict, arrays: dict[str, np.ndarray], source: str
 def _expect(ok: bool, what: str) -> None:
     if not ok:
         raise MapFormatError(f"index member '{what}' has an unexpected shape or type")
+
+
+def _coarse_tree(arrays: dict[str, np.ndarray], nlist: int, dim: int) -> CoarseTree:
+    parents, top = arrays["index/coarse_parents.npy"], arrays["index/coarse_top.npy"]
+    _expect(parents.shape == (nlist,) and parents.dtype == np.int64, "coarse_parents")
+    _expect(top.ndim == 2 and top.shape[1] == dim and top.dtype == np.float32 and 0 < len(top) <= nlist, "coarse_top")
+    _expect(bool(np.all(np.diff(parents) >= 0)) and parents[0] >= 0 and parents[-1] < len(top), "coarse_parents")
+    return CoarseTree(parents, top)
 
 
 def _restore_graph(state: dict | None, arrays: dict[str, np.ndarray], centroids: np.ndarray, m: int):
