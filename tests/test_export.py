@@ -100,3 +100,25 @@ def test_imagenet_weights_load_strictly_when_available():
 
     net = load_imagenet_backbone()
     assert net(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_disk_peer_exports_in_the_dense_layout_the_runtime_reads(tmp_path):
+    """DISK (a benchmark peer) with random weights: the ONNX graph equals the torch module, has
+    one-pixel cells, and the runtime's dense describer finds keypoints inside the image."""
+    from placekit.inference.extractors import DenseDescriber
+    from placekit_export.disk import DESCRIPTOR_DIM, DiskDense, DiskNet, model_info
+
+    torch.manual_seed(0)
+    net = DiskDense(DiskNet().eval())
+    path = export_onnx(net, model_info("0" * 64), tmp_path / "disk.onnx", (1, 1, 32, 48))
+    gray = np.random.default_rng(0).integers(0, 256, (48, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(gray)[None, None]).numpy()
+    engine = open_engine(path, threads=1)
+    got = np.asarray(engine.run(gray[None, None]))
+    assert got.shape == (1, DESCRIPTOR_DIM + 2, 48, 64)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(got[0, :DESCRIPTOR_DIM], axis=0), 1.0, atol=1e-4)
+    xy, desc = DenseDescriber(engine).describe_image(gray.astype(np.uint8), 50)
+    assert 0 < len(xy) <= 50 and desc.shape == (len(xy), DESCRIPTOR_DIM)
+    assert (xy >= 0).all() and (xy[:, 0] <= 63).all() and (xy[:, 1] <= 47).all()
