@@ -9,8 +9,8 @@ the probed lists are the exact nearest centroids.
         --workdir /tmp/scale10m --out benchmarks/results/coarse_quantizer_10m.json
 
 Data as ``bench_scale_10m.py`` (same generator, same queries; the truth is read from its
-``--workdir`` when there, else computed). List sizes are estimated from 524,288 database rows
-that no quantizer trained on. Quantizers: flat k-means (``quantize.kmeans``) and two-level
+``--workdir`` when there, else computed). List sizes are estimated from the last 524,288 database
+rows, which no quantizer trained on (samples are taken from the first rows). Quantizers: flat k-means (``quantize.kmeans``) and two-level
 k-means (``quantize.two_level_kmeans``) at several list counts, each trained on its own sample.
 """
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_scale_10m import CHUNK, Data, exact_best  # noqa: E402
 from provenance import save  # noqa: E402
 
-SIZE_CHUNKS = range(100, 108)  # 8 x 65,536 rows, past every training sample
+SIZE_CHUNKS = 8  # list sizes from the last 8 full chunks of 65,536 rows, past every training sample
 NPROBES = (8, 16, 32, 64, 128, 256, 512)
 
 
@@ -115,7 +115,7 @@ def evaluate(name: str, centroids: np.ndarray, assign_fn, queries: np.ndarray, n
 
 
 def main() -> None:
-    from placekit.index.quantize import COARSE_BEAM, assign, kmeans, two_level_kmeans
+    from placekit.index.quantize import ASSIGN_BEAM, assign, kmeans, two_level_kmeans
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--places", type=int, default=10_000_000)
@@ -123,19 +123,20 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/scale10m"))
     p.add_argument("--configs", nargs="+", default=["flat:8192:64", "two:16384:32", "two:32768:32", "two:65536:32"],
                    help="KIND:LISTS:ROWS_PER_LIST[:BEAM] (KIND flat or two; BEAM: top clusters searched to "
-                   f"assign, default {COARSE_BEAM} as the index does)")
+                   f"assign, default {ASSIGN_BEAM} as the index does)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     data = Data(args.places, args.real)
     t = time.perf_counter()
     queries, nn = truth_vectors(data, args.workdir)
     print(f"truth: {time.perf_counter() - t:.0f} s", flush=True)
-    size_sample = np.concatenate([data.chunk(i) for i in SIZE_CHUNKS])
+    last_full = data.chunks - 1  # the last chunk may be short
+    size_sample = np.concatenate([data.chunk(i) for i in range(last_full - SIZE_CHUNKS, last_full)])
     results = []
     for config in args.configs:
         kind, lists, per_list, *beam = config.split(":")
         k, rows = int(lists), int(lists) * int(per_list)
-        beam = int(beam[0]) if beam else COARSE_BEAM
+        beam = int(beam[0]) if beam else ASSIGN_BEAM
         sample = np.concatenate([data.chunk(i) for i in range(-(-rows // CHUNK))])[:rows]
         t = time.perf_counter()
         if kind == "flat":

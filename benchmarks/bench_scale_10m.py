@@ -11,7 +11,8 @@ generated chunk by chunk inside the encoding tasks), plus real GeM descriptors o
 mixture and the real set's 1,000 query crops; exact search over all places is the truth.
 
 Build (``--workers`` Ray workers on a local instance): the index (``OPQ,IVF<n>_HNSW64,PQ32,Refine``,
-``n`` by ``auto_recipe``'s rule) trained on a 262,144-row sample in one task
+``n`` by ``auto_recipe``'s rule unless ``--nlist``; beyond 16,384 lists a two-level coarse
+quantizer) trained in one task on the sample ``MapBuilder`` would take (``training_rows``)
 (``placekit.index.build.train_index``), every chunk generated and encoded in a task
 (``PlaceIndex.encode``), assembled once (``add_encoded``), then the places table (columnar
 arrays) and the map file written by ``PlaceMap.save``.
@@ -130,7 +131,7 @@ def build(args, data: Data) -> dict:
     from placekit.decision.calibration import Calibration
     from placekit.executors import RayExecutor
     from placekit.index.build import train_index
-    from placekit.index.ivf import SearchParams
+    from placekit.index.ivf import Recipe, SearchParams, default_nprobe
     from placekit.mapfile.placemap import PlaceMap
     from placekit.mapfile.places import PlaceTable
 
@@ -141,7 +142,8 @@ def build(args, data: Data) -> dict:
     with RayExecutor("local", num_cpus=args.workers) as executor:
         t = time.perf_counter()
         sample = data.training_sample(train_rows(nlist))
-        index = executor.call(train_index, recipe, sample, SearchParams(nprobe=16, rerank=128), 0)
+        params = SearchParams(nprobe=default_nprobe(Recipe.parse(recipe)), rerank=128)
+        index = executor.call(train_index, recipe, sample, params, 0)
         out["train_s"] = time.perf_counter() - t
         t = time.perf_counter()
         parts = executor.map(functools.partial(encode_generated, data, index), range(data.chunks), "encoding", True)
@@ -319,7 +321,7 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/scale10m"))
     p.add_argument("--map", type=Path, default=None)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--settings", nargs="+", default=["16/64", "32/64", "64/64", "16/128"],
+    p.add_argument("--settings", nargs="+", default=["16/64", "32/64", "64/64", "64/128", "128/128"],
                    help="search settings NPROBE/RERANK, each measured in its own confined process")
     p.add_argument("--search-only", action="store_true", help="reuse the map, queries and truth in --workdir "
                    "(and the build figures of --out)")

@@ -393,11 +393,18 @@ def scale_section(d: dict) -> list[str]:
 
 def city_scale_section(runs: list[dict]) -> list[str]:
     """bench_scale_10m.py at each measured size: build, then search under the memory limit."""
-    def per_list(d: dict) -> int:  # k-means training rows per inverted list (bench_scale_10m.py --train-per-list)
+    def per_list(d: dict) -> int:  # k-means training rows per inverted list
         words = d["command"].split()
         return int(words[words.index("--train-per-list") + 1]) if "--train-per-list" in words else 32
 
-    runs = sorted(runs, key=lambda d: (d["build"]["places"], per_list(d)))
+    def nlist(d: dict) -> int:
+        return int(d["build"]["recipe"].split("IVF")[1].split("_")[0])
+
+    def quantizer(d: dict) -> str:
+        kind = "two-level k-means" if nlist(d) > 16384 else "k-means"
+        return f"{nlist(d):,} lists, {kind} on {per_list(d)} rows per list"
+
+    runs = sorted(runs, key=lambda d: (d["build"]["places"], nlist(d), per_list(d)))
     out = ["## City scale: Ray build, search within 1 GiB", ""]
     out += [provenance(d) for d in runs]
     b0 = runs[-1]["build"]
@@ -407,23 +414,27 @@ def city_scale_section(runs: list[dict]) -> list[str]:
             "process moved into a cgroup with a 1 GiB memory limit after the page cache was dropped; "
             "single thread, one query at a time. Recall@1 against exact search over all places; "
             "`storage KB/query`: bytes the process read from storage per query (`/proc/self/io`); "
-            "`group peak`: the cgroup's peak memory, page cache included; `RSS peak`: the process's.", "",
-            "| places | recipe | k-means rows per list | build s (train / encode / assemble / write) | map file | open s | "
-            "`map info` s |", "|---:|---|---:|---|---:|---:|---:|"]
+            "`group peak`: the cgroup's peak memory, page cache included; `RSS peak`: the process's. "
+            "The 8,192-list 10M runs are from the code before the two-level coarse quantizer and the "
+            "re-rank read-ahead (commit 16718ef; `--train-per-list` has since become "
+            "`placekit.index.build.training_rows`).", "",
+            "| places | recipe | coarse quantizer | build s (train / encode / assemble / write) | map file | open s | "
+            "`map info` s |", "|---:|---|---|---|---:|---:|---:|"]
     for d in runs:
         b = d["build"]
         info = d.get("map_info", {})
         opened = min(r.get("open_s", 0) for r in d["search"] if "p50_ms" in r)
         info_text = (f"{info['map_info_cold_s']:.2f} cold / {info['map_info_warm_s']:.2f} warm"
                      if "map_info_cold_s" in info else "-")
-        out.append(f"| {b['places']:,} | `{b['recipe']}` | {per_list(d)} | {b['build_s']:.0f} ({b['train_s']:.0f} / "
+        out.append(f"| {b['places']:,} | `{b['recipe']}` | {quantizer(d)} | {b['build_s']:.0f} ({b['train_s']:.0f} / "
                    f"{b['encode_s']:.0f} / "
                    f"{b['assemble_s']:.0f} / {b['write_s']:.0f}) | {b['file_bytes'] / 1e9:.2f} GB | {opened:.2f} | "
                    f"{info_text} |")
-    out += ["", "| places (k-means rows per list) | method | nprobe / rerank | recall@1 synthetic | recall@1 real | p50 ms | p99 ms | storage KB/query | "
-            "group peak MB | RSS peak MB | RAM bytes/place |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out += ["", "| places (lists) | method | nprobe / rerank | recall@1 synthetic | recall@1 real | p50 ms | p99 ms | "
+            "storage KB/query | group peak MB | RSS peak MB | RAM bytes/place |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for d in runs:
-        n = f"{d['build']['places']:,} ({per_list(d)})"
+        n = f"{d['build']['places']:,} ({nlist(d):,}{', ' + str(per_list(d)) + ' rows/list' if per_list(d) != 32 else ''})"
         for r in d["search"]:
             if "p50_ms" not in r:
                 out.append(f"| {n} | placekit | {r.get('nprobe', 16)} / {r['rerank']} | failed: "
@@ -438,6 +449,35 @@ def city_scale_section(runs: list[dict]) -> list[str]:
             real = "-" if f_["recall_at_1_real"] is None else f"{f_['recall_at_1_real']:.3f}"
             out.append(f"| {n} | {f_['method']} | 16 / 0 | {f_['recall_at_1_synthetic']:.3f} | {real} | "
                        f"{f_['p50_ms']:.2f} | {f_['p99_ms']:.2f} | - | - | - | {f_['bytes_per_place']:.1f} |")
+    return out + [""]
+
+
+def coarse_quantizer_section(runs: list[dict]) -> list[str]:
+    """bench_coarse_quantizer.py: coverage of the true neighbour's list against codes scanned."""
+    out = ["## Coarse quantizers at 3M and 10M places (no map built)", ""]
+    out += [provenance(d) for d in runs]
+    out += ["", "Share of queries whose exact nearest neighbour's list is among the `nprobe` probed "
+            "(`benchmarks/bench_coarse_quantizer.py` docstring): with the database assigned as the index "
+            "assigns it, probed exactly or through the tree (two-level quantizers), and the codes a query "
+            "scans (mean). Synthetic queries of the mixture (10M: and the real set).", "",
+            "| places | quantizer | train s | nprobe | coverage synthetic: exact probing / tree probing | "
+            "coverage real: exact / tree | codes scanned | probe ms: exact / tree (NumPy, 2 threads) |",
+            "|---:|---|---:|---:|---|---|---:|---|"]
+    for d in runs:
+        for r in d["results"]:
+            for p in r["probing"]:
+                if p["nprobe"] not in (16, 32, 64, 128):
+                    continue
+                t = r["probe_time"].get(str(p["nprobe"]), {})
+                tree_syn = p.get("coverage_synthetic_tree_probing")
+                tree_real = p.get("coverage_real_tree_probing")
+                real = "-" if p["coverage_real"] is None else (
+                    f"{p['coverage_real']:.3f} / {'-' if tree_real is None else f'{tree_real:.3f}'}")
+                times = (f"{t['exact_ms']:.2f} / {t['tree_ms']:.2f}" if "tree_ms" in t
+                         else (f"{t['exact_ms']:.2f} / -" if t else "-"))
+                out.append(f"| {d['places']:,} | {r['quantizer']} | {r['train_s']:.0f} | {p['nprobe']} | "
+                           f"{p['coverage_synthetic']:.3f} / {'-' if tree_syn is None else f'{tree_syn:.3f}'} | "
+                           f"{real} | {p['codes_scanned_mean']:,.0f} | {times} |")
     return out + [""]
 
 
@@ -744,8 +784,11 @@ def main() -> None:
                          ("hpatches.json", hpatches_section)):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]
-    city = [d for d in (load("scale_1m.json"), load("scale_10m.json"), load("scale_10m_train64.json")) if d]
+    city = [d for d in (load("scale_1m.json"), load("scale_10m.json"), load("scale_10m_ivf8192.json"),
+                        load("scale_10m_train64.json")) if d]
     lines += city_scale_section(city) if city else ["_scale_10m.json: not measured yet._", ""]
+    coarse = [d for d in (load("coarse_quantizer_3m.json"), load("coarse_quantizer_10m.json")) if d]
+    lines += coarse_quantizer_section(coarse) if coarse else []
     lines += training_log_section()
     lines += cards_section()
     (HERE / "RESULTS.md").write_text("\n".join(lines))

@@ -249,3 +249,20 @@ def test_children_are_shared_in_proportion_and_sum_to_k():
         assert children.sum() == k and np.all(children <= counts) and np.all(children[counts > 0] >= 1)
     with pytest.raises(PlaceIndexError):
         two_level_kmeans(np.zeros((10, 4), np.float32), 20)
+
+
+def test_default_nprobe_grows_with_large_coarse_quantizers():
+    from placekit.index.ivf import default_nprobe
+
+    assert default_nprobe(Recipe.parse("Flat")) == 16
+    assert default_nprobe(Recipe.parse("IVF4096_HNSW64,PQ32")) == 16
+    assert default_nprobe(Recipe.parse("IVF16384_HNSW64,PQ32")) == 16
+    assert default_nprobe(Recipe.parse("IVF65536_HNSW64,PQ32")) == 64
+
+
+def test_auto_recipe_turns_to_a_finer_tree_quantizer_only_beyond_8192_lists():
+    def lists(n):
+        return Recipe.parse(auto_recipe(n, 256)).nlist
+
+    assert lists(1_000_000) == 4096 and lists(3_000_000) == 8192 and lists(8_000_000) == 8192
+    assert lists(10_000_000) == 65536

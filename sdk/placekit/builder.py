@@ -28,7 +28,7 @@ from placekit.extraction import (
 from placekit.geometry.frames import MIXED_KINDS, frame_for, locations_to_metric
 from placekit.geometry.triangulation import Camera, triangulate_map
 from placekit.index.build import build_index
-from placekit.index.ivf import PlaceIndex, SearchParams, auto_recipe
+from placekit.index.ivf import PlaceIndex, Recipe, SearchParams, auto_recipe, default_nprobe
 from placekit.inference.catalog import ModelRef, resolve_model, shipped_vocabulary
 from placekit.inference.engine import open_engine
 from placekit.inference.extractors import GlobalExtractor
@@ -324,7 +324,8 @@ class MapBuilder:
         """The map's index (recipe ``auto`` chosen by size), trained on and holding ``x`` (N, d)."""
         opts = self.options
         recipe = auto_recipe(len(x), x.shape[1]) if opts.recipe == "auto" else opts.recipe
-        params = SearchParams(nprobe=opts.nprobe, rerank=opts.rerank)
+        nprobe = opts.nprobe if opts.nprobe is not None else default_nprobe(Recipe.parse(recipe))
+        params = SearchParams(nprobe=nprobe, rerank=opts.rerank)
         try:
             index = build_index(recipe, x, ids, params, opts.seed, self.executor)
         except ClusterError:

@@ -152,6 +152,9 @@ class BuildOptions(RuntimeOptions):
     within this distance show the same place (calibration, fusion). target_precision: the
     precision the ``localized`` decision is calibrated to on the map's own images.
     embed_model: store the model inside the map (one-file deployment).
+    nprobe / rerank: the map's search defaults (``LocalizerOptions`` can override them):
+    inverted lists probed per query (None: ``placekit.index.ivf.default_nprobe``, 16 up to
+    16,384 lists, one in 1,024 beyond) and candidates re-ranked exactly.
     local_features: ``none``, ``rootsift`` (OpenCV) or a local model name / path (e.g.
     ``hardnet-int8``): keypoints and descriptors of every map image are stored for geometric
     verification, and 3D points are triangulated from images with poses and intrinsics.
@@ -169,7 +172,7 @@ class BuildOptions(RuntimeOptions):
     match_radius_m: float = DEFAULT_MATCH_RADIUS_M
     target_precision: float = DEFAULT_TARGET_PRECISION
     embed_model: bool = False
-    nprobe: int = 16
+    nprobe: Optional[int] = None
     rerank: int = 128
     seed: int = 0
     local_features: str = "auto"
@@ -184,7 +187,6 @@ class BuildOptions(RuntimeOptions):
         _typed(
             self,
             ints={
-                "nprobe": SEARCH_PARAM_RANGES["nprobe"],
                 "rerank": SEARCH_PARAM_RANGES["rerank"],
                 "seed": (0, 2**32 - 1),
                 "max_keypoints": MAX_KEYPOINTS_RANGE,
@@ -194,6 +196,7 @@ class BuildOptions(RuntimeOptions):
             numbers=("match_radius_m", "target_precision"),
             strings=("descriptor", "model", "recipe", "local_features"),
             bools=("embed_model",),
+            optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"]},
         )
         _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
         _check(
