@@ -417,8 +417,9 @@ def city_scale_section(runs: list[dict]) -> list[str]:
             "`group peak`: the cgroup's peak memory, page cache included; `RSS peak`: the process's. "
             "The 8,192-list 10M runs are from the code before the two-level coarse quantizer and the "
             "re-rank read-ahead (commit 16718ef; `--train-per-list` has since become "
-            "`placekit.index.build.training_rows`).", "",
-            "| places | recipe | coarse quantizer | build s (train / encode / assemble / write) | map file | open s | "
+            "`placekit.index.build.training_rows`).", ""]
+    out += [d["note"] + "\n" for d in runs if d.get("note")]
+    out += ["| places | recipe | coarse quantizer | build s (train / encode / assemble / write) | map file | open s | "
             "`map info` s |", "|---:|---|---|---|---:|---:|---:|"]
     for d in runs:
         b = d["build"]
@@ -639,11 +640,11 @@ def training_log_section() -> list[str]:
     return out
 
 
-def hpatches_section(d: dict) -> list[str]:
-    out = ["## Patch descriptors on HPatches (held out)", "", provenance(d), "",
+def hpatches_section(d: dict, title: str = "## Patch descriptors on HPatches (held out)", note: str = "") -> list[str]:
+    out = [title, "", provenance(d), "",
            "Same SIFT keypoints of image 1 mapped by the ground-truth homography into images 2-6; metrics per "
            "image pair, averaged per sequence, then over the two sequences (`placekit_export.patch_metrics`). "
-           "Higher mAP is better, lower FPR95 is better.", "",
+           "Higher mAP is better, lower FPR95 is better." + note, "",
            "| method | matching mAP | verification mAP | FPR95 | " + " | ".join(
                f"{s} matching mAP" for s in next(iter(d["methods"].values()))["sequences"]) + " |",
            "|---|---:|---:|---:|" + "---:|" * len(next(iter(d["methods"].values()))["sequences"])]
@@ -781,7 +782,11 @@ def main() -> None:
                          ("soak.json", soak_section), ("install.json", install_section),
                          ("trained_gem.json", trained_gem_section), ("gem_checkpoints.json", gem_checkpoints_section),
                          ("rejection.json", rejection_section),
-                         ("hpatches.json", hpatches_section)):
+                         ("hpatches.json", hpatches_section),
+                         ("hpatches_peers.json", lambda d: hpatches_section(
+                             d, "## Descriptors on HPatches, with the dense peers XFeat and DISK (held out)",
+                             " The dense peers describe the same keypoints by sampling their descriptor map there "
+                             "(`benchmarks/bench_hpatches.py` docstring); their own detectors are not used."))):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]
     city = [d for d in (load("scale_1m.json"), load("scale_10m.json"), load("scale_10m_ivf8192.json"),
