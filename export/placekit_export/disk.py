@@ -14,8 +14,11 @@ The exported graph takes what ``placekit.inference.extractors.DenseDescriber`` g
 dense model, a grey image in 0..255 (replicated to RGB: DISK's own recipe for grey input), and
 returns one (1, 130, H, W) tensor in the dense layout (``placekit_export.xfeat``) with a cell of
 one pixel: channels 0-127 the L2-normalised descriptors, 128 a reliability of 1 (DISK has
-none), 129 the keypoint probability (the logit's sigmoid: DISK keeps logits above 0, i.e.
-probabilities above 0.5, and the runtime's top-k by probability keeps the same order).
+none), 129 a keypoint score in 0..1, ``sigmoid(logit / LOGIT_SCALE)``: monotone in DISK's
+logit (so the runtime's top-k keeps DISK's order; a logit of 0, DISK's own threshold, is 0.5).
+The logits reach the hundreds, where a plain sigmoid rounds to 1 in float32 and ties, not the
+network, would pick the keypoints: the first export did that, and on WxBS its F estimates failed
+for most pairs.
 
     python -m placekit_export.disk --weights PATH/TO/disk-depth-save.pth -o disk-fp32.onnx
 """
@@ -38,6 +41,7 @@ UP = (64, 64, 64, DESCRIPTOR_DIM + 1)
 KERNEL = 5
 INPUT_SIZE = 640  # long side the runtime describes images at
 SIZE_MULTIPLE = 16  # four 2 x 2 poolings
+LOGIT_SCALE = 32.0  # logits up to ~300 stay below 1 - 1e-4 after sigmoid(logit / 32)
 
 
 class _Block(nn.Sequential):
@@ -113,7 +117,8 @@ class DiskDense(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         descriptors, logits = self.net((image / 255.0).expand(-1, 3, -1, -1))
         reliability = torch.ones_like(logits)
-        return torch.cat([F.normalize(descriptors, dim=1), reliability, torch.sigmoid(logits)], dim=1)
+        score = torch.sigmoid(logits / LOGIT_SCALE)
+        return torch.cat([F.normalize(descriptors, dim=1), reliability, score], dim=1)
 
 
 def load_disk(weights: str | Path) -> tuple[DiskNet, str]:
