@@ -773,6 +773,7 @@ def main() -> None:
                          ("real_data.json", real_data_section), ("pose.json", pose_section),
                          ("pose_512.json", pose_section), ("pose_detectors.json", pose_section),
                          ("pose_xfeat.json", pose_section), ("pose_rootsift_512.json", pose_section),
+                         ("pose_disk.json", pose_section),
                          ("localize_verified.json", localize_verified_section), ("wxbs.json", wxbs_section),
                          ("scale.json", scale_section),
                          ("distributed_build.json", distributed_build_section),

@@ -177,3 +177,20 @@ def test_the_extent_is_stored_and_follows_edits(street_map):
         assert placemap.places.with_stored_extent(["bad", 1, 2]).extent() == tuple(stored)
     finally:
         placemap.close()
+
+
+def test_row_checks_are_skipped_only_when_asked():
+    """`placekit map info` opens without the O(places) row checks; every other open runs them."""
+    from placekit.errors import MapFormatError
+    from placekit.mapfile.places import PlaceTable
+
+    table = PlaceTable.create(np.arange(4), np.zeros((4, 3)), ["a", "b", "c", "d"])
+    broken = PlaceTable(table.ids[::-1].copy(), table.xyz, table.name_blob, table.name_offsets,
+                        table.rotation, table.intrinsics)
+    broken.validate("test", check_rows=False)
+    with pytest.raises(MapFormatError):
+        broken.validate("test")
+    bad_shape = PlaceTable(table.ids, table.xyz[:3], table.name_blob, table.name_offsets, table.rotation,
+                           table.intrinsics)
+    with pytest.raises(MapFormatError):
+        bad_shape.validate("test", check_rows=False)

@@ -79,7 +79,8 @@ def _build_with(args: argparse.Namespace, folder: Path, builder: MapBuilder) -> 
 def _info(args: argparse.Namespace) -> int:
     from placekit.mapfile.placemap import PlaceMap
 
-    placemap = PlaceMap.load(args.map, verify=args.verify)
+    # plain `map info` describes: structure only; --verify checks every row and every hash
+    placemap = PlaceMap.load(args.map, verify=args.verify, check_rows=args.verify)
     try:
         info = placemap.info()
     finally:
@@ -325,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--verify",
         action="store_true",
-        help="also check every member's sha256 (reads the whole file; the structure is always checked)",
+        help="also check every place's row and every member's sha256 (reads the whole file; "
+        "the structure is always checked)",
     )
     i.set_defaults(func=_info)
 
