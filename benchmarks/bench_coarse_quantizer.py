@@ -145,7 +145,8 @@ def main() -> None:
             assign_fn = lambda x, c=centroids: assign(x, c)  # noqa: E731
         else:
             centroids, tree = two_level_kmeans(sample, k, iters=12, seed=0)
-            assign_fn = lambda x, c=centroids, t=tree, b=beam: t.assign(x, c, beam=b)  # noqa: E731
+            sqnorms = (centroids**2).sum(1)
+            assign_fn = lambda x, c=centroids, t=tree, b=beam, s=sqnorms: t.assign(x, c, s, beam=b)  # noqa: E731
         train_s = time.perf_counter() - t
         t = time.perf_counter()
         assign_fn(size_sample[:65536])

@@ -218,8 +218,8 @@ def test_tree_assignment_is_exact_with_a_full_beam_and_close_with_a_narrow_one(m
     index, base = _tree_index(monkeypatch)
     z = index._transform(base[:2000])
     exact = assign(z, index.centroids)
-    np.testing.assert_array_equal(index.coarse_tree.assign(z, index.centroids, beam=10_000), exact)
-    assert (index.coarse_tree.assign(z, index.centroids, beam=4) == exact).mean() >= 0.8
+    np.testing.assert_array_equal(index.coarse_tree.assign(z, index.centroids, index.centroid_sqnorms, beam=10_000), exact)
+    assert (index.coarse_tree.assign(z, index.centroids, index.centroid_sqnorms, beam=4) == exact).mean() >= 0.8
 
 
 def test_a_tree_index_survives_the_map_file_members_and_pickling(monkeypatch):

@@ -603,8 +603,8 @@ class PlaceIndex:
         the index has one, for batches large enough to be worth it)."""
         if self.centroids is None:
             raise PlaceIndexError("the index has no coarse centroids (not trained, or a Flat recipe)")
-        if self.coarse_tree is not None and len(z) > TREE_ASSIGN_MIN_ROWS:
-            return self.coarse_tree.assign(z, self.centroids)
+        if self.coarse_tree is not None and self.centroid_sqnorms is not None and len(z) > TREE_ASSIGN_MIN_ROWS:
+            return self.coarse_tree.assign(z, self.centroids, self.centroid_sqnorms)
         return assign(z, self.centroids)
 
     def _quantizers(self) -> tuple[ProductQuantizer, np.ndarray]:

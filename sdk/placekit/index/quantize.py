@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -97,9 +98,9 @@ def two_level_kmeans(x: np.ndarray, k: int, iters: int = 20, seed: int = 0) -> t
     starts = np.r_[0, np.cumsum(counts)]
     parts = []
     for p in range(k1):
-        rows = x[order[starts[p] : starts[p + 1]]]
         if children[p] == 0:
             continue
+        rows = x[order[starts[p] : starts[p + 1]]]
         parts.append(
             rows.mean(0, keepdims=True) if children[p] == 1 else kmeans(rows, int(children[p]), iters, seed + 1 + p)
         )
@@ -140,24 +141,31 @@ class CoarseTree:
     parents: np.ndarray
     top: np.ndarray
 
+    @cached_property
     def child_ranges(self) -> np.ndarray:
-        """(k1 + 1,) int64: the children of top centroid p are ``ranges[p]:ranges[p + 1]``."""
+        """(k1 + 1,) int64: the children of top centroid p are ``ranges[p]:ranges[p + 1]``
+        (computed once: every query reads it)."""
         return np.searchsorted(self.parents, np.arange(len(self.top) + 1)).astype(np.int64)
+
+    @cached_property
+    def top_sqnorms(self) -> np.ndarray:
+        """(k1,) squared norms of the top centroids (computed once)."""
+        return (self.top**2).sum(1)
 
     def nearest_parents(self, x: np.ndarray, beam: int) -> np.ndarray:
         """(N, min(beam, k1)) indices of each row's nearest top centroids (unordered)."""
-        scores = (self.top**2).sum(1)[None, :] - 2.0 * (x @ self.top.T)
+        scores = self.top_sqnorms[None, :] - 2.0 * (x @ self.top.T)
         beam = min(beam, len(self.top))
         if beam == len(self.top):
             return np.broadcast_to(np.arange(beam), (len(x), beam))
         return np.argpartition(scores, beam - 1, axis=1)[:, :beam]
 
-    def assign(self, x: np.ndarray, centroids: np.ndarray, beam: int = ASSIGN_BEAM) -> np.ndarray:
+    def assign(self, x: np.ndarray, centroids: np.ndarray, sqnorms: np.ndarray, beam: int = ASSIGN_BEAM) -> np.ndarray:
         """(N,) int64 nearest centroid of each (N, D) row among the children of its ``beam``
-        nearest top centroids (rows are grouped by parent: one product per parent)."""
+        nearest top centroids (rows are grouped by parent: one product per parent).
+        ``sqnorms``: (k,) squared norms of ``centroids``."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        norms = (centroids**2).sum(1)
-        ranges = self.child_ranges()
+        ranges = self.child_ranges
         nearest = self.nearest_parents(x, beam)
         best = np.full(len(x), np.inf, np.float32)
         out = np.zeros(len(x), np.int64)
@@ -170,7 +178,7 @@ class CoarseTree:
                 lo, hi = ranges[p], ranges[p + 1]
                 if hi == lo:
                     continue
-                d = norms[lo:hi][None, :] - 2.0 * (x[rows] @ centroids[lo:hi].T)
+                d = sqnorms[lo:hi][None, :] - 2.0 * (x[rows] @ centroids[lo:hi].T)
                 arg = d.argmin(1)
                 dist = d[np.arange(len(rows)), arg]
                 better = dist < best[rows]
@@ -183,7 +191,7 @@ class CoarseTree:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` centroids nearest to the (D,) query among the children of its ``beam``
         nearest top centroids: (ids (n,) int64 nearest first, their inner products with z)."""
-        ranges = self.child_ranges()
+        ranges = self.child_ranges
         parents = self.nearest_parents(z[None, :], beam)[0]
         parents = parents[np.diff(ranges)[parents] > 0]
         ids = np.concatenate([np.arange(ranges[p], ranges[p + 1]) for p in parents.tolist()])
