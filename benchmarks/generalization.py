@@ -96,6 +96,11 @@ CONFIGS = {
         {"descriptor": "gem", "local_features": "hardnet-int8"}, {"query_keypoints": 256}, foreign=False),
     "hardnet-vlad, shipped vocabulary (no verification)": Config(
         "hardnet-vlad, shipped vocabulary (no verification)",
+        {"descriptor": "vlad", "local_features": "hardnet-int8", "vlad_vocabulary": "shipped",
+         "vlad_whitening": False}, {"verify": False},
+        foreign=False),
+    "hardnet-vlad, shipped vocabulary and whitening (no verification)": Config(
+        "hardnet-vlad, shipped vocabulary and whitening (no verification)",
         {"descriptor": "vlad", "local_features": "hardnet-int8", "vlad_vocabulary": "shipped"}, {"verify": False},
         foreign=False),
     "hardnet-vlad (no verification)": Config("hardnet-vlad (no verification)",

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.inference.catalog import shipped_vocabulary
+from placekit.inference.catalog import shipped_vlad, shipped_vocabulary
+from placekit.inference.imageio import to_bgr as pk_bgr
+from placekit.local.vlad import vlad
 from placekit.mapfile.placemap import PlaceMap
 
 from tiny_models import patch_model
@@ -60,10 +62,85 @@ def test_vlad_maps_use_the_shipped_vocabulary_when_asked(tmp_path, street, choic
     assert info.descriptor["vocabulary"] == ("shipped: tiny-vlad4.npy" if choice == "shipped" else "learned on the map")
     m = PlaceMap.load(tmp_path / "vlad.pkmap")
     try:
-        assert np.array_equal(m.vocabulary, vocabulary) == (choice == "shipped")
+        assert np.array_equal(m.vlad.vocabulary, vocabulary) == (choice == "shipped")
     finally:
         m.close()
 
 
 def test_vlad_maps_learn_their_vocabulary_by_default():
     assert pk.BuildOptions().vlad_vocabulary == "map"
+
+
+WHITENED_DIM = 8
+
+
+def _add_whitening(model, sha_ok: bool = True, dim: int = WHITENED_DIM):
+    """A PCA-whitening of the tiny vocabulary's VLAD, recorded under its card entry."""
+    folder = model.parent
+    rng = np.random.default_rng(1)
+    mean = rng.normal(size=WORDS * DIM).astype(np.float32) * 0.01
+    projection = np.linalg.qr(rng.normal(size=(WORDS * DIM, dim)))[0].astype(np.float32)
+    np.savez(folder / "tiny-vlad4-pcaw.npz", mean=mean, projection=projection)
+    card = json.loads((folder / "card.json").read_text())
+    sha = hashlib.sha256((folder / "tiny-vlad4-pcaw.npz").read_bytes()).hexdigest() if sha_ok else "0" * 64
+    card["vlad_vocabularies"][0]["whitening"] = {"file": "tiny-vlad4-pcaw.npz", "sha256": sha, "dim": dim}
+    (folder / "card.json").write_text(json.dumps(card))
+    return mean, projection
+
+
+def test_the_whitening_is_found_with_its_vocabulary_and_checked(tmp_path):
+    model, _ = _model_folder(tmp_path)
+    assert shipped_vlad(model, WORDS, DIM)[2] is None                   # a vocabulary without whitening
+    mean, projection = _add_whitening(model)
+    found = shipped_vlad(model, WORDS, DIM)
+    np.testing.assert_array_equal(found[2].mean, mean)
+    np.testing.assert_array_equal(found[2].projection, projection)
+    _add_whitening(model, sha_ok=False)                                  # modified bytes: not used
+    assert shipped_vlad(model, WORDS, DIM)[2] is None
+
+
+def test_a_vlad_map_with_the_shipped_whitening_stores_and_applies_it(tmp_path, street):
+    model, _ = _model_folder(tmp_path)
+    mean, projection = _add_whitening(model)
+    builder = pk.MapBuilder(pk.BuildOptions(descriptor="vlad", local_features=str(model), vlad_words=WORDS,
+                                            max_keypoints=128, vlad_vocabulary="shipped"))
+    paths = sorted((street / "database").glob("*.jpg"))[:12]
+    for i, path in enumerate(paths):
+        builder.add(path, pk.Location(x=float(i) * 10, y=0.0))
+    info = builder.build(tmp_path / "vlad.pkmap")
+    assert info.descriptor["dim"] == WHITENED_DIM and "whitening" in info.descriptor
+    m = PlaceMap.load(tmp_path / "vlad.pkmap")
+    try:
+        assert m.manifest["min_reader_version"] == 4                   # older readers would skip the whitening
+        np.testing.assert_array_equal(m.vlad.whitening.projection, projection)
+    finally:
+        m.close()
+    with pk.Localizer.open(tmp_path / "vlad.pkmap") as loc:
+        assert loc.extractor.dim == WHITENED_DIM
+        d, feats = loc.extractor.describe_with_features(pk_bgr(paths[3]))
+        raw = vlad(feats.descriptors, m.vlad.vocabulary)
+        expected = (raw - mean) @ projection
+        np.testing.assert_allclose(d, expected / np.linalg.norm(expected), atol=1e-5)
+        assert loc.localize(paths[3]).matches                           # searches the whitened index
+
+
+def test_a_vlad_map_whose_whitening_does_not_fit_its_vocabulary_is_refused(tmp_path, street):
+    from placekit.index.quantize import PCAWhitening
+    from placekit.local.vlad import VladModel
+
+    model, _ = _model_folder(tmp_path)
+    _add_whitening(model)
+    builder = pk.MapBuilder(pk.BuildOptions(descriptor="vlad", local_features=str(model), vlad_words=WORDS,
+                                            max_keypoints=128, vlad_vocabulary="shipped"))
+    for i, path in enumerate(sorted((street / "database").glob("*.jpg"))[:12]):
+        builder.add(path, pk.Location(x=float(i) * 10, y=0.0))
+    builder.build(tmp_path / "vlad.pkmap")
+    m = PlaceMap.load(tmp_path / "vlad.pkmap")
+    try:
+        w = m.vlad.whitening
+        m.vlad = VladModel(m.vlad.vocabulary, PCAWhitening(np.zeros(WORDS * DIM + 1, np.float32), w.projection))
+        m.save(tmp_path / "bad.pkmap")
+    finally:
+        m.close()
+    with pytest.raises(pk.errors.MapFormatError, match="whitening"):
+        PlaceMap.load(tmp_path / "bad.pkmap")

@@ -124,6 +124,16 @@ def render_markdown(card: dict) -> str:
             f"- sha256: `{v['sha256']}`",
             "",
         ]
+        w = v.get("whitening")
+        if isinstance(w, dict):
+            lines += [
+                f"### {w['file']} (PCA-whitening of that VLAD, to {w['dim']} dims)",
+                "",
+                f"- learned on {w['trained_on']}",
+                f"- produced by: `{w['command']}`",
+                f"- sha256: `{w['sha256']}`",
+                "",
+            ]
     if card.get("metrics"):
         lines += ["## Metrics", ""] + [f"- {m}" for m in card["metrics"]] + [""]
     if card.get("limitations"):

@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,7 @@ import numpy as np
 from placekit.inference.catalog import resolve_model
 from placekit.inference.imageio import list_images
 from placekit.inference.loading import local_extractor
+from placekit.local.extractor import LocalFeatures
 from placekit.local.vlad import train_vocabulary
 from placekit.mapfile.pointmap import dequantize_descriptors, quantize_descriptors
 from placekit.options import RuntimeOptions
@@ -50,16 +52,24 @@ def pool_images() -> list[Path]:
     return images
 
 
-def learn(local: str, words: int, seed: int = 0) -> tuple[np.ndarray, list[Path]]:
-    """(words, D) float32 vocabulary of the local model's descriptors over ``pool_images``."""
+def pool_features(local: str) -> tuple[list[LocalFeatures], list[Path]]:
+    """The local features of every ``pool_images`` photo as a map stores them (descriptors
+    int8-rounded), in the runtime's extractor (<= 1,024 keypoints at <= 640 px)."""
     extractor, _ = local_extractor(local, 1024, 640, RuntimeOptions(threads=2))
     images = pool_images()
-    parts = []
+    features = []
     for path in images:
         gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if gray is not None:
-            parts.append(dequantize_descriptors(quantize_descriptors(extractor.extract(gray).descriptors)))
-    return train_vocabulary(np.concatenate(parts), words, seed=seed), images
+            f = extractor.extract(gray)
+            features.append(replace(f, descriptors=dequantize_descriptors(quantize_descriptors(f.descriptors))))
+    return features, images
+
+
+def learn(local: str, words: int, seed: int = 0) -> tuple[np.ndarray, list[Path]]:
+    """(words, D) float32 vocabulary of the local model's descriptors over ``pool_images``."""
+    features, images = pool_features(local)
+    return train_vocabulary(np.concatenate([f.descriptors for f in features]), words, seed=seed), images
 
 
 def record_in_card(vocabulary_path: Path, local: str, words: int, n_images: int, command: str) -> None:

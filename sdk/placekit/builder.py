@@ -29,14 +29,14 @@ from placekit.geometry.frames import MIXED_KINDS, frame_for, locations_to_metric
 from placekit.geometry.triangulation import Camera, triangulate_map
 from placekit.index.build import build_index
 from placekit.index.ivf import PlaceIndex, Recipe, SearchParams, auto_recipe, default_nprobe
-from placekit.inference.catalog import ModelRef, resolve_model, shipped_vocabulary
+from placekit.inference.catalog import ModelRef, resolve_model, shipped_vlad
 from placekit.inference.engine import open_engine
 from placekit.inference.extractors import GlobalExtractor
 from placekit.inference.imageio import Frame
 from placekit.inference.loading import local_extractor
 from placekit.ingest import FolderImages, folder_images
 from placekit.local.extractor import LocalFeatureExtractor
-from placekit.local.vlad import map_vlad, vlad
+from placekit.local.vlad import VladModel, map_vlad
 from placekit.mapfile.placemap import PlaceMap
 from placekit.mapfile.places import PlaceTable
 from placekit.mapfile.pointmap import PointMap, dequantize_descriptors
@@ -234,10 +234,10 @@ class MapBuilder:
         n = len(self)
         if n < MIN_IMAGES:
             raise BuildError(f"a map needs at least {MIN_IMAGES} images, got {n}")
-        vocabulary: np.ndarray | None = None
+        vlad_model: VladModel | None = None
         use_vlad = self.vlad  # 'auto' is GeM: VLAD lost on the generalization suite
         if use_vlad:
-            vocabulary, x = self._vlad_descriptors()
+            vlad_model, x = self._vlad_descriptors()
         else:
             x = np.stack([d for d in self._descriptors if d is not None])
         frame = frame_for(self._locations)
@@ -245,13 +245,15 @@ class MapBuilder:
         ids = np.arange(n, dtype=np.int64)
         index = self._index(x, ids)
         pointmap = self._point_map(xyz) if self.local is not None else None
-        cal = self._calibration(index, x, ids, xyz, pointmap, vocabulary)
+        cal = self._calibration(index, x, ids, xyz, pointmap, vlad_model)
         rotation = np.array([loc.rotation or (np.nan,) * 4 for loc in self._locations], np.float32)
         intrinsics = np.array([loc.intrinsics or (np.nan,) * 4 for loc in self._locations], np.float32)
         descriptor = {"kind": "vlad" if use_vlad else "gem", "dim": int(x.shape[1])}
-        if vocabulary is not None:
-            descriptor["words"] = int(len(vocabulary))
+        if vlad_model is not None:
+            descriptor["words"] = int(len(vlad_model.vocabulary))
             descriptor["vocabulary"] = self._vocabulary_source
+            if vlad_model.whitening is not None:
+                descriptor["whitening"] = f"{self._vocabulary_source}, PCA-whitened to {vlad_model.dim}-D"
             ref = self._local_parts()[1]
             model = dict(replace(ref, sha256=ref.sha256 or "rootsift").to_global_section(), info={})
             model_path = Path(ref.path_hint) if ref.path_hint else None
@@ -272,7 +274,7 @@ class MapBuilder:
             user=dict(user or {}),
             model_bytes=model_path.read_bytes() if (self.options.embed_model and model_path) else None,
             pointmap=pointmap,
-            vocabulary=vocabulary,
+            vlad=vlad_model,
         )
         placemap.save(path)
         loaded = PlaceMap.load(path)
@@ -284,25 +286,25 @@ class MapBuilder:
             warnings.warn(f"{path}: {message}", CalibrationWarning, stacklevel=2)
         return info
 
-    def _negative_descriptors(self, vocabulary: np.ndarray | None) -> np.ndarray | None:
+    def _negative_descriptors(self, vlad_model: VladModel | None) -> np.ndarray | None:
         """(M, d) descriptors of the negatives in the map's descriptor space, or None."""
-        if vocabulary is None:
+        if vlad_model is None:
             rows = [g for g, _ in self._negatives if g is not None]
         else:
-            rows = [vlad(local, vocabulary) for _, local in self._negatives if local is not None]
+            rows = [vlad_model.describe(local) for _, local in self._negatives if local is not None]
         return np.stack(rows) if rows else None
 
-    def _vlad_descriptors(self) -> tuple[np.ndarray, np.ndarray]:
-        """Learn the vocabulary on the map's local descriptors; VLAD of every image."""
+    def _vlad_descriptors(self) -> tuple[VladModel, np.ndarray]:
+        """The VLAD model (shipped with the local model, or a vocabulary learned on the map's
+        local descriptors); VLAD of every image."""
         local = [dequantize_descriptors(self._local[i][1]) for i in range(len(self))]
         extractor, ref = self._local_parts()
         shipped = None
         if self.options.vlad_vocabulary == "shipped" and ref.path_hint:
-            shipped = shipped_vocabulary(Path(ref.path_hint), self.options.vlad_words, extractor.dim)
+            shipped = shipped_vlad(Path(ref.path_hint), self.options.vlad_words, extractor.dim)
         self._vocabulary_source = f"shipped: {shipped[1]}" if shipped else "learned on the map"
-        return map_vlad(
-            local, self.options.vlad_words, seed=self.options.seed, vocabulary=shipped[0] if shipped else None
-        )
+        model = VladModel(shipped[0], shipped[2] if self.options.vlad_whitening else None) if shipped else None
+        return map_vlad(local, self.options.vlad_words, seed=self.options.seed, shipped=model)
 
     def _global(self) -> GlobalExtractor:
         if self.extractor is None:
@@ -341,7 +343,7 @@ class MapBuilder:
         ids: np.ndarray,
         xyz: np.ndarray,
         pointmap: PointMap | None,
-        vocabulary: np.ndarray | None,
+        vlad_model: VladModel | None,
     ) -> Calibration:
         """Decision thresholds fitted on the map's own images (and the negatives); the
         verification threshold too when the map has local features."""
@@ -359,7 +361,7 @@ class MapBuilder:
             top_k=CALIBRATION_TOP_K,
             seed=opts.seed,
             groups=groups,
-            negatives=self._negative_descriptors(vocabulary),
+            negatives=self._negative_descriptors(vlad_model),
             refit=refitter(index, x, ids, opts.seed),
         )
         if pointmap is None:

@@ -71,9 +71,9 @@ class Localizer:
             local = open_local_extractor(placemap, options.runtime, source, spin) if (vlad or verifying) else None
             extractor: GlobalExtractor | VladExtractor
             if vlad:
-                if local is None or placemap.vocabulary is None:
+                if local is None or placemap.vlad is None:
                     raise MapFormatError(f"{source}: a VLAD map needs its local features and vocabulary")
-                extractor = VladExtractor(local, placemap.vocabulary)
+                extractor = VladExtractor(local, placemap.vlad)
             else:
                 extractor = GlobalExtractor(open_global_model(placemap, options.model, options.runtime, source, spin))
             if local is not None and options.query_keypoints is not None:

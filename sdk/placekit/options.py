@@ -164,6 +164,8 @@ class BuildOptions(RuntimeOptions):
     ``shipped`` (learned on a generic pool and shipped with the local model, when it has one of
     ``vlad_words`` words; else learned on the map). The shipped one lost on the generalization
     suite (KITTI at dusk 0.56 / 0.48 recall@1 against 0.88 / 0.80), so it is opt-in.
+    vlad_whitening: with the shipped vocabulary, also apply the PCA-whitening shipped with it
+    (learned on the same pool; VLAD becomes 256-D) when there is one.
     """
 
     descriptor: str = "auto"
@@ -181,6 +183,7 @@ class BuildOptions(RuntimeOptions):
     local_detector: str = DEFAULT_LOCAL_DETECTOR
     vlad_vocabulary: str = "map"
     vlad_words: int = 64
+    vlad_whitening: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -195,7 +198,7 @@ class BuildOptions(RuntimeOptions):
             },
             numbers=("match_radius_m", "target_precision"),
             strings=("descriptor", "model", "recipe", "local_features"),
-            bools=("embed_model",),
+            bools=("embed_model", "vlad_whitening"),
             optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"]},
         )
         _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from placekit.errors import ModelNotFoundError
+from placekit.index.quantize import PCAWhitening
 from placekit.inference.engine import sha256_file
 
 # The default is the ImageNet GeM in fp32. Its int8 export (``gem-imagenet-int8``: a quarter
@@ -171,6 +172,19 @@ def shipped_vocabulary(local_model: Path, words: int, dim: int) -> tuple[np.ndar
     """The VLAD vocabulary shipped beside a local model file: an entry of its folder's
     ``card.json`` ``vlad_vocabularies`` naming that file, with ``words`` words of ``dim``
     dimensions and a matching sha256. Returns ((words, dim) float32, its file name) or None."""
+    found = _shipped_vlad_entry(local_model, words, dim)
+    return None if found is None else (found[0], found[1])
+
+
+def shipped_vlad(local_model: Path, words: int, dim: int) -> tuple[np.ndarray, str, PCAWhitening | None] | None:
+    """``shipped_vocabulary`` and the PCA-whitening its card entry names (``whitening``: an
+    ``.npz`` of ``mean`` (words * dim,) and ``projection`` (words * dim, d) float32 with its
+    sha256), None for the whitening when the entry has none or its file does not check out.
+    Returns (vocabulary, its file name, whitening) or None."""
+    return _shipped_vlad_entry(local_model, words, dim)
+
+
+def _shipped_vlad_entry(local_model: Path, words: int, dim: int) -> tuple[np.ndarray, str, PCAWhitening | None] | None:
     card_path = Path(local_model).parent / "card.json"
     try:
         card = json.loads(card_path.read_text())
@@ -181,13 +195,37 @@ def shipped_vocabulary(local_model: Path, words: int, dim: int) -> tuple[np.ndar
             continue
         if entry.get("words") != words:
             continue
-        path = card_path.parent / str(entry.get("file", ""))
-        if not path.is_file() or sha256_file(path) != entry.get("sha256"):
-            continue
-        try:
-            vocabulary = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            continue
-        if vocabulary.shape == (words, dim) and np.isfinite(vocabulary).all():
-            return np.asarray(vocabulary, np.float32), path.name
+        vocabulary = _checked_array(card_path.parent, entry)
+        if vocabulary is not None and vocabulary.shape == (words, dim) and np.isfinite(vocabulary).all():
+            whitening = _shipped_whitening(card_path.parent, entry.get("whitening"), words * dim)
+            return np.asarray(vocabulary, np.float32), str(entry["file"]), whitening
     return None
+
+
+def _checked_array(folder: Path, entry: dict) -> np.ndarray | None:
+    """The ``.npy`` an entry's ``file`` names when its sha256 matches, else None."""
+    path = folder / str(entry.get("file", ""))
+    if not path.is_file() or sha256_file(path) != entry.get("sha256"):
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+
+
+def _shipped_whitening(folder: Path, entry: object, vlad_dim: int) -> PCAWhitening | None:
+    if not isinstance(entry, dict):
+        return None
+    path = folder / str(entry.get("file", ""))
+    if not path.is_file() or sha256_file(path) != entry.get("sha256"):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            mean, projection = np.asarray(z["mean"], np.float32), np.asarray(z["projection"], np.float32)
+    except (OSError, ValueError, KeyError):
+        return None
+    if mean.shape != (vlad_dim,) or projection.ndim != 2 or projection.shape[0] != vlad_dim:
+        return None
+    if not (np.isfinite(mean).all() and np.isfinite(projection).all()):
+        return None
+    return PCAWhitening(mean, projection)

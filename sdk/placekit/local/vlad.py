@@ -3,17 +3,22 @@ descriptor aggregated from local descriptors, for maps built with ``descriptor="
 
 Each local descriptor (N, D) is assigned to its nearest vocabulary word (K, D); per word the
 residuals are summed, signed-square-rooted (power law, alpha 0.5), L2-normalised per word
-(intra-normalisation), and the (K * D,) vector is L2-normalised. The map's index then projects
-it (PCA-whitening) and quantizes it like any global descriptor.
+(intra-normalisation), and the (K * D,) vector is L2-normalised. A ``VladModel`` shipped with
+a local model adds a PCA-whitening learned on a generic training-side pool (Jegou & Chum:
+whitening removes the co-occurrences of bursty words): the (K * D,) vector becomes a (d,)
+unit vector. The map's index then projects it (PCA-whitening on the map) and quantizes it like
+any global descriptor.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from placekit.errors import BuildError
-from placekit.index.quantize import assign, kmeans
+from placekit.index.quantize import PCAWhitening, assign, kmeans
 from placekit.inference.imageio import Frame, to_bgr
 from placekit.local.extractor import LocalFeatureExtractor, LocalFeatures
 
@@ -50,41 +55,64 @@ def vlad(descriptors: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
     return flat / norm
 
 
+@dataclass(frozen=True)
+class VladModel:
+    """A vocabulary (K, D) float32 and an optional PCA-whitening of the (K * D,) VLAD to d
+    dims (mean (K * D,), projection (K * D, d))."""
+
+    vocabulary: np.ndarray
+    whitening: PCAWhitening | None = None
+
+    @property
+    def dim(self) -> int:
+        return self.whitening.dim if self.whitening is not None else int(self.vocabulary.size)
+
+    def describe(self, descriptors: np.ndarray) -> np.ndarray:
+        """(N, D) local descriptors -> (dim,) float32 unit vector."""
+        v = vlad(descriptors, self.vocabulary)
+        if self.whitening is None:
+            return v
+        out = self.whitening.apply(v[None])[0]
+        if not np.any(out):  # a VLAD equal to the pool mean: any fixed unit vector will do
+            out[:] = 1.0 / np.sqrt(out.size)
+        return out
+
+
 def map_vlad(
-    local: list[np.ndarray], words: int, seed: int = 0, vocabulary: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The VLAD of every map image (local descriptors (n_i, D) float32 each): (the vocabulary,
-    (N, words * D) descriptors). ``vocabulary`` (words, D): a given one (the one shipped with the
-    local model); None learns one on the images. Raises ``BuildError`` when there are too few
-    local features to learn it."""
-    if vocabulary is not None:
-        return vocabulary, np.stack([vlad(d, vocabulary) for d in local])
+    local: list[np.ndarray], words: int, seed: int = 0, shipped: VladModel | None = None
+) -> tuple[VladModel, np.ndarray]:
+    """The VLAD of every map image (local descriptors (n_i, D) float32 each): (the model,
+    (N, dim) descriptors). ``shipped``: the model shipped with the local model; None learns a
+    vocabulary on the images (no whitening). Raises ``BuildError`` when there are too few local
+    features to learn it."""
+    if shipped is not None:
+        return shipped, np.stack([shipped.describe(d) for d in local])
     pool = np.concatenate(local)
     if len(pool) < words * MIN_DESCRIPTORS_PER_WORD:
         raise BuildError(
             f"too few local features ({len(pool)}) to learn a {words}-word VLAD vocabulary; "
             "add textured images or use descriptor='gem'"
         )
-    vocabulary = train_vocabulary(pool, words, seed=seed)
-    return vocabulary, np.stack([vlad(d, vocabulary) for d in local])
+    model = VladModel(train_vocabulary(pool, words, seed=seed))
+    return model, np.stack([model.describe(d) for d in local])
 
 
 class VladExtractor:
     """Frame -> VLAD through a ``LocalFeatureExtractor``; the same ``describe`` /
     ``describe_bgr`` interface as ``GlobalExtractor``."""
 
-    def __init__(self, local: LocalFeatureExtractor, vocabulary: np.ndarray):
+    def __init__(self, local: LocalFeatureExtractor, model: VladModel):
         self.local = local
-        self.vocabulary = np.asarray(vocabulary, np.float32)
+        self.model = model
 
     @property
     def dim(self) -> int:
-        return int(self.vocabulary.size)
+        return self.model.dim
 
     def describe_with_features(self, bgr: np.ndarray) -> tuple[np.ndarray, LocalFeatures]:
-        """(VLAD (K * D,), the local features it aggregates: reused for verification)."""
+        """(VLAD (dim,), the local features it aggregates: reused for verification)."""
         feats = self.local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-        return vlad(feats.descriptors, self.vocabulary), feats
+        return self.model.describe(feats.descriptors), feats
 
     def describe_bgr(self, bgr: np.ndarray) -> np.ndarray:
         return self.describe_with_features(bgr)[0]

@@ -35,10 +35,13 @@ FORMAT_NAME = "placekit-map"
 # (``descriptor/vocabulary.npy``). A file needs reader 2 only when it uses them, so a
 # GeM-only map written today still opens in a format-1 reader. 3: ``local.detector`` (the
 # keypoint detector of the stored local features); maps whose detector is not SIFT need it.
-FORMAT_VERSION = 3
+# 4: a VLAD map's PCA-whitening (``descriptor/whitening_*.npy``, shipped with the local
+# model's vocabulary); maps that use it need it.
+FORMAT_VERSION = 4
 MIN_READER_VERSION = 1
 MIN_READER_VERSION_LOCAL = 2
 MIN_READER_VERSION_DETECTOR = 3
+MIN_READER_VERSION_VLAD_WHITENING = 4
 IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024  # smaller maps are read into memory, larger ones memory-mapped
 MANIFEST = "manifest.json"
 ALIGN = 64

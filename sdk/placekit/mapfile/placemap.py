@@ -23,12 +23,15 @@ from placekit.decision.calibration import Calibration
 from placekit.errors import BuildError, MapFormatError
 from placekit.geometry.frames import LocalFrame, locations_to_metric, metric_to_locations
 from placekit.index.ivf import PlaceIndex
+from placekit.index.quantize import PCAWhitening
+from placekit.local.vlad import VladModel
 from placekit.mapfile.archive import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MIN_READER_VERSION,
     MIN_READER_VERSION_DETECTOR,
     MIN_READER_VERSION_LOCAL,
+    MIN_READER_VERSION_VLAD_WHITENING,
     MapContents,
     MapReader,
     write_map,
@@ -39,6 +42,8 @@ from placekit.types import Location, MapInfo
 
 MODEL_MEMBER = "model/model.bin"
 VOCABULARY_MEMBER = "descriptor/vocabulary.npy"
+WHITENING_MEAN_MEMBER = "descriptor/whitening_mean.npy"
+WHITENING_PROJECTION_MEMBER = "descriptor/whitening_projection.npy"
 
 
 @dataclass
@@ -52,7 +57,7 @@ class PlaceMap:
     user: dict = field(default_factory=dict)
     model_bytes: bytes | memoryview | None = None
     pointmap: PointMap | None = None
-    vocabulary: np.ndarray | None = None  # (words, D) for VLAD maps
+    vlad: VladModel | None = None  # VLAD maps: vocabulary (words, D), optional whitening
     manifest: dict = field(default_factory=dict)
     reader: MapReader | None = None
     issued_ids: int = 0  # ids below this were handed out once (removed places included)
@@ -90,15 +95,20 @@ class PlaceMap:
         }
         if local_section is not None:
             manifest["local"] = local_section
-        if self.vocabulary is not None:
-            arrays[VOCABULARY_MEMBER] = np.asarray(self.vocabulary, np.float32)
+        if self.vlad is not None:
+            arrays[VOCABULARY_MEMBER] = np.asarray(self.vlad.vocabulary, np.float32)
+            if self.vlad.whitening is not None:
+                arrays[WHITENING_MEAN_MEMBER] = np.asarray(self.vlad.whitening.mean, np.float32)
+                arrays[WHITENING_PROJECTION_MEMBER] = np.asarray(self.vlad.whitening.projection, np.float32)
         write_map(path, MapContents(manifest, arrays, blobs))
 
     def _min_reader_version(self) -> int:
         """The oldest format a reader must understand to use this map correctly."""
+        if self.vlad is not None and self.vlad.whitening is not None:
+            return MIN_READER_VERSION_VLAD_WHITENING
         if self.pointmap is not None and self.pointmap.section.get("detector", "sift") != "sift":
             return MIN_READER_VERSION_DETECTOR
-        if self.pointmap is not None or self.vocabulary is not None:
+        if self.pointmap is not None or self.vlad is not None:
             return MIN_READER_VERSION_LOCAL
         return MIN_READER_VERSION
 
@@ -156,17 +166,7 @@ class PlaceMap:
         if int(descriptor["dim"]) != index.dim_in:
             raise MapFormatError(f"{source}: descriptor dim {descriptor['dim']} != index input dim {index.dim_in}")
         pointmap = PointMap.from_members(m["local"], reader.arrays, source) if "local" in m else None
-        vocabulary = None
-        if descriptor.get("kind") == "vlad":
-            vocabulary = reader.arrays.get(VOCABULARY_MEMBER)
-            if (
-                vocabulary is None
-                or pointmap is None
-                or vocabulary.ndim != 2
-                or vocabulary.size != int(descriptor["dim"])
-                or vocabulary.shape[1] != int(m["local"]["dim"])
-            ):
-                raise MapFormatError(f"{source}: a VLAD map needs its vocabulary and local-feature members")
+        vlad = _vlad_from_members(reader.arrays, descriptor, m, pointmap, source)
         issued = m.get("places", {}).get("next_id", 0)
         if not isinstance(issued, int) or isinstance(issued, bool) or not 0 <= issued < 2**62:
             raise MapFormatError(f"{source}: places.next_id must be an integer in 0..2^62, got {issued!r}")
@@ -183,7 +183,7 @@ class PlaceMap:
             dict(m.get("user", {})),
             model_bytes,
             pointmap,
-            vocabulary,
+            vlad,
             m,
             reader,
             issued,
@@ -303,3 +303,31 @@ def _same_ids(index_ids: np.ndarray, place_ids: np.ndarray) -> bool:
     seen = np.zeros(hi - lo + 1, bool)
     seen[np.asarray(index_ids) - lo] = True
     return int(np.count_nonzero(seen)) == n and bool(seen[np.asarray(place_ids) - lo].all())
+
+
+def _vlad_from_members(
+    arrays: dict[str, np.ndarray], descriptor: dict, manifest: dict, pointmap: PointMap | None, source: str
+) -> VladModel | None:
+    """A VLAD map's model (vocabulary (K, D), optional whitening (K * D,) / (K * D, dim)) from
+    its members; None for other maps; ``MapFormatError`` when missing or inconsistent."""
+    if descriptor.get("kind") != "vlad":
+        return None
+    vocabulary = arrays.get(VOCABULARY_MEMBER)
+    mean, projection = arrays.get(WHITENING_MEAN_MEMBER), arrays.get(WHITENING_PROJECTION_MEMBER)
+    if (
+        vocabulary is None
+        or pointmap is None
+        or vocabulary.ndim != 2
+        or vocabulary.shape[1] != int(manifest["local"]["dim"])
+        or (mean is None) != (projection is None)
+    ):
+        raise MapFormatError(f"{source}: a VLAD map needs its vocabulary and local-feature members")
+    whitening = None
+    if mean is not None and projection is not None:
+        if mean.shape != (vocabulary.size,) or projection.ndim != 2 or projection.shape[0] != vocabulary.size:
+            raise MapFormatError(f"{source}: the VLAD whitening does not match the vocabulary {vocabulary.shape}")
+        whitening = PCAWhitening(np.asarray(mean, np.float32), np.asarray(projection, np.float32))
+    model = VladModel(np.asarray(vocabulary, np.float32), whitening)
+    if model.dim != int(descriptor["dim"]):
+        raise MapFormatError(f"{source}: VLAD dim {model.dim} != descriptor dim {descriptor['dim']}")
+    return model
