@@ -46,6 +46,27 @@ def test_posed_map_gives_poses(tmp_path, tiny_model, local):
         assert loc.localize(other_wall).status == "unknown"
 
 
+def test_overlapped_local_features_give_the_same_answers_from_many_threads(tmp_path, tiny_model):
+    """Local features extracted beside the global model (the default) answer exactly as the
+    stages run one after the other, also with several threads calling at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path, _ = _build(tmp_path, tiny_model, "rootsift")
+    frames = [img for _, _, img in views(4, seed=0, offset=0.2)]
+
+    def answers(overlap: bool, threads: int):
+        opts = pk.LocalizerOptions(model=str(tiny_model), intrinsics=INTRINSICS, overlap_local_features=overlap)
+        with pk.Localizer.open(path, opts) as loc:
+            with ThreadPoolExecutor(threads) as pool:
+                results = list(pool.map(loc.localize, frames))
+        return [(r.status, [(m.place_id, m.inliers) for m in r.matches], r.pose) for r in results]
+
+    sequential = answers(False, 1)
+    assert any(pose is not None for _, _, pose in sequential)
+    assert answers(True, 1) == sequential
+    assert answers(True, 3) == sequential
+
+
 def test_auto_local_features_follow_the_cameras_and_auto_descriptor_is_gem(tmp_path, tiny_model):
     path, info = _build(tmp_path, tiny_model, "auto", descriptor="auto")
     assert info.local["extractor"] == "hardnet" and info.local["triangulation"]["points"] > 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Optional
 
@@ -26,6 +27,8 @@ from placekit.mapfile.places import PlaceTable
 from placekit.options import TOP_K_RANGE, LocalizerOptions, is_integer
 from placekit.search import search_map
 from placekit.types import Localization, Location, MapInfo, Match, Pose, Prior, check_place_name
+
+MAX_OVERLAP_WORKERS = 4
 
 
 class Localizer:
@@ -52,6 +55,7 @@ class Localizer:
         self._closed = False
         self._close_lock = threading.Lock()
         self._update_lock = threading.Lock()
+        self._workers: ThreadPoolExecutor | None = None  # local features beside the global model
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], options: LocalizerOptions = LocalizerOptions()) -> Localizer:
@@ -101,14 +105,22 @@ class Localizer:
         t0 = time.perf_counter()
         bgr = to_bgr(frame)
         t1 = time.perf_counter()
-        feats = None
+        local = self.local
+        verify_top = self.options.verify_top if local is not None else 0
+        feats: LocalFeatures | None = None
+        pending: Future[LocalFeatures] | None = None
         if isinstance(self.extractor, VladExtractor):  # local features once, for VLAD and verification
             descriptor, feats = self.extractor.describe_with_features(bgr)
         else:
-            descriptor = self.extractor.describe_bgr(bgr)
+            if local is not None and verify_top and self.options.overlap_local_features:
+                pending = self._worker_pool().submit(local.extract, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+            try:
+                descriptor = self.extractor.describe_bgr(bgr)
+            except BaseException:
+                if pending is not None:
+                    pending.cancel()
+                raise
         t2 = time.perf_counter()
-        local = self.local
-        verify_top = self.options.verify_top if local is not None else 0
         ids, scores = search_map(
             self.map, descriptor, max(top_k, verify_top), self.options.nprobe, self.options.rerank, prior
         )
@@ -118,13 +130,17 @@ class Localizer:
         ids, scores = ids[present], scores[present]
         inliers, pose, t_local, t4 = None, None, t3, t3
         if local is not None and verify_top and len(ids):
-            if feats is None:
+            if pending is not None:
+                feats = pending.result()
+            elif feats is None:
                 feats = local.extract(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             t_local = time.perf_counter()
             ids, scores, rows, verification = self._rerank_by_inliers(feats, ids, scores, rows, verify_top)
             inliers = verification.inliers
             t4 = time.perf_counter()
             pose = self._pose(feats, bgr.shape, verification, rows[0], places)
+        elif pending is not None:
+            pending.cancel()  # nothing to verify: drop the extraction if it has not started
         t5 = time.perf_counter()
         ids, scores, rows = ids[:top_k], scores[:top_k], rows[:top_k]
         positions = np.asarray(places.xyz[rows])
@@ -254,6 +270,16 @@ class Localizer:
         if self._closed:
             raise ClosedError("this Localizer is closed")
 
+    def _worker_pool(self) -> ThreadPoolExecutor:
+        """The threads that extract local features while callers run the global model: one
+        per concurrent ``localize`` call, up to ``MAX_OVERLAP_WORKERS``."""
+        with self._close_lock:
+            if self._closed:
+                raise ClosedError("this Localizer is closed")
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(MAX_OVERLAP_WORKERS, thread_name_prefix="placekit-local")
+            return self._workers
+
     # ------------------------------------------------------------------ map coordinates
     def to_metric(self, location: Location) -> np.ndarray:
         """A Location (of the map's kind: WGS84 or local) -> (3,) metres in the map's frame
@@ -287,6 +313,8 @@ class Localizer:
         with self._close_lock:
             if not self._closed:
                 self._closed = True
+                if self._workers is not None:
+                    self._workers.shutdown(wait=True)
                 self.map.close()
 
     def __enter__(self) -> Localizer:

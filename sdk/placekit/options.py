@@ -244,6 +244,10 @@ class LocalizerOptions(RuntimeOptions):
     image, scaled to the frame. query_keypoints: local features extracted per frame (None: as
     many as the map stores per image); fewer is faster, the map keeps its own. VLAD maps use the
     local features their descriptor is made of, so this does not apply to them.
+    overlap_local_features: when verifying, extract the frame's local features on a worker
+    thread while the global model describes it (the same answers; ``timings_ms``
+    ``local_features`` is then the wait for them after the search). Off runs the stages one
+    after the other, e.g. for a single-core budget.
     """
 
     model: Optional[str] = None
@@ -255,6 +259,7 @@ class LocalizerOptions(RuntimeOptions):
     verify_top: int = 5
     intrinsics: Optional[tuple[float, float, float, float]] = None
     query_keypoints: Optional[int] = None
+    overlap_local_features: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -266,7 +271,7 @@ class LocalizerOptions(RuntimeOptions):
                 "rerank": SEARCH_PARAM_RANGES["rerank"],
                 "query_keypoints": MAX_KEYPOINTS_RANGE,
             },
-            bools=("verify_map", "verify"),
+            bools=("verify_map", "verify", "overlap_local_features"),
         )
         _check(
             self.model is None or (isinstance(self.model, str) and bool(self.model)),
