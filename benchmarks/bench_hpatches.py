@@ -82,7 +82,8 @@ def dense_describer(path: Path, threads: int = 2):
     return describe
 
 
-def methods(extra: list[str], tmp: Path, peers: dict[str, Path]) -> dict:
+def methods(extra: list[str], tmp: Path, peers: dict[str, Path], torch_peers: dict | None = None,
+            only: list[str] | None = None) -> dict:
     out = {"SIFT": lambda g, k: sift_describe(g, k, False), "RootSIFT": lambda g, k: sift_describe(g, k, True)}
     from tfeat_peer import tfeat_onnx
 
@@ -95,6 +96,10 @@ def methods(extra: list[str], tmp: Path, peers: dict[str, Path]) -> dict:
         out[name] = model_describer(Path(path))
     for name, path in peers.items():
         out[dense_peers.LABELS[name]] = dense_describer(path)
+    for name, extractor in (torch_peers or {}).items():
+        out[name] = extractor.describe_at
+    if only:
+        out = {k: v for k, v in out.items() if k in only}
     return out
 
 
@@ -116,12 +121,14 @@ def main() -> None:
     p.add_argument("--extra", action="append", default=[], help="NAME=PATH of another patch model")
     p.add_argument("--out", type=Path, default=OUT)
     dense_peers.add_arguments(p)
+    p.add_argument("--only", nargs="*", default=None, help="only these methods (their labels)")
     args = p.parse_args()
     if not (DATA / "hpatches").is_dir():
         raise SystemExit(f"needs {DATA / 'hpatches'}")
     with tempfile.TemporaryDirectory() as tmp:
-        results = {name: evaluate(fn) for name, fn in methods(args.extra, Path(tmp),
-                                                                 dense_peers.export_peers(Path(tmp), args)).items()}
+        found = methods(args.extra, Path(tmp), dense_peers.export_peers(Path(tmp), args),
+                        dense_peers.torch_peers(args, 0, 0, 2), args.only)
+        results = {name: evaluate(fn) for name, fn in found.items()}
     for name, r in results.items():
         m = r["mean"]
         print(f"{name:38s} matching mAP {m['matching_mAP']:.3f}  verification mAP {m['verification_mAP']:.3f}  "

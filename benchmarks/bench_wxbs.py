@@ -83,6 +83,9 @@ def methods(tmp: Path, args: argparse.Namespace, threads: int = 2) -> dict:
                                                           detector="orb")[0]}
     for name, path in dense_peers.export_peers(tmp, args).items():
         out[dense_peers.LABELS[name]] = local_extractor(str(path), KEYPOINTS, MAX_SIDE, runtime, spin=False)[0]
+    out.update(dense_peers.torch_peers(args, KEYPOINTS, MAX_SIDE, threads))
+    if args.only:
+        out = {k: v for k, v in out.items() if k in args.only}
     return out
 
 
@@ -140,6 +143,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     dense_peers.add_arguments(p)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--only", nargs="*", default=None, help="only these methods (their labels)")
     args = p.parse_args()
     if not DATA.is_dir():
         print(f"WxBS benchmark skipped: {DATA} is not present")

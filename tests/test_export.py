@@ -122,3 +122,53 @@ def test_disk_peer_exports_in_the_dense_layout_the_runtime_reads(tmp_path):
     xy, desc = DenseDescriber(engine).describe_image(gray.astype(np.uint8), 50)
     assert 0 < len(xy) <= 50 and desc.shape == (len(xy), DESCRIPTOR_DIM)
     assert (xy >= 0).all() and (xy[:, 0] <= 63).all() and (xy[:, 1] <= 47).all()
+
+
+def _direct_deform_conv(x, offset, weight):
+    """Deformable 3 x 3 convolution by its definition, one output pixel at a time (bilinear
+    samples, 0 outside the input)."""
+    b, c, h, w = x.shape
+    out = np.zeros((b, weight.shape[0], h, w))
+    x, offset, weight = x.numpy(), offset.numpy(), weight.numpy()
+
+    def sample(img, y, xx):
+        y0, x0 = int(np.floor(y)), int(np.floor(xx))
+        v = np.zeros(img.shape[0])
+        for yy in (y0, y0 + 1):
+            for xi in (x0, x0 + 1):
+                if 0 <= yy < h and 0 <= xi < w:
+                    v += img[:, yy, xi] * (1 - abs(y - yy)) * (1 - abs(xx - xi))
+        return v
+
+    for n in range(b):
+        for i in range(h):
+            for j in range(w):
+                for k in range(9):
+                    py = i + k // 3 - 1 + offset[n, 2 * k, i, j]
+                    px = j + k % 3 - 1 + offset[n, 2 * k + 1, i, j]
+                    out[n, :, i, j] += weight[:, :, k // 3, k % 3] @ sample(x[n], py, px)
+    return out
+
+
+def test_aliked_peer_deformable_convolution_keypoints_and_descriptors(tmp_path):
+    from placekit_export.aliked import DIM, AlikedExtractor, AlikedNet, deform_conv, detect, load
+
+    torch.manual_seed(0)
+    x, offset, weight = torch.randn(1, 3, 5, 6), torch.randn(1, 18, 5, 6) * 2, torch.randn(4, 3, 3, 3)
+    np.testing.assert_allclose(deform_conv(x, offset, weight).numpy(), _direct_deform_conv(x, offset, weight),
+                               atol=1e-4)
+    net = AlikedNet().eval()
+    torch.save(net.state_dict(), tmp_path / "aliked.pth")
+    loaded, sha = load(tmp_path / "aliked.pth")
+    assert len(sha) == 64
+    scores = torch.zeros(40, 50)
+    scores[10, 20], scores[11, 21], scores[30, 5], scores[1, 1] = 0.9, 0.8, 0.5, 0.95   # (1, 1) is in the border
+    xy, s = detect(scores, 10)
+    assert s.tolist() == pytest.approx([0.9, 0.5])           # (11, 21) is suppressed by its stronger neighbour
+    assert abs(xy[0, 0].item() - 20) < 0.6 and abs(xy[1, 1].item() - 30) < 0.6
+    gray = (np.random.default_rng(0).random((70, 90)) * 255).astype(np.uint8)
+    feats = AlikedExtractor(loaded, max_keypoints=16, max_side=64, threads=1).extract(gray)
+    assert feats.descriptors.shape[1] == DIM and len(feats) <= 16
+    if len(feats):
+        np.testing.assert_allclose(np.linalg.norm(feats.descriptors, axis=1), 1.0, atol=1e-5)
+        assert (feats.xy >= 0).all() and (feats.xy[:, 0] < 90).all() and (feats.xy[:, 1] < 70).all()
