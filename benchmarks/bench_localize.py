@@ -37,15 +37,21 @@ import dense_peers  # noqa: E402
 from provenance import save  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-VERIFIED_CONFIGS = {  # name: (local features, detector, map keypoints, query keypoints, long side they are found at)
-    "HardNet, sift 1024 / 1024 (default)": ("hardnet-int8", "sift", 1024, None, 640),
-    "HardNet, sift 1024 / 256": ("hardnet-int8", "sift", 1024, 256, 640),
-    "HardNet, orb 1024 / 256": ("hardnet-int8", "orb", 1024, 256, 640),
-    "RootSIFT, 512 / 512": ("rootsift", "sift", 512, None, 640),
-    "RootSIFT at 320 px, 512 / 512": ("rootsift", "sift", 512, None, 320),
-    "XFeat (peer), dense 1024 / 1024": ("xfeat", "sift", 1024, None, 640),
-    "XFeat (peer), dense 1024 / 512": ("xfeat", "sift", 1024, 512, 640),
-    "DISK (peer), dense 1024 / 1024": ("disk", "sift", 1024, None, 640),
+# name: (local features, detector, map keypoints, query keypoints, long side they are found at,
+# local features extracted beside the global model: LocalizerOptions.overlap_local_features)
+VERIFIED_CONFIGS = {
+    "HardNet, sift 1024 / 1024 (default)": ("hardnet-int8", "sift", 1024, None, 640, True),
+    "HardNet, sift 1024 / 1024, stages in sequence": ("hardnet-int8", "sift", 1024, None, 640, False),
+    "HardNet, sift 1024 / 256": ("hardnet-int8", "sift", 1024, 256, 640, True),
+    "HardNet, orb 1024 / 256": ("hardnet-int8", "orb", 1024, 256, 640, True),
+    "HardNet at 480 px, 512 / 512": ("hardnet-int8", "sift", 512, None, 480, True),
+    "RootSIFT, 512 / 512": ("rootsift", "sift", 512, None, 640, True),
+    "RootSIFT, 512 / 512, stages in sequence": ("rootsift", "sift", 512, None, 640, False),
+    "RootSIFT at 480 px, 512 / 512": ("rootsift", "sift", 512, None, 480, True),
+    "RootSIFT at 320 px, 512 / 512": ("rootsift", "sift", 512, None, 320, True),
+    "XFeat (peer), dense 1024 / 1024": ("xfeat", "sift", 1024, None, 640, True),
+    "XFeat (peer), dense 1024 / 512": ("xfeat", "sift", 1024, 512, 640, True),
+    "DISK (peer), dense 1024 / 1024": ("disk", "sift", 1024, None, 640, True),
 }
 
 
@@ -69,7 +75,7 @@ def verified_runs(frames: int, threads: int, tmp: Path, peers: dict[str, Path],
         samples = strecha(scene)
         db, queries = samples[::2], samples[1::2]
         frames_k = [_frame_640x480(img, intr) for img, _, _, intr in queries]
-        for name, (local, detector, map_kp, query_kp, max_side) in VERIFIED_CONFIGS.items():
+        for name, (local, detector, map_kp, query_kp, max_side, overlap) in VERIFIED_CONFIGS.items():
             if configs and name not in configs:
                 continue
             if local in dense_peers.LABELS:  # a dense model is its own detector
@@ -88,7 +94,7 @@ def verified_runs(frames: int, threads: int, tmp: Path, peers: dict[str, Path],
                 stages: dict[str, list[float]] = {}
                 poses = 0
                 opts = pk.LocalizerOptions(threads=threads, verify=verify, intrinsics=frames_k[0][1],
-                                           query_keypoints=query_kp)
+                                           query_keypoints=query_kp, overlap_local_features=overlap)
                 with pk.Localizer.open(path, opts) as loc:
                     for f, _ in frames_k[:3]:
                         loc.localize(f)
@@ -124,8 +130,9 @@ def main() -> None:
             rows = verified_runs(args.frames, args.threads, Path(tmp), dense_peers.export_peers(Path(tmp), args),
                                  args.configs)
         save(args.out, {"verify_top": 5, "configs": {
-            k: {"local_features": lf, "detector": d, "map_keypoints": m, "query_keypoints": q, "local_max_side": s}
-            for k, (lf, d, m, q, s) in VERIFIED_CONFIGS.items()}, "runs": rows})
+            k: {"local_features": lf, "detector": d, "map_keypoints": m, "query_keypoints": q, "local_max_side": s,
+                "overlap_local_features": o}
+            for k, (lf, d, m, q, s, o) in VERIFIED_CONFIGS.items()}, "runs": rows})
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -259,11 +259,11 @@ class AlikedExtractor:
 
     @torch.inference_mode()
     def describe_at(self, gray: np.ndarray, xy: np.ndarray) -> np.ndarray:
-        """Descriptors (N, DIM) of given keypoints (N, 2) of a grey image at its full size."""
+        """Descriptors (N, DIM) of given keypoints (N, >= 2: x, y first) of a grey image at its full size."""
         torch.set_num_threads(self.threads)
         rgb = torch.from_numpy(np.ascontiguousarray(gray, np.float32) / 255.0)[None, None].expand(1, 3, -1, -1)
         features, _ = self.net.dense(rgb.contiguous())
-        return self.net.desc_head(features[0], torch.from_numpy(np.asarray(xy, np.float32))).numpy()
+        return self.net.desc_head(features[0], torch.from_numpy(np.asarray(xy, np.float32)[:, :2].copy())).numpy()
 
 
 def time_frame(extractor: AlikedExtractor, gray: np.ndarray, repeats: int = 5) -> float:
