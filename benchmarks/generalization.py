@@ -94,6 +94,14 @@ CONFIGS = {
     "gem + hardnet verification, 256 query keypoints": Config(
         "gem + hardnet verification, 256 query keypoints",
         {"descriptor": "gem", "local_features": "hardnet-int8"}, {"query_keypoints": 256}, foreign=False),
+    "gem + hardnet verification, 512 keypoints at 480 px": Config(
+        "gem + hardnet verification, 512 keypoints at 480 px",
+        {"descriptor": "gem", "local_features": "hardnet-int8", "max_keypoints": 512, "local_max_side": 480},
+        foreign=False),
+    "gem + rootsift verification, 512 keypoints at 480 px": Config(
+        "gem + rootsift verification, 512 keypoints at 480 px",
+        {"descriptor": "gem", "local_features": "rootsift", "max_keypoints": 512, "local_max_side": 480},
+        foreign=False),
     "hardnet-vlad, shipped vocabulary (no verification)": Config(
         "hardnet-vlad, shipped vocabulary (no verification)",
         {"descriptor": "vlad", "local_features": "hardnet-int8", "vlad_vocabulary": "shipped",

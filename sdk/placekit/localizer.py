@@ -29,6 +29,8 @@ from placekit.search import search_map
 from placekit.types import Localization, Location, MapInfo, Match, Pose, Prior, check_place_name
 
 MAX_OVERLAP_WORKERS = 4
+# a place verified with this many times the map's inlier floor ends the verification early
+DECISIVE_INLIER_FACTOR = 3
 
 
 class Localizer:
@@ -46,6 +48,7 @@ class Localizer:
         options: LocalizerOptions,
         source: str | None = None,
         local: LocalFeatureExtractor | None = None,
+        overlap: bool = False,
     ):
         self.map = placemap
         self.extractor = extractor
@@ -55,7 +58,8 @@ class Localizer:
         self._closed = False
         self._close_lock = threading.Lock()
         self._update_lock = threading.Lock()
-        self._workers: ThreadPoolExecutor | None = None  # local features beside the global model
+        self.overlap = overlap  # local features on a worker thread beside the global model
+        self._workers: ThreadPoolExecutor | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], options: LocalizerOptions = LocalizerOptions()) -> Localizer:
@@ -73,16 +77,20 @@ class Localizer:
             source = str(path)
             vlad = placemap.descriptor.get("kind") == "vlad"
             local = open_local_extractor(placemap, options.runtime, source, spin) if (vlad or verifying) else None
+            cores = options.threads or os.cpu_count() or 1
+            overlap = verifying and not vlad and options.overlap_local_features and cores >= 2
             extractor: GlobalExtractor | VladExtractor
             if vlad:
                 if local is None or placemap.vlad is None:
                     raise MapFormatError(f"{source}: a VLAD map needs its local features and vocabulary")
                 extractor = VladExtractor(local, placemap.vlad)
             else:
-                extractor = GlobalExtractor(open_global_model(placemap, options.model, options.runtime, source, spin))
+                # overlapped, the global model leaves a core to the local features
+                runtime = replace(options.runtime, threads=cores - 1) if overlap else options.runtime
+                extractor = GlobalExtractor(open_global_model(placemap, options.model, runtime, source, spin))
             if local is not None and options.query_keypoints is not None:
                 local = local.with_max_keypoints(options.query_keypoints)
-            return cls(placemap, extractor, options, source, local if verifying else None)
+            return cls(placemap, extractor, options, source, local if verifying else None, overlap)
         except BaseException:
             placemap.close()
             raise
@@ -112,7 +120,7 @@ class Localizer:
         if isinstance(self.extractor, VladExtractor):  # local features once, for VLAD and verification
             descriptor, feats = self.extractor.describe_with_features(bgr)
         else:
-            if local is not None and verify_top and self.options.overlap_local_features:
+            if local is not None and verify_top and self.overlap:
                 pending = self._worker_pool().submit(local.extract, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             try:
                 descriptor = self.extractor.describe_bgr(bgr)
@@ -185,9 +193,12 @@ class Localizer:
         pointmap = self.map.pointmap
         if pointmap is None:  # a map without local features is never verified
             return ids, scores, rows, Verification(np.zeros(0, np.int64), [], [])
-        verification = verify_places(feats.xy, feats.descriptors, pointmap, ids[:verify_top])
-        inliers = verification.inliers
         cal = self.map.calibration
+        decisive = None
+        if self.options.verify_early_exit and cal.min_inliers > 0:
+            decisive = DECISIVE_INLIER_FACTOR * cal.min_inliers
+        verification = verify_places(feats.xy, feats.descriptors, pointmap, ids[:verify_top], decisive)
+        inliers = verification.inliers
         head = len(inliers)
         if cal.verification_decisive:
             verified = inliers >= max(cal.min_inliers, 1)

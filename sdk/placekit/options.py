@@ -244,10 +244,15 @@ class LocalizerOptions(RuntimeOptions):
     image, scaled to the frame. query_keypoints: local features extracted per frame (None: as
     many as the map stores per image); fewer is faster, the map keeps its own. VLAD maps use the
     local features their descriptor is made of, so this does not apply to them.
-    overlap_local_features: when verifying, extract the frame's local features on a worker
-    thread while the global model describes it (the same answers; ``timings_ms``
-    ``local_features`` is then the wait for them after the search). Off runs the stages one
-    after the other, e.g. for a single-core budget.
+    overlap_local_features: when verifying with two or more threads, extract the frame's local
+    features on a worker thread while the global model describes it on the other threads (the
+    same answers; ``timings_ms`` ``local_features`` is then the wait for them after the search).
+    Off runs the stages one after the other on all threads.
+    verify_early_exit: verify the ``verify_top`` places in the global order and stop at the
+    first one with ``placekit.localizer.DECISIVE_INLIER_FACTOR`` (3) x the map's calibrated inlier floor (the places
+    after it report -1 inliers). Off verifies all of them (slower; it can find a far place
+    verified nearly as well, an ``ambiguous`` answer, and gives PnP the matches of every
+    verified place).
     """
 
     model: Optional[str] = None
@@ -260,6 +265,7 @@ class LocalizerOptions(RuntimeOptions):
     intrinsics: Optional[tuple[float, float, float, float]] = None
     query_keypoints: Optional[int] = None
     overlap_local_features: bool = True
+    verify_early_exit: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -271,7 +277,7 @@ class LocalizerOptions(RuntimeOptions):
                 "rerank": SEARCH_PARAM_RANGES["rerank"],
                 "query_keypoints": MAX_KEYPOINTS_RANGE,
             },
-            bools=("verify_map", "verify", "overlap_local_features"),
+            bools=("verify_map", "verify", "overlap_local_features", "verify_early_exit"),
         )
         _check(
             self.model is None or (isinstance(self.model, str) and bool(self.model)),

@@ -119,7 +119,9 @@ class Prior:
 @dataclass(frozen=True)
 class Match:
     """One retrieved map place: its id, image name, similarity score, location and, when the
-    map has local features, the geometrically verified inlier count."""
+    map has local features, the geometrically verified inlier count (-1: not verified, the place
+    has no local features or verification ended early at a decisive place before it; None:
+    beyond the verified places)."""
 
     place_id: int
     name: str

@@ -17,6 +17,7 @@ from placekit.local.matching import mutual_matches, verified_inliers
 from placekit.mapfile.pointmap import PointMap
 
 MIN_MATCHES = 8
+NOT_VERIFIED = -1  # inliers of a place stored without local features, or left unchecked after an early exit
 # A fundamental matrix fitted by RANSAC to a few hundred random matches of unrelated images
 # explains 10-20 of them; counts from here up are evidence (also the floor of calibration).
 DEFAULT_MIN_INLIERS = 25
@@ -26,8 +27,9 @@ DEFAULT_MIN_INLIERS = 25
 class Verification:
     """The query against K retrieved places, best first as given.
 
-    inliers: (K,) int64 verified match counts, -1 for places stored without local features
-    (added live), which verification can neither confirm nor reject. query_rows / point_ids:
+    inliers: (K,) int64 verified match counts, ``NOT_VERIFIED`` (-1) for places stored without
+    local features (added live), which verification can neither confirm nor reject, and for
+    places left unchecked after an early exit. query_rows / point_ids:
     per place, the query keypoint rows of its verified matches (m_k,) and the 3D point each
     matched place keypoint observes (m_k,), -1 for none: the 2D-3D correspondences a pose is
     solved from, without matching again."""
@@ -69,22 +71,28 @@ def inlier_matches(
 
 
 def verify_places(
-    query_xy: np.ndarray, query_desc: np.ndarray, pointmap: PointMap, place_ids: np.ndarray
+    query_xy: np.ndarray,
+    query_desc: np.ndarray,
+    pointmap: PointMap,
+    place_ids: np.ndarray,
+    decisive_inliers: int | None = None,
 ) -> Verification:
-    """Verify the query (keypoints (N, 2), descriptors (N, D)) against each place, once."""
-    inliers = np.zeros(len(place_ids), np.int64)
-    query_rows, point_ids = [], []
+    """Verify the query (keypoints (N, 2), descriptors (N, D)) against each place, once, in the
+    order given. With ``decisive_inliers``, the first place reaching that many inliers ends the
+    verification: the places after it are left ``NOT_VERIFIED``."""
+    inliers = np.full(len(place_ids), NOT_VERIFIED, np.int64)
+    empty = np.zeros(0, np.int64)
+    query_rows, point_ids = [empty] * len(place_ids), [empty] * len(place_ids)
     for k, pid in enumerate(place_ids):
         kps, desc, pids = pointmap.features_of(int(pid))
         if not len(kps):
-            inliers[k] = -1
-            query_rows.append(np.zeros(0, np.int64))
-            point_ids.append(np.zeros(0, np.int64))
             continue
         m = inlier_matches(query_xy, query_desc, kps, desc)
         inliers[k] = len(m)
-        query_rows.append(m[:, 0])
-        point_ids.append(np.asarray(pids, np.int64)[m[:, 1]])
+        query_rows[k] = m[:, 0]
+        point_ids[k] = np.asarray(pids, np.int64)[m[:, 1]]
+        if decisive_inliers is not None and len(m) >= decisive_inliers:
+            break
     return Verification(inliers, query_rows, point_ids)
 
 
