@@ -67,6 +67,26 @@ def test_overlapped_local_features_give_the_same_answers_from_many_threads(tmp_p
     assert answers(True, 3) == sequential
 
 
+def test_verification_stops_at_a_decisive_place_unless_told_not_to(tmp_path, tiny_model):
+    from placekit.localizer import DECISIVE_INLIER_FACTOR
+
+    path, _ = _build(tmp_path, tiny_model, "rootsift")
+    _, c, img = views(4, seed=0, offset=0.2)[1]
+    answers = {}
+    for early in (True, False):
+        opts = pk.LocalizerOptions(model=str(tiny_model), intrinsics=INTRINSICS, verify_early_exit=early)
+        with pk.Localizer.open(path, opts) as loc:
+            floor = loc.map.calibration.min_inliers
+            answers[early] = loc.localize(img)
+    full = [m.inliers for m in answers[False].matches]
+    assert all(n >= 0 for n in full[:5])                              # every one of the top 5 verified
+    early = [m.inliers for m in answers[True].matches]
+    first = next(k for k, n in enumerate(early) if n >= DECISIVE_INLIER_FACTOR * floor)
+    assert early[first + 1 : 5] == [-1] * len(early[first + 1 : 5])   # none verified after the decisive place
+    assert answers[True].status == answers[False].status == "localized"
+    assert np.linalg.norm(np.array(answers[True].pose.center) - c) < 0.5
+
+
 def test_auto_local_features_follow_the_cameras_and_auto_descriptor_is_gem(tmp_path, tiny_model):
     path, info = _build(tmp_path, tiny_model, "auto", descriptor="auto")
     assert info.local["extractor"] == "hardnet" and info.local["triangulation"]["points"] > 100
