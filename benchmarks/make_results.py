@@ -789,7 +789,12 @@ def main() -> None:
                          ("hpatches_peers.json", lambda d: hpatches_section(
                              d, "## Descriptors on HPatches, with the dense peers XFeat and DISK (held out)",
                              " The dense peers describe the same keypoints by sampling their descriptor map there "
-                             "(`benchmarks/bench_hpatches.py` docstring); their own detectors are not used."))):
+                             "(`benchmarks/bench_hpatches.py` docstring); their own detectors are not used.")),
+                         ("hpatches_aliked.json", lambda d: hpatches_section(
+                             d, "## Descriptors on HPatches: the ALIKED peer (held out)",
+                             " ALIKED-N16 (`placekit_export.aliked`, PyTorch, the published BSD-3 weights) describes "
+                             "the same keypoints with its deformable descriptor head; its own detector is not used.")),
+                         ("wxbs_aliked.json", wxbs_section)):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]
     city = [d for d in (load("scale_1m.json"), load("scale_10m.json"), load("scale_10m_ivf8192.json"),
