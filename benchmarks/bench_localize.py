@@ -66,8 +66,10 @@ def _frame_640x480(path: Path, intrinsics: tuple[float, ...]) -> tuple[np.ndarra
 
 
 def verified_runs(frames: int, threads: int, tmp: Path, peers: dict[str, Path],
-                  configs: list[str] | None = None) -> list[dict]:
-    """Per-stage latency with verification + pose, and GeM alone on the same maps."""
+                  configs: list[str] | None = None, repeats: int = 1) -> list[dict]:
+    """Per-stage latency with verification + pose, and GeM alone on the same maps; ``repeats``
+    timed passes over the frames per configuration (each pass's p50 is kept: the spread is this
+    machine's run-to-run noise)."""
     from bench_pose import strecha
 
     rows = []
@@ -95,20 +97,25 @@ def verified_runs(frames: int, threads: int, tmp: Path, peers: dict[str, Path],
                 poses = 0
                 opts = pk.LocalizerOptions(threads=threads, verify=verify, intrinsics=frames_k[0][1],
                                            query_keypoints=query_kp, overlap_local_features=overlap)
+                run_p50 = []
                 with pk.Localizer.open(path, opts) as loc:
                     for f, _ in frames_k[:3]:
                         loc.localize(f)
-                    for i in range(frames):
-                        r = loc.localize(frames_k[i % len(frames_k)][0])
-                        poses += r.pose is not None
-                        for k, v in r.timings_ms.items():
-                            stages.setdefault(k, []).append(v)
+                    for _ in range(repeats):
+                        totals = []
+                        for i in range(frames):
+                            r = loc.localize(frames_k[i % len(frames_k)][0])
+                            poses += r.pose is not None
+                            totals.append(r.timings_ms["total"])
+                            for k, v in r.timings_ms.items():
+                                stages.setdefault(k, []).append(v)
+                        run_p50.append(float(np.percentile(totals, 50)))
                 rows.append({"scene": scene, "config": label, "frame": "640x480", "threads": threads,
-                             "pose_share": poses / frames, "stages": {
+                             "pose_share": poses / (frames * repeats), "total_p50_ms_per_run": run_p50, "stages": {
                                  k: {"p50_ms": float(np.percentile(v, 50)), "p99_ms": float(np.percentile(v, 99))}
                                  for k, v in stages.items()}})
                 print(scene, label, {k: round(v["p50_ms"], 1) for k, v in rows[-1]["stages"].items()},
-                      "p99 total", round(rows[-1]["stages"]["total"]["p99_ms"], 1), flush=True)
+                      "p99 total", round(rows[-1]["stages"]["total"]["p99_ms"], 1), "p50 per pass", [round(v, 1) for v in run_p50], flush=True)
     return rows
 
 
@@ -119,6 +126,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--verified", action="store_true", help="verification + pose latency on Strecha (../shared)")
     p.add_argument("--threads", type=int, default=2, help="threads for --verified")
+    p.add_argument("--repeats", type=int, default=1, help="--verified: timed passes per configuration")
     dense_peers.add_arguments(p)
     p.add_argument("--configs", nargs="*", default=None, help=f"--verified configurations (default: all): {list(VERIFIED_CONFIGS)}")
     args = p.parse_args()
@@ -128,7 +136,7 @@ def main() -> None:
             return
         with tempfile.TemporaryDirectory() as tmp:
             rows = verified_runs(args.frames, args.threads, Path(tmp), dense_peers.export_peers(Path(tmp), args),
-                                 args.configs)
+                                 args.configs, args.repeats)
         save(args.out, {"verify_top": 5, "configs": {
             k: {"local_features": lf, "detector": d, "map_keypoints": m, "query_keypoints": q, "local_max_side": s,
                 "overlap_local_features": o}

@@ -78,14 +78,23 @@ class Localizer:
             vlad = placemap.descriptor.get("kind") == "vlad"
             local = open_local_extractor(placemap, options.runtime, source, spin) if (vlad or verifying) else None
             cores = options.threads or os.cpu_count() or 1
-            overlap = verifying and not vlad and options.overlap_local_features and cores >= 2
+            # Overlap pays where the local features are OpenCV's (RootSIFT): a second network
+            # competing for the same cores made HardNet maps slower (benchmarks/bench_localize.py)
+            overlap = (
+                verifying
+                and not vlad
+                and options.overlap_local_features
+                and cores >= 2
+                and local is not None
+                and local.describer is None
+            )
             extractor: GlobalExtractor | VladExtractor
             if vlad:
                 if local is None or placemap.vlad is None:
                     raise MapFormatError(f"{source}: a VLAD map needs its local features and vocabulary")
                 extractor = VladExtractor(local, placemap.vlad)
             else:
-                # overlapped, the global model leaves a core to the local features
+                # overlapped, the global model leaves a core to OpenCV's local features
                 runtime = replace(options.runtime, threads=cores - 1) if overlap else options.runtime
                 extractor = GlobalExtractor(open_global_model(placemap, options.model, runtime, source, spin))
             if local is not None and options.query_keypoints is not None:

@@ -244,9 +244,11 @@ class LocalizerOptions(RuntimeOptions):
     image, scaled to the frame. query_keypoints: local features extracted per frame (None: as
     many as the map stores per image); fewer is faster, the map keeps its own. VLAD maps use the
     local features their descriptor is made of, so this does not apply to them.
-    overlap_local_features: when verifying with two or more threads, extract the frame's local
-    features on a worker thread while the global model describes it on the other threads (the
-    same answers; ``timings_ms`` ``local_features`` is then the wait for them after the search).
+    overlap_local_features: when verifying with OpenCV's local features (``rootsift``) and two or
+    more threads, extract the frame's local features on a worker thread while the global model
+    describes it on the other threads (the same answers; ``timings_ms`` ``local_features`` is
+    then the wait for them after the search). Local features of a network (HardNet, dense
+    models) always run after the global model: two networks sharing the cores were slower.
     Off runs the stages one after the other on all threads.
     verify_early_exit: verify the ``verify_top`` places in the global order and stop at the
     first one with ``placekit.localizer.DECISIVE_INLIER_FACTOR`` (3) x the map's calibrated inlier floor (the places
