@@ -109,8 +109,8 @@ CONFIGS = {
         foreign=False),
     "hardnet-vlad, shipped vocabulary and whitening (no verification)": Config(
         "hardnet-vlad, shipped vocabulary and whitening (no verification)",
-        {"descriptor": "vlad", "local_features": "hardnet-int8", "vlad_vocabulary": "shipped"}, {"verify": False},
-        foreign=False),
+        {"descriptor": "vlad", "local_features": "hardnet-int8", "vlad_vocabulary": "shipped", "vlad_whitening": True},
+        {"verify": False}, foreign=False),
     "hardnet-vlad (no verification)": Config("hardnet-vlad (no verification)",
                                              {"descriptor": "vlad", "local_features": "hardnet-int8"},
                                              {"verify": False}, foreign=False),

@@ -165,7 +165,9 @@ class BuildOptions(RuntimeOptions):
     ``vlad_words`` words; else learned on the map). The shipped one lost on the generalization
     suite (KITTI at dusk 0.56 / 0.48 recall@1 against 0.88 / 0.80), so it is opt-in.
     vlad_whitening: with the shipped vocabulary, also apply the PCA-whitening shipped with it
-    (learned on the same pool; VLAD becomes 256-D) when there is one.
+    (learned on the same pool; VLAD becomes 256-D) when there is one. Off by default: it
+    lowered recall@1 on the generalization suite (landmarks_val 0.345 -> 0.209, IE Tower
+    0.543 -> 0.400, KITTI dusk 0.56 / 0.48 -> 0.52 / 0.28; ``docs/models.md``).
     """
 
     descriptor: str = "auto"
@@ -183,7 +185,7 @@ class BuildOptions(RuntimeOptions):
     local_detector: str = DEFAULT_LOCAL_DETECTOR
     vlad_vocabulary: str = "map"
     vlad_words: int = 64
-    vlad_whitening: bool = True
+    vlad_whitening: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
