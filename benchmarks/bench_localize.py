@@ -41,13 +41,12 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # local features extracted beside the global model: LocalizerOptions.overlap_local_features)
 VERIFIED_CONFIGS = {
     "HardNet, sift 1024 / 1024 (default)": ("hardnet-int8", "sift", 1024, None, 640, True),
-    "HardNet, sift 1024 / 1024, stages in sequence": ("hardnet-int8", "sift", 1024, None, 640, False),
     "HardNet, sift 1024 / 256": ("hardnet-int8", "sift", 1024, 256, 640, True),
     "HardNet, orb 1024 / 256": ("hardnet-int8", "orb", 1024, 256, 640, True),
     "HardNet at 480 px, 512 / 512": ("hardnet-int8", "sift", 512, None, 480, True),
     "RootSIFT, 512 / 512": ("rootsift", "sift", 512, None, 640, True),
-    "RootSIFT, 512 / 512, stages in sequence": ("rootsift", "sift", 512, None, 640, False),
     "RootSIFT at 480 px, 512 / 512": ("rootsift", "sift", 512, None, 480, True),
+    "RootSIFT at 480 px, 512 / 512, stages in sequence": ("rootsift", "sift", 512, None, 480, False),
     "RootSIFT at 320 px, 512 / 512": ("rootsift", "sift", 512, None, 320, True),
     "XFeat (peer), dense 1024 / 1024": ("xfeat", "sift", 1024, None, 640, True),
     "XFeat (peer), dense 1024 / 512": ("xfeat", "sift", 1024, 512, 640, True),

@@ -58,7 +58,7 @@ class Localizer:
         self._closed = False
         self._close_lock = threading.Lock()
         self._update_lock = threading.Lock()
-        self.overlap = overlap  # local features on a worker thread beside the global model
+        self._overlap = overlap  # local features on a worker thread beside the global model
         self._workers: ThreadPoolExecutor | None = None
 
     @classmethod
@@ -129,7 +129,7 @@ class Localizer:
         if isinstance(self.extractor, VladExtractor):  # local features once, for VLAD and verification
             descriptor, feats = self.extractor.describe_with_features(bgr)
         else:
-            if local is not None and verify_top and self.overlap:
+            if local is not None and verify_top and self._overlap:
                 pending = self._worker_pool().submit(local.extract, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             try:
                 descriptor = self.extractor.describe_bgr(bgr)
