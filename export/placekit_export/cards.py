@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import time
 from pathlib import Path
 
@@ -51,6 +52,15 @@ def update_card(folder: Path, family: dict, file_entry: dict | None = None) -> d
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     (folder / "CARD.md").write_text(render_markdown(card))
     return card
+
+
+def write_card(folder: Path, card: dict) -> None:
+    """Replace ``folder/card.json`` atomically with ``card`` and re-render CARD.md."""
+    card_path = folder / "card.json"
+    tmp = card_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, card_path)
+    (folder / "CARD.md").write_text(render_markdown(card))
 
 
 def render_markdown(card: dict) -> str:

@@ -33,7 +33,7 @@ from placekit.local.vlad import train_vocabulary
 from placekit.mapfile.pointmap import dequantize_descriptors, quantize_descriptors
 from placekit.options import RuntimeOptions
 
-from .cards import render_markdown
+from .cards import write_card
 from .parity_images import ie_tower_frames, shared_data_dir
 
 STRECHA_SCENES = ("fountain-P11", "Herz-Jesus-P8")
@@ -87,10 +87,7 @@ def record_in_card(vocabulary_path: Path, local: str, words: int, n_images: int,
     }
     others = [v for v in card.get("vlad_vocabularies", []) if v.get("file") != vocabulary_path.name]
     card["vlad_vocabularies"] = others + [entry]
-    tmp = card_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, card_path)
-    (card_path.parent / "CARD.md").write_text(render_markdown(card))
+    write_card(card_path.parent, card)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from placekit.inference.catalog import resolve_model, shipped_vocabulary
 from placekit.local.extractor import LocalFeatures
 from placekit.local.vlad import vlad
 
-from .cards import render_markdown
+from .cards import write_card
 from .vlad_vocabulary import pool_features
 
 MIN_CROP_AREA = 0.35
@@ -83,10 +83,7 @@ def record_in_card(
         "training-side images",
         "command": command,
     }
-    tmp = card_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, card_path)
-    (card_path.parent / "CARD.md").write_text(render_markdown(card))
+    write_card(card_path.parent, card)
 
 
 def main(argv: list[str] | None = None) -> int:
