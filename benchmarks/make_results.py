@@ -410,11 +410,12 @@ def city_scale_section(runs: list[dict]) -> list[str]:
         kind = "two-level k-means" if nlist(d) > 16384 else "k-means"
         return f"{nlist(d):,} lists, {kind} on {per_list(d)} rows per list"
 
-    runs = sorted(runs, key=lambda d: (d["build"]["places"], nlist(d), per_list(d)))
+    runs = sorted(runs, key=lambda d: (d["build"]["places"], nlist(d), per_list(d), d["build"]["real"]))
     out = ["## City scale: Ray build, search within 1 GiB", ""]
     out += [provenance(d) for d in runs]
-    b0 = runs[-1]["build"]
-    out += ["", f"Clustered 256-D descriptors plus {b0['real']:,} real GeM descriptors (PCA to 256-D) mixed in "
+    reals = " or ".join(f"{n:,}" for n in sorted({d["build"]["real"] for d in runs}, reverse=True))
+    out += ["", f"Clustered 256-D descriptors plus {reals} real GeM descriptors (PCA to 256-D; per run in its note "
+            "and command) mixed in "
             "(`benchmarks/bench_scale_10m.py` docstring). Built through `RayExecutor` on a local instance "
             "(2 workers): training in one task, encoding in tasks of 65,536. Each search setting in a fresh "
             "process moved into a cgroup with a 1 GiB memory limit after the page cache was dropped; "
@@ -433,7 +434,7 @@ def city_scale_section(runs: list[dict]) -> list[str]:
         opened = min(r.get("open_s", 0) for r in d["search"] if "p50_ms" in r)
         info_text = (f"{info['map_info_cold_s']:.2f} cold / {info['map_info_warm_s']:.2f} warm"
                      if "map_info_cold_s" in info else "-")
-        out.append(f"| {b['places']:,} | `{b['recipe']}` | {quantizer(d)} | {b['build_s']:.0f} ({b['train_s']:.0f} / "
+        out.append(f"| {b['places']:,} ({b['real'] // 1000}k real) | `{b['recipe']}` | {quantizer(d)} | {b['build_s']:.0f} ({b['train_s']:.0f} / "
                    f"{b['encode_s']:.0f} / "
                    f"{b['assemble_s']:.0f} / {b['write_s']:.0f}) | {b['file_bytes'] / 1e9:.2f} GB | {opened:.2f} | "
                    f"{info_text} |")
@@ -441,7 +442,8 @@ def city_scale_section(runs: list[dict]) -> list[str]:
             "storage KB/query | group peak MB | RSS peak MB | RAM bytes/place |",
             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for d in runs:
-        n = f"{d['build']['places']:,} ({nlist(d):,}{', ' + str(per_list(d)) + ' rows/list' if per_list(d) != 32 else ''})"
+        n = (f"{d['build']['places']:,} ({nlist(d):,}{', ' + str(per_list(d)) + ' rows/list' if per_list(d) != 32 else ''}"
+             f"; {d['build']['real'] // 1000}k real)")
         for r in d["search"]:
             if "p50_ms" not in r:
                 out.append(f"| {n} | placekit | {r.get('nprobe', 16)} / {r['rerank']} | failed: "
@@ -803,8 +805,8 @@ def main() -> None:
                          ("wxbs_aliked.json", wxbs_section)):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]
-    city = [d for d in (load("scale_1m.json"), load("scale_10m.json"), load("scale_10m_ivf8192.json"),
-                        load("scale_10m_train64.json")) if d]
+    city = [d for d in (load("scale_1m.json"), load("scale_10m.json"), load("scale_10m_real30k.json"),
+                        load("scale_10m_ivf8192.json"), load("scale_10m_train64.json")) if d]
     lines += city_scale_section(city) if city else ["_scale_10m.json: not measured yet._", ""]
     coarse = [d for d in (load("coarse_quantizer_3m.json"), load("coarse_quantizer_10m.json")) if d]
     lines += coarse_quantizer_section(coarse) if coarse else []
