@@ -171,6 +171,11 @@ def main() -> None:
                     p.error(f"config {peer!r} needs --{peer}-weights")
                 name = dense_peers.LABELS[peer].split(" (")[0]
                 configs[f"GeM + {name} ({c}, peer exported here)"] = str(peers[peer]) + c[len(peer):]
+            elif c.split("/q")[0].split("~")[0] == "aliked":
+                if args.aliked_weights is None:
+                    p.error("config 'aliked' needs --aliked-weights")
+                dense_peers.install_aliked(args.aliked_weights, args.threads)
+                configs[f"GeM + ALIKED-N16 ({c}, peer, PyTorch)"] = c
             elif c == "tfeat":
                 from tfeat_peer import tfeat_onnx
                 configs["GeM + TFeat (peer)"] = str(tfeat_onnx(tmp / "tfeat-liberty.onnx"))

@@ -51,3 +51,49 @@ def torch_peers(args: argparse.Namespace, keypoints: int, max_side: int, threads
 
     net, _ = load(args.aliked_weights)
     return {ALIKED_LABEL: AlikedExtractor(net, keypoints, max_side, threads)}
+
+
+ALIKED_NAME = "aliked-n16"
+
+
+def install_aliked(weights: Path, threads: int) -> None:
+    """Let ``MapBuilder`` and ``Localizer`` use ALIKED (PyTorch) as local features named
+    ``aliked``, for ``bench_pose`` only: the runtime cannot load it from a map (no ONNX form),
+    so the two loading functions are wrapped in this process to build it for that name."""
+    import placekit.builder as builder
+    import placekit.localizer as localizer
+    from placekit.inference.catalog import ModelRef
+    from placekit.inference.extractors import DenseDescriber
+    from placekit.local.extractor import LocalFeatureExtractor
+    from placekit_export.aliked import AlikedExtractor, load
+
+    net, sha = load(weights)
+
+    class AlikedDescriber(DenseDescriber):
+        """ALIKED in PyTorch behind the ``DenseDescriber`` interface (size multiple 1)."""
+
+        def __init__(self):
+            self.engine = None
+            self.info = type("Info", (), {"name": ALIKED_NAME, "output_dim": 128, "size_multiple": 1})()
+
+        def describe_image(self, gray, max_keypoints):
+            feats = AlikedExtractor(net, max_keypoints, 100_000, threads).extract(gray)
+            return feats.xy.copy(), feats.descriptors
+
+    def make(max_keypoints: int, max_side: int) -> LocalFeatureExtractor:
+        return LocalFeatureExtractor(AlikedDescriber(), max_keypoints, max_side)
+
+    original_build, original_open = builder.local_extractor, localizer.open_local_extractor
+
+    def build_side(name, max_keypoints, max_side, runtime, spin=True, detector="sift"):
+        if name != "aliked":
+            return original_build(name, max_keypoints, max_side, runtime, spin, detector)
+        return make(max_keypoints, max_side), ModelRef(ALIKED_NAME, sha, Path(weights).name, str(weights))
+
+    def open_side(placemap, runtime, source, spin=True):
+        section = placemap.pointmap.section if placemap.pointmap is not None else {}
+        if section.get("extractor") != ALIKED_NAME:
+            return original_open(placemap, runtime, source, spin)
+        return make(int(section["max_keypoints"]), int(section["max_side"]))
+
+    builder.local_extractor, localizer.open_local_extractor = build_side, open_side

@@ -783,7 +783,7 @@ def main() -> None:
                          ("pose_xfeat.json", pose_section), ("pose_rootsift_512.json", pose_section),
                          ("pose_disk.json", pose_section), ("pose_480.json", pose_section),
                          ("pose_rootsift_512_early_exit.json", pose_section),
-                         ("pose_default_early_exit.json", pose_section),
+                         ("pose_default_early_exit.json", pose_section), ("pose_aliked.json", pose_section),
                          ("localize_verified.json", localize_verified_section), ("wxbs.json", wxbs_section),
                          ("scale.json", scale_section),
                          ("distributed_build.json", distributed_build_section),
