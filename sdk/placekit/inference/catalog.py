@@ -172,7 +172,7 @@ def shipped_vocabulary(local_model: Path, words: int, dim: int) -> tuple[np.ndar
     """The VLAD vocabulary shipped beside a local model file: an entry of its folder's
     ``card.json`` ``vlad_vocabularies`` naming that file, with ``words`` words of ``dim``
     dimensions and a matching sha256. Returns ((words, dim) float32, its file name) or None."""
-    found = _shipped_vlad_entry(local_model, words, dim)
+    found = shipped_vlad(local_model, words, dim)
     return None if found is None else (found[0], found[1])
 
 
@@ -181,10 +181,6 @@ def shipped_vlad(local_model: Path, words: int, dim: int) -> tuple[np.ndarray, s
     ``.npz`` of ``mean`` (words * dim,) and ``projection`` (words * dim, d) float32 with its
     sha256), None for the whitening when the entry has none or its file does not check out.
     Returns (vocabulary, its file name, whitening) or None."""
-    return _shipped_vlad_entry(local_model, words, dim)
-
-
-def _shipped_vlad_entry(local_model: Path, words: int, dim: int) -> tuple[np.ndarray, str, PCAWhitening | None] | None:
     card_path = Path(local_model).parent / "card.json"
     try:
         card = json.loads(card_path.read_text())
@@ -195,29 +191,30 @@ def _shipped_vlad_entry(local_model: Path, words: int, dim: int) -> tuple[np.nda
             continue
         if entry.get("words") != words:
             continue
-        vocabulary = _checked_array(card_path.parent, entry)
-        if vocabulary is not None and vocabulary.shape == (words, dim) and np.isfinite(vocabulary).all():
+        path = _verified_file(card_path.parent, entry)
+        try:
+            vocabulary = np.load(path, allow_pickle=False) if path else None
+        except (OSError, ValueError):
+            continue
+        if isinstance(vocabulary, np.ndarray) and vocabulary.shape == (words, dim) and np.isfinite(vocabulary).all():
             whitening = _shipped_whitening(card_path.parent, entry.get("whitening"), words * dim)
             return np.asarray(vocabulary, np.float32), str(entry["file"]), whitening
     return None
 
 
-def _checked_array(folder: Path, entry: dict) -> np.ndarray | None:
-    """The ``.npy`` an entry's ``file`` names when its sha256 matches, else None."""
-    path = folder / str(entry.get("file", ""))
-    if not path.is_file() or sha256_file(path) != entry.get("sha256"):
-        return None
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-
-
-def _shipped_whitening(folder: Path, entry: object, vlad_dim: int) -> PCAWhitening | None:
+def _verified_file(folder: Path, entry: object) -> Path | None:
+    """The file a card entry's ``file`` names in ``folder`` when its sha256 matches, else None."""
     if not isinstance(entry, dict):
         return None
     path = folder / str(entry.get("file", ""))
-    if not path.is_file() or sha256_file(path) != entry.get("sha256"):
+    return path if path.is_file() and sha256_file(path) == entry.get("sha256") else None
+
+
+def _shipped_whitening(folder: Path, entry: object, vlad_dim: int) -> PCAWhitening | None:
+    """The whitening a vocabulary entry names, checked: mean (vlad_dim,), projection
+    (vlad_dim, d), finite; None otherwise."""
+    path = _verified_file(folder, entry)
+    if path is None:
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
