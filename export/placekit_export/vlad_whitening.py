@@ -56,8 +56,7 @@ def learn(local: str, words: int, dim: int, crops: int, seed: int = 0) -> tuple[
     """(the whitening, images, training vectors, the vocabulary's file name)."""
     model_path = Path(resolve_model(local))
     features, images = pool_features(local)
-    dims = {f.descriptors.shape[1] for f in features if len(f)}
-    shipped = shipped_vocabulary(model_path, words, dims.pop() if len(dims) == 1 else -1)
+    shipped = shipped_vocabulary(model_path, words, features[0].descriptors.shape[1])
     if shipped is None:
         raise FileNotFoundError(f"no shipped {words}-word vocabulary for {model_path.name}: run vlad_vocabulary first")
     vocabulary, name = shipped

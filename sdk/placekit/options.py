@@ -253,10 +253,10 @@ class LocalizerOptions(RuntimeOptions):
     models) always run after the global model: two networks sharing the cores were slower.
     Off runs the stages one after the other on all threads.
     verify_early_exit: verify the ``verify_top`` places in the global order and stop at the
-    first one with ``placekit.localizer.DECISIVE_INLIER_FACTOR`` (3) x the map's calibrated inlier floor (the places
-    after it report -1 inliers). Off verifies all of them (slower; it can find a far place
-    verified nearly as well, an ``ambiguous`` answer, and gives PnP the matches of every
-    verified place).
+    first one with ``placekit.localizer.DECISIVE_INLIER_FACTOR`` (3) x the map's calibrated
+    inlier floor (the places after it report -1 inliers). Off verifies all of them (slower; it
+    can find a far place verified nearly as well, an ``ambiguous`` answer, and gives PnP the
+    matches of every verified place).
     """
 
     model: Optional[str] = None
