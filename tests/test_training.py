@@ -169,6 +169,36 @@ def test_tiny_hardnet_training_learns_generated_pairs(tmp_path):
                        steps=1, batch=64)
 
 
+def test_narrow_hardnet_distils_from_a_teacher_and_reloads_at_its_width(tmp_path):
+    from placekit_export.hardnet import HardNet, variant_name
+    from placekit_export.train_hardnet import distillation_loss, load_checkpoint, train_on_pairs
+
+    teacher = HardNet().eval()
+    student = HardNet(channels=8)
+    n_params = sum(p.numel() for p in student.parameters())
+    assert n_params < sum(p.numel() for p in teacher.parameters()) / 4
+    assert variant_name(32) == "hardnet" and variant_name(16) == "hardnet-c16"
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 255, (300, 8, 8), dtype=np.uint8).repeat(4, axis=1).repeat(4, axis=2)
+    noisy = np.clip(base.astype(np.float32) + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+    pairs = {"train": (base[:200], noisy[:200]), "validation": (base[200:], noisy[200:])}
+    x = torch.from_numpy(base[200:].astype(np.float32) / 255)[:, None]
+
+    def distance_to_teacher(teacher_arg) -> float:
+        out = tmp_path / f"c8-{teacher_arg is not None}.pt"
+        train_on_pairs(out, pairs, steps=40, batch=64, log_every=40, progress=lambda s: None, channels=8,
+                       teacher=teacher_arg, distill_weight=50.0, lr=3e-3)
+        net = load_checkpoint(out)
+        assert net.channels == 8 and torch.load(out, weights_only=True)["config"]["channels"] == 8
+        with torch.no_grad():
+            return float(distillation_loss(net(x), teacher(x)))
+
+    # same seed, same batches: only the distillation term differs
+    with_teacher, without = distance_to_teacher(teacher), distance_to_teacher(None)
+    assert with_teacher < 0.7 * without
+
+
 def test_dusk_set_shares_the_clean_database_and_degrades_its_queries(tmp_path):
     from placekit_export.retrieval_eval import RetrievalSet, degraded_sets
     from placekit_export.train_gem import heldout_caches

@@ -16,6 +16,8 @@ from placekit.inference.modelinfo import ModelInfo
 from placekit.inference.preprocess import preprocess
 from placekit.local.patches import EXTENT, PATCH_SIZE, cut_patches, keypoints_array
 
+from .hardnet import BASE_CHANNELS, variant_name
+
 PATCH_BATCH = 64
 GEM_TRACE_HW = (352, 480)
 
@@ -293,8 +295,9 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
     if not path.is_file():
         raise SystemExit(f"HardNet checkpoint {path} not found (placekit-train hardnet -o {path})")
     net = load_checkpoint(path)
+    name = variant_name(net.channels)
     info = ModelInfo(
-        name="hardnet",
+        name=name,
         kind="local",
         output_dim=128,
         fixed_size=(PATCH_SIZE, PATCH_SIZE),
@@ -328,15 +331,31 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
     )
     config = torch.load(path, map_location="cpu", weights_only=True)["config"]
     sources = log.get("train_sources", {})
+    c = net.channels
+    teacher = config.get("teacher")
+    summary = (
+        "HardNet patch descriptor (L2-Net body) trained from scratch on real correspondences with the "
+        "hardest-in-batch triplet margin loss: pycolmap SfM tracks of unlabelled photo collections, "
+        "Strecha matches verified by ground-truth cameras, and homography warps."
+    )
+    if teacher:
+        summary += (
+            f" The loss adds {config.get('distill_weight', 1.0)} x the squared distance to the descriptors of "
+            f"placekit's own trained HardNet ({Path(teacher).name}, frozen) on the same patches (distillation)."
+        )
+    command = f"placekit-train hardnet -o {checkpoint} --steps {config['steps']} --batch {config['batch']}"
+    command += "" if config.get("sfm_tracks") else " --no-sfm"
+    if c != BASE_CHANNELS:
+        command += f" --channels {c}"
+    if teacher:
+        command += f" --teacher {teacher} --distill-weight {config.get('distill_weight', 1.0)}"
     card = {
-        "name": "hardnet",
+        "name": name,
         "kind": "local",
         "version": "2" if config.get("sfm_tracks") else "1",
-        "summary": "HardNet patch descriptor (L2-Net body) trained from scratch on real correspondences with the "
-        "hardest-in-batch triplet margin loss: pycolmap SfM tracks of unlabelled photo collections, "
-        "Strecha matches verified by ground-truth cameras, and homography warps.",
-        "architecture": "L2-Net: 7 conv layers, BN without affine, dropout 0.3, 128-D, L2-normalised; per-patch "
-        "standardisation inside the network",
+        "summary": summary,
+        "architecture": f"L2-Net: 7 conv layers ({c}-{c}-{2 * c}-{2 * c}-{4 * c}-{4 * c}, then an 8x8 conv to 128), "
+        "BN without affine, dropout 0.3, 128-D, L2-normalised; per-patch standardisation inside the network",
         "output": "128-D float32, unit norm, from 32x32 grey patches cut by placekit.local.patches.cut_patches "
         f"(extent {EXTENT} x keypoint size)",
         "training_data": [
@@ -361,8 +380,7 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
         ],
         "training_set": {"pairs": log.get("train_pairs"), "by_source": sources},
         "held_out": ["Strecha entry-P10 (validation)", "HPatches (test)", "KITTI (never trained on)"],
-        "training_command": f"placekit-train hardnet -o {checkpoint} --steps {config['steps']} --batch {config['batch']}"
-        + ("" if config.get("sfm_tracks") else " --no-sfm"),
+        "training_command": command,
         "training_seconds": log["epochs"][-1]["seconds"] if log.get("epochs") else None,
         "metrics": metrics,
         "limitations": [
@@ -375,6 +393,4 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
     def to_inputs(ims: list[np.ndarray]) -> list[np.ndarray]:
         return patch_inputs(image_patches(ims))
 
-    return NetworkSpec(
-        "hardnet", net, info, torch.zeros(PATCH_BATCH, 1, PATCH_SIZE, PATCH_SIZE), to_inputs, to_inputs, card
-    )
+    return NetworkSpec(name, net, info, torch.zeros(PATCH_BATCH, 1, PATCH_SIZE, PATCH_SIZE), to_inputs, to_inputs, card)

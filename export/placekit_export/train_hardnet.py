@@ -10,6 +10,11 @@ Training pairs, all from real images:
 Validation: the held-out Strecha scene entry-P10 (GT-verified matches). Test (never trained on):
 the HPatches sequences. Loss: hardest-in-batch triplet margin (Mishchuk et al.). Seeds are fixed;
 the log has the loss and the validation matching mAP / FPR95 per log interval.
+
+A narrower network (``channels``, e.g. 16 for HardNet-C16) can also learn from a trained HardNet
+(``teacher``): the loss adds ``distill_weight`` x the mean squared distance between the student's
+and the teacher's descriptors of the same patches (knowledge distillation; the teacher's
+weights are frozen).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch
 
 from placekit.local.patches import cut_patches
 
-from .hardnet import HardNet
+from .hardnet import BASE_CHANNELS, HardNet
 from .parity_images import shared_data_dir
 from .patch_data import homography_pairs, hpatches_keypoints, sfm_track_pairs, strecha_pairs
 from .patch_metrics import all_metrics, matching_accuracy
@@ -51,6 +56,11 @@ def hardest_in_batch_loss(a: torch.Tensor, p: torch.Tensor, margin: float = 1.0)
 def describe(net: torch.nn.Module, patches: np.ndarray, batch: int = 1024) -> np.ndarray:
     net.eval()
     return np.concatenate([net(to_tensor(patches[s : s + batch])).numpy() for s in range(0, len(patches), batch)])
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between (B, D) unit-norm descriptors of the same patches."""
+    return (student - teacher).pow(2).sum(1).mean()
 
 
 def load_pairs(data: Path, seed: int, sfm_dir: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -86,14 +96,30 @@ def train(
     lr: float = 1e-3,
     log_every: int = 250,
     sfm_dir: Path | None = None,
+    channels: int = BASE_CHANNELS,
+    teacher: Path | None = None,
+    distill_weight: float = 1.0,
 ) -> dict:
     """Train on the shared data's pairs (module docstring), test on HPatches, write ``out``."""
     data = shared_data_dir()
     if data is None:
         raise SystemExit("HardNet training needs ../shared/data (Strecha scenes and the photo pool)")
     pairs = load_pairs(data, seed, sfm_dir)
+    extra = {"sfm_tracks": sfm_dir is not None}
+    if teacher is not None:
+        extra.update(teacher=str(teacher), distill_weight=distill_weight)
     log = train_on_pairs(
-        out, pairs, steps, batch, seed, lr, log_every, extra_config={"sfm_tracks": sfm_dir is not None}
+        out,
+        pairs,
+        steps,
+        batch,
+        seed,
+        lr,
+        log_every,
+        extra_config=extra,
+        channels=channels,
+        teacher=load_checkpoint(teacher) if teacher is not None else None,
+        distill_weight=distill_weight,
     )
     log["test_hpatches"] = evaluate_hpatches(load_checkpoint(out), data)
     out.with_suffix(".log.json").write_text(json.dumps(log, indent=1))
@@ -110,15 +136,19 @@ def train_on_pairs(
     log_every: int = 250,
     extra_config: dict | None = None,
     progress=print,
+    channels: int = BASE_CHANNELS,
+    teacher: HardNet | None = None,
+    distill_weight: float = 1.0,
 ) -> dict:
     """pairs: {"train": (A, B), "validation": (A, B)} of (N, 32, 32) uint8 patches, row i of A
-    matching row i of B; optional "sources". Writes the checkpoint and ``out.log.json``."""
+    matching row i of B; optional "sources". A ``teacher`` (eval mode, frozen) adds the
+    distillation term. Writes the checkpoint and ``out.log.json``."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     a, b = pairs["train"]
     if len(a) < batch:
         raise ValueError(f"{len(a)} training pairs are fewer than one batch of {batch}")
-    net = HardNet()
+    net = HardNet(channels=channels)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     log = {
@@ -135,7 +165,12 @@ def train_on_pairs(
         xa, xb = to_tensor(a[idx]), to_tensor(b[idx])
         k = int(rng.integers(4))  # the same rotation by 90 degrees for both sides keeps pairs aligned
         xa, xb = torch.rot90(xa, k, (2, 3)), torch.rot90(xb, k, (2, 3))
-        loss = hardest_in_batch_loss(net(xa), net(xb))
+        da, db = net(xa), net(xb)
+        loss = hardest_in_batch_loss(da, db)
+        if teacher is not None:
+            with torch.no_grad():
+                ta, tb = teacher(xa), teacher(xb)
+            loss = loss + distill_weight * 0.5 * (distillation_loss(da, ta) + distillation_loss(db, tb))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -159,7 +194,14 @@ def train_on_pairs(
     torch.save(
         {
             "state_dict": net.state_dict(),
-            "config": {"steps": steps, "batch": batch, "seed": seed, "lr": lr, **(extra_config or {})},
+            "config": {
+                "steps": steps,
+                "batch": batch,
+                "seed": seed,
+                "lr": lr,
+                "channels": channels,
+                **(extra_config or {}),
+            },
         },
         out,
     )
@@ -184,6 +226,6 @@ def evaluate_hpatches(net: torch.nn.Module, data: Path) -> dict:
 
 def load_checkpoint(path: Path) -> HardNet:
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    net = HardNet()
+    net = HardNet(channels=int(ckpt["config"].get("channels", BASE_CHANNELS)))
     net.load_state_dict(ckpt["state_dict"])
     return net.eval()
