@@ -784,7 +784,9 @@ def main() -> None:
                          ("pose_disk.json", pose_section), ("pose_480.json", pose_section),
                          ("pose_rootsift_512_early_exit.json", pose_section),
                          ("pose_default_early_exit.json", pose_section), ("pose_aliked.json", pose_section),
-                         ("localize_verified.json", localize_verified_section), ("wxbs.json", wxbs_section),
+                         ("pose_c16_512.json", pose_section), ("pose_c16_1024.json", pose_section),
+                         ("localize_verified.json", localize_verified_section),
+                         ("localize_c16.json", localize_verified_section), ("wxbs.json", wxbs_section),
                          ("scale.json", scale_section),
                          ("distributed_build.json", distributed_build_section),
                          ("tracking.json", tracking_section),
@@ -802,6 +804,10 @@ def main() -> None:
                              d, "## Descriptors on HPatches: the ALIKED peer (held out)",
                              " ALIKED-N16 (`placekit_export.aliked`, PyTorch, the published BSD-3 weights) describes "
                              "the same keypoints with its deformable descriptor head; its own detector is not used.")),
+                         ("hpatches_c16.json", lambda d: hpatches_section(
+                             d, "## Descriptors on HPatches: HardNet-C16 against HardNet (held out)",
+                             " HardNet-C16 (`placekit-train hardnet --channels 16 --teacher ...`) has a quarter of "
+                             "HardNet's multiply-adds per patch; both on the benchmark's SIFT keypoints.")),
                          ("wxbs_aliked.json", wxbs_section)):
         d = load(name)
         lines += render(d) if d else [f"_{name}: not measured yet._", ""]

@@ -170,7 +170,7 @@ def test_tiny_hardnet_training_learns_generated_pairs(tmp_path):
 
 
 def test_narrow_hardnet_distils_from_a_teacher_and_reloads_at_its_width(tmp_path):
-    from placekit_export.hardnet import HardNet, variant_name
+    from placekit_export.hardnet import HardNet, multiply_adds, variant_name
     from placekit_export.train_hardnet import distillation_loss, load_checkpoint, train_on_pairs
 
     teacher = HardNet().eval()
@@ -178,6 +178,9 @@ def test_narrow_hardnet_distils_from_a_teacher_and_reloads_at_its_width(tmp_path
     n_params = sum(p.numel() for p in student.parameters())
     assert n_params < sum(p.numel() for p in teacher.parameters()) / 4
     assert variant_name(32) == "hardnet" and variant_name(16) == "hardnet-c16"
+    # the convolutions' cost follows the width squared: the published network is about 39M multiply-adds
+    assert 35e6 < multiply_adds(teacher) < 45e6
+    assert 3.5 < multiply_adds(teacher) / multiply_adds(HardNet(channels=16)) < 4.5
 
     rng = np.random.default_rng(1)
     base = rng.integers(0, 255, (300, 8, 8), dtype=np.uint8).repeat(4, axis=1).repeat(4, axis=2)

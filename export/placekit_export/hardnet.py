@@ -29,6 +29,29 @@ def variant_name(channels: int) -> str:
     return "hardnet" if channels == BASE_CHANNELS else f"hardnet-c{channels}"
 
 
+def multiply_adds(net: nn.Module, patch_size: int = 32) -> int:
+    """Multiply-adds of the convolutions of ``net`` for one (1, 1, P, P) patch."""
+    total = 0
+    hooks = []
+
+    def count(module: nn.Conv2d, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += output.numel() * module.in_channels // module.groups * kh * kw
+
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            hooks.append(module.register_forward_hook(count))
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        net(torch.rand(1, 1, patch_size, patch_size))
+    net.train(was_training)
+    for h in hooks:
+        h.remove()
+    return total
+
+
 class HardNet(nn.Module):
     """L2-Net body: 7 conv layers (c-c-2c-2c-4c-4c with c = ``channels``, 32 in the published
     network, then an 8x8 conv to 128), BN without affine parameters, dropout before the last

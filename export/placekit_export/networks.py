@@ -16,7 +16,7 @@ from placekit.inference.modelinfo import ModelInfo
 from placekit.inference.preprocess import preprocess
 from placekit.local.patches import EXTENT, PATCH_SIZE, cut_patches, keypoints_array
 
-from .hardnet import BASE_CHANNELS, variant_name
+from .hardnet import BASE_CHANNELS, multiply_adds, variant_name
 
 PATCH_BATCH = 64
 GEM_TRACE_HW = (352, 480)
@@ -329,6 +329,13 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
         "Against SIFT, RootSIFT and TFeat on HPatches, through the runtime: benchmarks/RESULTS.md "
         "('Patch descriptors on HPatches', python benchmarks/bench_hpatches.py)."
     )
+    metrics.append(f"Cost: {multiply_adds(net) / 1e6:.1f}M multiply-adds per 32x32 patch.")
+    if net.channels != BASE_CHANNELS:
+        metrics.append(
+            "Why it ships: against HardNet on the same keypoints, its HPatches scores, poses and generalization-suite "
+            "recall, and the verified localize latency, are measured in docs/models.md and benchmarks/RESULTS.md "
+            f"('{name}')."
+        )
     config = torch.load(path, map_location="cpu", weights_only=True)["config"]
     sources = log.get("train_sources", {})
     c = net.channels
