@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import placekit as pk
+from placekit.options import DEFAULT_LOCAL_MODEL
 from placekit.geometry.rotation import matrix_to_quaternion, rotation_error_deg
 
 from posed_scene import IMAGE_H, IMAGE_W, K, views
@@ -89,7 +90,9 @@ def test_verification_stops_at_a_decisive_place_unless_told_not_to(tmp_path, tin
 
 def test_auto_local_features_follow_the_cameras_and_auto_descriptor_is_gem(tmp_path, tiny_model):
     path, info = _build(tmp_path, tiny_model, "auto", descriptor="auto")
-    assert info.local["extractor"] == "hardnet" and info.local["triangulation"]["points"] > 100
+    # auto: the default local model (HardNet-C16) for images with a camera
+    assert info.local["extractor"] == "hardnet-c16" and info.local["triangulation"]["points"] > 100
+    assert info.local["model_file"] == f"{DEFAULT_LOCAL_MODEL}.onnx"
     assert info.descriptor["kind"] == "gem"              # auto is GeM: VLAD only when asked for
     path, info = _build(tmp_path, tiny_model, "auto", posed=False, descriptor="auto")
     assert info.local is None and info.descriptor["kind"] == "gem"

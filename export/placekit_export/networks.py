@@ -394,7 +394,15 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
             "Trained on a few outdoor scenes and ~60 photos; no indoor data, no KITTI, no HPatches.",
             "pycolmap reconstructions are cached under --sfm-dir; a fresh SfM run may register a few "
             "images differently (multi-threaded RANSAC), so the track pairs are not bit-identical.",
-        ],
+        ]
+        + (
+            [
+                "Distilled from the HardNet named in the summary on the same pairs: it inherits that model's "
+                "training data and its limits."
+            ]
+            if teacher
+            else []
+        ),
     }
 
     def to_inputs(ims: list[np.ndarray]) -> list[np.ndarray]:

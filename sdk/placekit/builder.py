@@ -40,11 +40,10 @@ from placekit.local.vlad import VladModel, map_vlad
 from placekit.mapfile.placemap import PlaceMap
 from placekit.mapfile.places import PlaceTable
 from placekit.mapfile.pointmap import PointMap, dequantize_descriptors
-from placekit.options import BuildOptions
+from placekit.options import DEFAULT_LOCAL_MODEL, DEFAULT_VLAD_LOCAL_MODEL, BuildOptions
 from placekit.types import Location, MapInfo, check_place_name
 
 MIN_IMAGES = 2
-DEFAULT_LOCAL = "hardnet-int8"
 CALIBRATION_TOP_K = 5
 MAX_LISTED_FAILURES = 20  # failed images a BuildError names one by one
 
@@ -75,7 +74,8 @@ class MapBuilder:
         self._local_ref: ModelRef | None = None
         self._vocabulary_source = "learned on the map"
         if self.vlad:
-            local_name = options.local_features if options.local_features not in ("none", "auto") else DEFAULT_LOCAL
+            named = options.local_features not in ("none", "auto")
+            local_name = options.local_features if named else DEFAULT_VLAD_LOCAL_MODEL
             self._open_local(local_name)
         else:
             self._model_path = resolve_model(options.model)
@@ -118,7 +118,7 @@ class MapBuilder:
         has_camera = bool(location.rotation and location.intrinsics)
         if self.local is None and self._auto_local and has_camera:
             # auto: images that come with a camera get local features (and so 3D points, poses)
-            self._open_local(DEFAULT_LOCAL)
+            self._open_local(DEFAULT_LOCAL_MODEL)
         return self.local is not None and (not self._auto_local or has_camera)
 
     def _append_described(self, described: Described, location: Location, name: str, group: Optional[str]) -> None:

@@ -18,6 +18,11 @@ DEFAULT_MATCH_RADIUS_M = 25.0  # two images within this distance show the same p
 DEFAULT_TARGET_PRECISION = 0.9  # precision of ``localized`` the calibration aims for
 DEFAULT_MAX_KEYPOINTS = 1024  # local features per image
 DEFAULT_LOCAL_MAX_SIDE = 640  # long side (pixels) local features are found at
+# local features of ``local_features="auto"``: HardNet-C16 equals HardNet on the generalization
+# suite and on poses at a quarter of its multiply-adds (docs/models.md)
+DEFAULT_LOCAL_MODEL = "hardnet-c16-int8"
+# local features of VLAD maps that name none: the model the shipped VLAD vocabulary was learned with
+DEFAULT_VLAD_LOCAL_MODEL = "hardnet-int8"
 DEFAULT_TOP_K = 5  # matches returned and fused per frame
 LOCAL_DETECTORS = ("sift", "orb")
 DEFAULT_LOCAL_DETECTOR = "sift"
@@ -143,7 +148,8 @@ class BuildOptions(RuntimeOptions):
 
     descriptor: global descriptor kind: ``gem`` (the global model), ``vlad`` (compact VLAD of
     the local features; a vocabulary of ``vlad_words`` words is learned at build and stored;
-    implies local features, ``hardnet-int8`` unless ``local_features`` names another), or
+    implies local features, ``DEFAULT_VLAD_LOCAL_MODEL`` (``hardnet-int8``, which the shipped
+    vocabulary was learned with) unless ``local_features`` names another), or
     ``auto`` (the default): GeM. (It chose VLAD for maps whose images all had local features
     until the generalization suite, ``benchmarks/generalization.py``, showed VLAD losing to
     GeM on unseen outdoor landmarks and indoor frames; VLAD is now opt-in.)
@@ -155,9 +161,11 @@ class BuildOptions(RuntimeOptions):
     nprobe / rerank: the map's search defaults (``LocalizerOptions`` can override them):
     inverted lists probed per query (None: ``placekit.index.ivf.default_nprobe``, 16 up to
     16,384 lists, one in 1,024 beyond) and candidates re-ranked exactly.
-    local_features: ``none``, ``rootsift`` (OpenCV) or a local model name / path (e.g.
-    ``hardnet-int8``): keypoints and descriptors of every map image are stored for geometric
-    verification, and 3D points are triangulated from images with poses and intrinsics.
+    local_features: ``auto`` (the default: ``DEFAULT_LOCAL_MODEL``, ``hardnet-c16-int8``, for
+    the images that come with a camera, none for the others), ``none``, ``rootsift`` (OpenCV) or
+    a local model name / path (e.g. ``hardnet-int8``): keypoints and descriptors of every map
+    image are stored for geometric verification, and 3D points are triangulated from images with
+    poses and intrinsics.
     max_keypoints / local_max_side: per-image keypoint cap and the long side they are found at.
     local_detector: the keypoint detector, ``sift`` or ``orb`` (``placekit.local.extractor``).
     vlad_vocabulary: ``map`` (the default: learned on the map's own local features) or

@@ -264,7 +264,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from placekit.options import BACKENDS, DESCRIPTORS, BuildOptions, LocalizerOptions
+    from placekit.options import BACKENDS, DEFAULT_LOCAL_MODEL, DESCRIPTORS, BuildOptions, LocalizerOptions
     from placekit.tools.evaluation import DEFAULT_THRESHOLD_M, RECALL_AT
 
     build_defaults, localize_defaults = BuildOptions(), LocalizerOptions()
@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--local-features",
         default=build_defaults.local_features,
-        help="auto (hardnet-int8 for images with a camera in the CSV: qw..qz and fx..cy), none, "
+        help=f"auto ({DEFAULT_LOCAL_MODEL} for images with a camera in the CSV: qw..qz and fx..cy), none, "
         "rootsift or a local model: stored for verification; 3D points from posed images",
     )
     b.add_argument("--max-keypoints", type=int, default=build_defaults.max_keypoints)
