@@ -40,13 +40,13 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # name: (local features, detector, map keypoints, query keypoints, long side they are found at,
 # local features extracted beside the global model: LocalizerOptions.overlap_local_features)
 VERIFIED_CONFIGS = {
-    "HardNet, sift 1024 / 1024 (default)": ("hardnet-int8", "sift", 1024, None, 640, True),
+    "HardNet, sift 1024 / 1024": ("hardnet-int8", "sift", 1024, None, 640, True),
     "HardNet, sift 1024 / 256": ("hardnet-int8", "sift", 1024, 256, 640, True),
     "HardNet, orb 1024 / 256": ("hardnet-int8", "orb", 1024, 256, 640, True),
     "HardNet at 480 px, 512 / 512": ("hardnet-int8", "sift", 512, None, 480, True),
     "HardNet-C16, 512 / 512": ("hardnet-c16-int8", "sift", 512, None, 640, True),
     "HardNet-C16 at 480 px, 512 / 512": ("hardnet-c16-int8", "sift", 512, None, 480, True),
-    "HardNet-C16, 1024 / 1024": ("hardnet-c16-int8", "sift", 1024, None, 640, True),
+    "HardNet-C16, 1024 / 1024 (default)": ("hardnet-c16-int8", "sift", 1024, None, 640, True),
     "HardNet-C16 at 480 px, 1024 / 1024": ("hardnet-c16-int8", "sift", 1024, None, 480, True),
     "HardNet-C8, 1024 / 1024": ("hardnet-c8-int8", "sift", 1024, None, 640, True),
     "HardNet-C8 at 480 px, 1024 / 1024": ("hardnet-c8-int8", "sift", 1024, None, 480, True),

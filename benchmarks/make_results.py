@@ -215,6 +215,7 @@ def localize_section(d: dict) -> list[str]:
 
 def localize_verified_section(d: dict) -> list[str]:
     out = ["## localize(frame) with verification and a pose, per stage", "", provenance(d), "",
+           *([f"**{d['note']}**", ""] if d.get("note") else []),
            "Strecha fountain-P11 and Herz-Jesus-P25 (HardNet training scenes, so the settings can be chosen here): "
            "maps of the even-numbered images with their cameras and each configuration's local features; queries the "
            "odd-numbered images as 640x480 BGR frames with their intrinsics; verification of the top "
@@ -786,7 +787,8 @@ def main() -> None:
                          ("pose_default_early_exit.json", pose_section), ("pose_aliked.json", pose_section),
                          ("pose_c16_512.json", pose_section), ("pose_c16_1024.json", pose_section),
                          ("localize_verified.json", localize_verified_section),
-                         ("localize_c16.json", localize_verified_section), ("wxbs.json", wxbs_section),
+                         ("localize_c16.json", localize_verified_section),
+                         ("localize_c8.json", localize_verified_section), ("wxbs.json", wxbs_section),
                          ("scale.json", scale_section),
                          ("distributed_build.json", distributed_build_section),
                          ("tracking.json", tracking_section),
