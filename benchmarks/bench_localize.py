@@ -60,6 +60,18 @@ VERIFIED_CONFIGS = {
 }
 
 
+def _model_available(name: str) -> bool:
+    """Whether a local model name resolves (HardNet-C8 is measured but not shipped)."""
+    from placekit.errors import ModelNotFoundError
+    from placekit.inference.catalog import resolve_model
+
+    try:
+        resolve_model(name)
+    except ModelNotFoundError:
+        return False
+    return True
+
+
 def _frame_640x480(path: Path, intrinsics: tuple[float, ...]) -> tuple[np.ndarray, tuple[float, ...]]:
     """A 640x480 BGR frame of an image (resized to 480 rows, centre-cropped) and its intrinsics."""
     img = cv2.imread(str(path))
@@ -89,6 +101,9 @@ def verified_runs(frames: int, threads: int, tmp: Path, peers: dict[str, Path],
                 if local not in peers:
                     continue
                 local = str(peers[local])
+            elif local != "rootsift" and not _model_available(local):
+                print(f"{name}: skipped, {local} is not installed (not shipped; see localize_c8.json's note)")
+                continue
             builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=5.0, local_features=local, local_max_side=max_side,
                                                     local_detector=detector, max_keypoints=map_kp, threads=threads))
             for img, c, q, intr in db:

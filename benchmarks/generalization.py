@@ -105,12 +105,6 @@ CONFIGS = {
     "gem + hardnet-c16 verification": Config("gem + hardnet-c16 verification",
                                              {"descriptor": "gem", "local_features": "hardnet-c16-int8"},
                                              foreign=False),
-    "gem + hardnet-c8 verification": Config("gem + hardnet-c8 verification",
-                                            {"descriptor": "gem", "local_features": "hardnet-c8-int8"},
-                                            foreign=False),
-    "gem + hardnet-c8 verification, 1024 keypoints at 480 px": Config(
-        "gem + hardnet-c8 verification, 1024 keypoints at 480 px",
-        {"descriptor": "gem", "local_features": "hardnet-c8-int8", "local_max_side": 480}, foreign=False),
     "gem + hardnet-c16 verification, 1024 keypoints at 480 px": Config(
         "gem + hardnet-c16 verification, 1024 keypoints at 480 px",
         {"descriptor": "gem", "local_features": "hardnet-c16-int8", "local_max_side": 480}, foreign=False),
