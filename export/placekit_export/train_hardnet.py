@@ -101,6 +101,10 @@ def train(
     distill_weight: float = 1.0,
 ) -> dict:
     """Train on the shared data's pairs (module docstring), test on HPatches, write ``out``."""
+    if channels < 1:
+        raise SystemExit(f"--channels must be a positive number of channels, got {channels}")
+    if teacher is not None and not teacher.is_file():
+        raise SystemExit(f"teacher checkpoint {teacher} not found")
     data = shared_data_dir()
     if data is None:
         raise SystemExit("HardNet training needs ../shared/data (Strecha scenes and the photo pool)")
