@@ -786,6 +786,7 @@ def main() -> None:
                          ("pose_rootsift_512_early_exit.json", pose_section),
                          ("pose_default_early_exit.json", pose_section), ("pose_aliked.json", pose_section),
                          ("pose_c16_512.json", pose_section), ("pose_c16_1024.json", pose_section),
+                         ("pose_c16_480.json", pose_section),
                          ("localize_verified.json", localize_verified_section),
                          ("localize_c16.json", localize_verified_section),
                          ("localize_c8.json", localize_verified_section), ("wxbs.json", wxbs_section),
