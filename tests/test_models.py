@@ -16,6 +16,21 @@ def test_shipped_default_model_is_listed_with_a_card():
     assert resolve_model("gem-imagenet") == resolve_model("gem-imagenet-fp32.onnx")
 
 
+def test_default_local_models_ship_with_their_tflite_twins_and_the_vlad_vocabulary():
+    from placekit.inference.catalog import shipped_vlad
+    from placekit.options import DEFAULT_LOCAL_MODEL, DEFAULT_VLAD_LOCAL_MODEL
+
+    entries = {e.name: e for e in pk.list_models()}
+    if DEFAULT_LOCAL_MODEL + ".onnx" not in entries:
+        pytest.skip("shipped model files are not installed in this environment")
+    for name in (DEFAULT_LOCAL_MODEL, DEFAULT_VLAD_LOCAL_MODEL):
+        e = entries[name + ".onnx"]
+        assert e.kind == "local" and e.precision == "int8" and resolve_model(name) == e.path
+        assert entries[name + ".tflite"].family == e.family  # the LiteRT backend finds its twin
+    # the shipped VLAD vocabulary belongs to the VLAD maps' local model
+    assert shipped_vlad(resolve_model(DEFAULT_VLAD_LOCAL_MODEL), 64, 128) is not None
+
+
 def test_unknown_model_names_the_available_ones():
     with pytest.raises(pk.ModelNotFoundError, match="available"):
         resolve_model("no-such-model")
