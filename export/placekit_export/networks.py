@@ -295,7 +295,8 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
     if not path.is_file():
         raise SystemExit(f"HardNet checkpoint {path} not found (placekit-train hardnet -o {path})")
     net = load_checkpoint(path)
-    name = variant_name(net.channels)
+    c = net.channels
+    name = variant_name(c)
     info = ModelInfo(
         name=name,
         kind="local",
@@ -330,7 +331,7 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
         "('Patch descriptors on HPatches', python benchmarks/bench_hpatches.py)."
     )
     metrics.append(f"Cost: {multiply_adds(net) / 1e6:.1f}M multiply-adds per 32x32 patch.")
-    if net.channels != BASE_CHANNELS:
+    if c != BASE_CHANNELS:
         metrics.append(
             "Why it ships: against HardNet on the same keypoints, its HPatches scores, poses and generalization-suite "
             "recall, and the verified localize latency, are measured in docs/models.md and benchmarks/RESULTS.md "
@@ -338,7 +339,6 @@ def hardnet_spec(checkpoint: str, precision: str) -> NetworkSpec:
         )
     config = torch.load(path, map_location="cpu", weights_only=True)["config"]
     sources = log.get("train_sources", {})
-    c = net.channels
     teacher = config.get("teacher")
     summary = (
         "HardNet patch descriptor (L2-Net body) trained from scratch on real correspondences with the "

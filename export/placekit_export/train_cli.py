@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         help="cache of pycolmap reconstructions whose tracks give training pairs (created when missing)",
     )
     h.add_argument("--no-sfm", action="store_true", help="train without SfM tracks (the first model's recipe)")
-    h.add_argument("--channels", type=int, default=32, help="first-layer channels (32: HardNet; 16: HardNet-C16)")
+    h.add_argument(
+        "--channels", type=int, default=None, help="first-layer channels (default: HardNet's 32; 16: HardNet-C16)"
+    )
     h.add_argument("--teacher", type=Path, default=None, help="a trained HardNet checkpoint to distil from")
     h.add_argument("--distill-weight", type=float, default=1.0, help="weight of the distillation term")
     args = p.parse_args(argv)
@@ -102,6 +104,7 @@ def _rewhiten(args: argparse.Namespace) -> int:
 
 
 def _train_hardnet(args: argparse.Namespace) -> int:
+    from .hardnet import BASE_CHANNELS
     from .train_hardnet import train
     from .training_plots import plot_log
 
@@ -112,7 +115,7 @@ def _train_hardnet(args: argparse.Namespace) -> int:
         seed=args.seed,
         lr=args.lr,
         sfm_dir=None if args.no_sfm else args.sfm_dir,
-        channels=args.channels,
+        channels=BASE_CHANNELS if args.channels is None else args.channels,
         teacher=args.teacher,
         distill_weight=args.distill_weight,
     )
