@@ -90,10 +90,12 @@ CONFIGS = {
                                              "model": "gem-imagenet-fp32", "recipe": "Flat"}),
     "trained gem": Config("trained gem", {"model": "gem", "descriptor": "gem", "local_features": "none"}),
     "gem + hardnet verification": Config("gem + hardnet verification",
-                                         {"descriptor": "gem", "local_features": "hardnet-int8"}, foreign=False),
+                                         {"descriptor": "gem", "local_features": "hardnet-int8", "local_max_side": 640},
+                                         {"query_keypoints": None}, foreign=False),
     "gem + hardnet verification, 256 query keypoints": Config(
         "gem + hardnet verification, 256 query keypoints",
-        {"descriptor": "gem", "local_features": "hardnet-int8"}, {"query_keypoints": 256}, foreign=False),
+        {"descriptor": "gem", "local_features": "hardnet-int8", "local_max_side": 640}, {"query_keypoints": 256},
+        foreign=False),
     "gem + hardnet verification, 512 keypoints at 480 px": Config(
         "gem + hardnet verification, 512 keypoints at 480 px",
         {"descriptor": "gem", "local_features": "hardnet-int8", "max_keypoints": 512, "local_max_side": 480},
@@ -103,11 +105,24 @@ CONFIGS = {
         {"descriptor": "gem", "local_features": "hardnet-c16-int8", "max_keypoints": 512, "local_max_side": 480},
         foreign=False),
     "gem + hardnet-c16 verification": Config("gem + hardnet-c16 verification",
-                                             {"descriptor": "gem", "local_features": "hardnet-c16-int8"},
-                                             foreign=False),
+                                             {"descriptor": "gem", "local_features": "hardnet-c16-int8",
+                                              "local_max_side": 640}, {"query_keypoints": None}, foreign=False),
     "gem + hardnet-c16 verification, 1024 keypoints at 480 px": Config(
         "gem + hardnet-c16 verification, 1024 keypoints at 480 px",
-        {"descriptor": "gem", "local_features": "hardnet-c16-int8", "local_max_side": 480}, foreign=False),
+        {"descriptor": "gem", "local_features": "hardnet-c16-int8", "local_max_side": 480}, {"query_keypoints": None},
+        foreign=False),
+    "gem + hardnet-c16 verification, 1024 keypoints at 480 px, 512 query keypoints": Config(
+        "gem + hardnet-c16 verification, 1024 keypoints at 480 px, 512 query keypoints",
+        {"descriptor": "gem", "local_features": "hardnet-c16-int8", "local_max_side": 480},
+        {"query_keypoints": 512}, foreign=False),
+    "gem + hardnet-c16 verification, sift-fast, 512 query keypoints": Config(
+        "gem + hardnet-c16 verification, sift-fast, 512 query keypoints",
+        {"descriptor": "gem", "local_features": "hardnet-c16-int8", "local_detector": "sift-fast", "local_max_side": 640},
+        {"query_keypoints": 512}, foreign=False),
+    "gem + hardnet-c16 verification, sift-fast": Config(
+        "gem + hardnet-c16 verification, sift-fast",
+        {"descriptor": "gem", "local_features": "hardnet-c16-int8", "local_detector": "sift-fast", "local_max_side": 640},
+        {"query_keypoints": None}, foreign=False),
     "gem + rootsift verification, 512 keypoints at 480 px": Config(
         "gem + rootsift verification, 512 keypoints at 480 px",
         {"descriptor": "gem", "local_features": "rootsift", "max_keypoints": 512, "local_max_side": 480},

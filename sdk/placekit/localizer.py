@@ -72,7 +72,7 @@ class Localizer:
         placemap = PlaceMap.load(path, verify=options.verify_map)
         try:
             verifying = placemap.pointmap is not None and options.verify
-            # two models and NumPy matching per frame: ORT threads must not spin between them
+            # two models and NumPy matching per frame: ORT threads must stop spinning after a run
             spin = not verifying
             source = str(path)
             vlad = placemap.descriptor.get("kind") == "vlad"
@@ -98,7 +98,7 @@ class Localizer:
                 runtime = replace(options.runtime, threads=cores - 1) if overlap else options.runtime
                 extractor = GlobalExtractor(open_global_model(placemap, options.model, runtime, source, spin))
             if local is not None and options.query_keypoints is not None:
-                local = local.with_max_keypoints(options.query_keypoints)
+                local = local.with_max_keypoints(min(options.query_keypoints, local.max_keypoints))
             return cls(placemap, extractor, options, source, local if verifying else None, overlap)
         except BaseException:
             placemap.close()

@@ -16,15 +16,22 @@ BACKENDS = ("auto", "onnx", "litert")
 DESCRIPTORS = ("auto", "gem", "vlad")
 DEFAULT_MATCH_RADIUS_M = 25.0  # two images within this distance show the same place
 DEFAULT_TARGET_PRECISION = 0.9  # precision of ``localized`` the calibration aims for
-DEFAULT_MAX_KEYPOINTS = 1024  # local features per image
-DEFAULT_LOCAL_MAX_SIDE = 640  # long side (pixels) local features are found at
+DEFAULT_MAX_KEYPOINTS = 1024  # local features stored per map image
+# long side (pixels) verification features are found at. 480 rather than 640: with 512 per query
+# it brings a verified localize with a pose to 70-80 ms p50 on 2 cores (from 125-155 ms), poses
+# 13.4 / 11.0 mm on Strecha / KITTI (8.7 / 10.1 at 640 px and 1,024 per query; docs/models.md)
+DEFAULT_LOCAL_MAX_SIDE = 480
+# long side of the local features of VLAD maps: the features the shipped VLAD vocabulary and the
+# suite's VLAD rows were made with
+DEFAULT_VLAD_LOCAL_MAX_SIDE = 640
+DEFAULT_QUERY_KEYPOINTS = 512  # local features extracted per frame (at most the map's per image)
 # local features of ``local_features="auto"``: HardNet-C16 equals HardNet on the generalization
 # suite and on poses at a quarter of its multiply-adds (docs/models.md)
 DEFAULT_LOCAL_MODEL = "hardnet-c16-int8"
 # local features of VLAD maps that name none: the model the shipped VLAD vocabulary was learned with
 DEFAULT_VLAD_LOCAL_MODEL = "hardnet-int8"
 DEFAULT_TOP_K = 5  # matches returned and fused per frame
-LOCAL_DETECTORS = ("sift", "orb")
+LOCAL_DETECTORS = ("sift", "sift-fast", "orb")
 DEFAULT_LOCAL_DETECTOR = "sift"
 VLAD_VOCABULARIES = ("shipped", "map")
 TOP_K_RANGE = (1, 100)
@@ -166,8 +173,11 @@ class BuildOptions(RuntimeOptions):
     a local model name / path (e.g. ``hardnet-int8``): keypoints and descriptors of every map
     image are stored for geometric verification, and 3D points are triangulated from images with
     poses and intrinsics.
-    max_keypoints / local_max_side: per-image keypoint cap and the long side they are found at.
-    local_detector: the keypoint detector, ``sift`` or ``orb`` (``placekit.local.extractor``).
+    max_keypoints / local_max_side: per-image keypoint cap and the long side (pixels) they are
+    found at; ``local_max_side=None`` (the default) is ``DEFAULT_LOCAL_MAX_SIDE`` (480) for
+    verification features and ``DEFAULT_VLAD_LOCAL_MAX_SIDE`` (640) for VLAD maps
+    (``resolved_local_max_side``). The map records both; its queries use the same side.
+    local_detector: the keypoint detector, ``sift``, ``sift-fast`` or ``orb`` (``placekit.local.extractor``).
     vlad_vocabulary: ``map`` (the default: learned on the map's own local features) or
     ``shipped`` (learned on a generic pool and shipped with the local model, when it has one of
     ``vlad_words`` words; else learned on the map). The shipped one lost on the generalization
@@ -189,7 +199,7 @@ class BuildOptions(RuntimeOptions):
     seed: int = 0
     local_features: str = "auto"
     max_keypoints: int = DEFAULT_MAX_KEYPOINTS
-    local_max_side: int = DEFAULT_LOCAL_MAX_SIDE
+    local_max_side: Optional[int] = None
     local_detector: str = DEFAULT_LOCAL_DETECTOR
     vlad_vocabulary: str = "map"
     vlad_words: int = 64
@@ -203,13 +213,12 @@ class BuildOptions(RuntimeOptions):
                 "rerank": SEARCH_PARAM_RANGES["rerank"],
                 "seed": (0, 2**32 - 1),
                 "max_keypoints": MAX_KEYPOINTS_RANGE,
-                "local_max_side": LOCAL_MAX_SIDE_RANGE,
                 "vlad_words": (2, 1024),
             },
             numbers=("match_radius_m", "target_precision"),
             strings=("descriptor", "model", "recipe", "local_features"),
             bools=("embed_model", "vlad_whitening"),
-            optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"]},
+            optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"], "local_max_side": LOCAL_MAX_SIDE_RANGE},
         )
         _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
         _check(
@@ -236,6 +245,14 @@ class BuildOptions(RuntimeOptions):
         )
         _check(0.0 < self.target_precision < 1.0, "target_precision must be in (0, 1)")
 
+    @property
+    def resolved_local_max_side(self) -> int:
+        """The long side local features are found at: ``local_max_side``, or its default for
+        this map's descriptor."""
+        if self.local_max_side is not None:
+            return self.local_max_side
+        return DEFAULT_VLAD_LOCAL_MAX_SIDE if self.descriptor == "vlad" else DEFAULT_LOCAL_MAX_SIDE
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BuildOptions:
         return _from_dict(cls, values)
@@ -251,9 +268,12 @@ class LocalizerOptions(RuntimeOptions):
     sha256 at open. verify: geometric verification with the map's local features (when it has
     them) of the ``verify_top`` best places. intrinsics: (fx, fy, cx, cy) of the query camera
     in pixels of the frames given, for 6-DoF poses; None assumes the camera of the best map
-    image, scaled to the frame. query_keypoints: local features extracted per frame (None: as
-    many as the map stores per image); fewer is faster, the map keeps its own. VLAD maps use the
-    local features their descriptor is made of, so this does not apply to them.
+    image, scaled to the frame. query_keypoints: local features extracted per frame, at most
+    as many as the map stores per image (``DEFAULT_QUERY_KEYPOINTS``, 512; None: as many as the
+    map stores). Fewer is faster, the map keeps its own: half of a 1,024-keypoint map's count
+    took a verified localize from 125-155 to 70-80 ms p50 on 2 cores at a cost in pose accuracy
+    (docs/models.md). VLAD maps use the local features their descriptor is made of, so this does
+    not apply to them.
     overlap_local_features: when verifying with OpenCV's local features (``rootsift``) and two or
     more threads, extract the frame's local features on a worker thread while the global model
     describes it on the other threads (the same answers; ``timings_ms`` ``local_features`` is
@@ -275,7 +295,7 @@ class LocalizerOptions(RuntimeOptions):
     verify: bool = True
     verify_top: int = 5
     intrinsics: Optional[tuple[float, float, float, float]] = None
-    query_keypoints: Optional[int] = None
+    query_keypoints: Optional[int] = DEFAULT_QUERY_KEYPOINTS
     overlap_local_features: bool = True
     verify_early_exit: bool = True
 

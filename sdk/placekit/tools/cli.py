@@ -42,6 +42,8 @@ def _build(args: argparse.Namespace) -> int:
         descriptor=args.descriptor,
         local_features=args.local_features,
         max_keypoints=args.max_keypoints,
+        local_max_side=args.local_max_side,
+        local_detector=args.local_detector,
     )
     with executor_for(args.ray, cpus_per_task=max(1, options.threads)) as executor:
         return _build_with(args, folder, MapBuilder(options, executor=executor))
@@ -139,7 +141,13 @@ def _localize(args: argparse.Namespace) -> int:
     from placekit.localizer import Localizer
     from placekit.options import LocalizerOptions
 
-    options = LocalizerOptions(backend=args.backend, threads=args.threads, top_k=args.top_k, model=args.model)
+    options = LocalizerOptions(
+        backend=args.backend,
+        threads=args.threads,
+        top_k=args.top_k,
+        model=args.model,
+        query_keypoints=None if args.query_keypoints == "all" else int(args.query_keypoints),
+    )
     failures = 0
     with Localizer.open(args.map, options) as loc:
         for image in args.images:
@@ -263,8 +271,24 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if summary["held_out_queries"] else 1
 
 
+def _keypoints_or_all(value: str) -> str:
+    """argparse type of ``--query-keypoints``: a positive integer or ``all``."""
+    if value != "all" and not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of keypoints or 'all', got {value!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from placekit.options import BACKENDS, DEFAULT_LOCAL_MODEL, DESCRIPTORS, BuildOptions, LocalizerOptions
+    from placekit.options import (
+        BACKENDS,
+        DEFAULT_LOCAL_MAX_SIDE,
+        DEFAULT_LOCAL_MODEL,
+        DEFAULT_VLAD_LOCAL_MAX_SIDE,
+        DESCRIPTORS,
+        LOCAL_DETECTORS,
+        BuildOptions,
+        LocalizerOptions,
+    )
     from placekit.tools.evaluation import DEFAULT_THRESHOLD_M, RECALL_AT
 
     build_defaults, localize_defaults = BuildOptions(), LocalizerOptions()
@@ -301,7 +325,25 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"auto ({DEFAULT_LOCAL_MODEL} for images with a camera in the CSV: qw..qz and fx..cy), none, "
         "rootsift or a local model: stored for verification; 3D points from posed images",
     )
-    b.add_argument("--max-keypoints", type=int, default=build_defaults.max_keypoints)
+    b.add_argument(
+        "--max-keypoints",
+        type=int,
+        default=build_defaults.max_keypoints,
+        help=f"local features stored per image (default {build_defaults.max_keypoints})",
+    )
+    b.add_argument(
+        "--local-max-side",
+        type=int,
+        default=build_defaults.local_max_side,
+        help=f"long side (pixels) local features are found at (default {DEFAULT_LOCAL_MAX_SIDE}; "
+        f"{DEFAULT_VLAD_LOCAL_MAX_SIDE} for VLAD maps)",
+    )
+    b.add_argument(
+        "--local-detector",
+        default=build_defaults.local_detector,
+        choices=LOCAL_DETECTORS,
+        help=f"keypoint detector of the local features (default {build_defaults.local_detector})",
+    )
     b.add_argument(
         "--negatives",
         default=None,
@@ -339,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--threads", type=int, default=localize_defaults.threads)
     lo.add_argument("--backend", default=localize_defaults.backend, choices=BACKENDS)
     lo.add_argument("--model", default=None, help="model path/name to use instead of the map's")
+    lo.add_argument(
+        "--query-keypoints",
+        default=str(localize_defaults.query_keypoints),
+        type=_keypoints_or_all,
+        help=f"local features per image for verification, at most the map's per image, or 'all' "
+        f"(default {localize_defaults.query_keypoints})",
+    )
     lo.set_defaults(func=_localize)
 
     ev = sub.add_parser("eval", help="build a map from DATASET/database, localize DATASET/queries, report metrics")
