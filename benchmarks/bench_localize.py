@@ -38,7 +38,8 @@ from provenance import save  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # name: (local features, detector, map keypoints, query keypoints, long side they are found at,
-# local features extracted beside the global model: LocalizerOptions.overlap_local_features)
+# local features extracted beside the global model: LocalizerOptions.overlap_local_features[,
+# other LocalizerOptions fields])
 VERIFIED_CONFIGS = {
     "HardNet, sift 1024 / 1024": ("hardnet-int8", "sift", 1024, None, 640, True),
     "HardNet, sift 1024 / 256": ("hardnet-int8", "sift", 1024, 256, 640, True),
@@ -48,12 +49,13 @@ VERIFIED_CONFIGS = {
     "HardNet-C16 at 480 px, 512 / 512": ("hardnet-c16-int8", "sift", 512, None, 480, True),
     "HardNet-C16, 1024 / 1024 (the default before)": ("hardnet-c16-int8", "sift", 1024, None, 640, True),
     "HardNet-C16 at 480 px, 1024 / 1024": ("hardnet-c16-int8", "sift", 1024, None, 480, True),
-    "HardNet-C16, sift 1024 / 512": ("hardnet-c16-int8", "sift", 1024, 512, 640, True),
-    "HardNet-C16 at 480 px, 1024 / 512 (default)": ("hardnet-c16-int8", "sift", 1024, 512, 480, True),
+    "HardNet-C16, 1024 / 512 (default)": ("hardnet-c16-int8", "sift", 1024, 512, 640, True),
+    "HardNet-C16 at 480 px, 1024 / 512": ("hardnet-c16-int8", "sift", 1024, 512, 480, True),
+    "HardNet-C16, 1024 / 512 (default), numpy's BLAS threads as they are": (
+        "hardnet-c16-int8", "sift", 1024, 512, 640, True, {"blas_threads": None}),
+    "HardNet-C16, 1024 / 1024, numpy's BLAS threads as they are": (
+        "hardnet-c16-int8", "sift", 1024, None, 640, True, {"blas_threads": None}),
     "HardNet-C16 at 480 px, 1024 / 768": ("hardnet-c16-int8", "sift", 1024, 768, 480, True),
-    "HardNet-C16, sift-fast 1024 / 1024": ("hardnet-c16-int8", "sift-fast", 1024, None, 640, True),
-    "HardNet-C16, sift-fast 1024 / 768": ("hardnet-c16-int8", "sift-fast", 1024, 768, 640, True),
-    "HardNet-C16, sift-fast 1024 / 512": ("hardnet-c16-int8", "sift-fast", 1024, 512, 640, True),
     "HardNet-C8, 1024 / 1024": ("hardnet-c8-int8", "sift", 1024, None, 640, True),
     "HardNet-C8 at 480 px, 1024 / 1024": ("hardnet-c8-int8", "sift", 1024, None, 480, True),
     "RootSIFT, 512 / 512": ("rootsift", "sift", 512, None, 640, True),
@@ -100,7 +102,7 @@ def verified_runs(frames: int, threads: int, tmp: Path, peers: dict[str, Path],
         samples = strecha(scene)
         db, queries = samples[::2], samples[1::2]
         frames_k = [_frame_640x480(img, intr) for img, _, _, intr in queries]
-        for name, (local, detector, map_kp, query_kp, max_side, overlap) in VERIFIED_CONFIGS.items():
+        for name, (local, detector, map_kp, query_kp, max_side, overlap, *more) in VERIFIED_CONFIGS.items():
             if configs and name not in configs:
                 continue
             if local in dense_peers.LABELS:  # a dense model is its own detector
@@ -122,7 +124,8 @@ def verified_runs(frames: int, threads: int, tmp: Path, peers: dict[str, Path],
                 stages: dict[str, list[float]] = {}
                 poses = 0
                 opts = pk.LocalizerOptions(threads=threads, verify=verify, intrinsics=frames_k[0][1],
-                                           query_keypoints=query_kp, overlap_local_features=overlap)
+                                           query_keypoints=query_kp, overlap_local_features=overlap,
+                                           **(more[0] if more else {}))
                 run_p50 = []
                 with pk.Localizer.open(path, opts) as loc:
                     for f, _ in frames_k[:3]:
@@ -165,8 +168,8 @@ def main() -> None:
                                  args.configs, args.repeats)
         save(args.out, {"verify_top": 5, "configs": {
             k: {"local_features": lf, "detector": d, "map_keypoints": m, "query_keypoints": q, "local_max_side": s,
-                "overlap_local_features": o}
-            for k, (lf, d, m, q, s, o) in VERIFIED_CONFIGS.items()}, "runs": rows})
+                "overlap_local_features": o, **(more[0] if more else {})}
+            for k, (lf, d, m, q, s, o, *more) in VERIFIED_CONFIGS.items()}, "runs": rows})
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

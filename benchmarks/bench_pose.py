@@ -10,9 +10,10 @@ Datasets (one map per scene / drive, in its own metric frame):
 * KITTI seq1 / seq2: map = even frames with poses and the calib.txt camera, queries = odd
   frames. (CC BY-NC-SA: evaluation only.)
 
-Configurations (by default the product's: OpenCV SIFT keypoints, <= 1024 per map image found at
-<= 480 px long side, <= 512 per query; same patch cutter, matching, USAC and PnP; suffixes change
-them, e.g. ``hardnet-c16-int8/qall~640`` for every keypoint at 640 px, the default before): GeM retrieval alone; GeM + HardNet int8
+Configurations (by default the same detector: OpenCV SIFT keypoints, <= 1024 per image found at <= 640 px
+long side, every one of them per query; same patch cutter, matching, USAC and PnP. These are fixed
+so that recorded commands reproduce; the product's defaults since are written
+``hardnet-c16-int8/q512~480``: 512 per query, found at 480 px): GeM retrieval alone; GeM + HardNet int8
 (shipped); VLAD of HardNet + HardNet verification; GeM + RootSIFT (OpenCV's own descriptor);
 GeM + TFeat (``tfeat_peer.py``). Queries are localized through
 ``Localizer`` with the query camera's intrinsics.
@@ -34,14 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from placekit.options import DEFAULT_QUERY_KEYPOINTS
-
 sys.path.insert(0, str(Path(__file__).parent))
 import dense_peers  # noqa: E402
 from provenance import save  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 THRESHOLD_M = 5.0
+RECORDED_LOCAL_MAX_SIDE = 640  # the long side configurations without ~N find local features at
 # out-of-map queries: photos of other places (the landmark pool), which should not be localized
 FOREIGN = lambda: sorted(p for p in (DATA / "pool").glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[::4]  # noqa: E731
 BINS = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))
@@ -75,8 +75,9 @@ def run(samples, local_features: str, tmp: Path, threads: int, max_keypoints: in
 
     db = [s for i, s in enumerate(samples) if i % 2 == 0]
     queries = [s for i, s in enumerate(samples) if i % 2 == 1]
-    # the product's defaults unless the configuration names them (max_side None: BuildOptions' own)
-    descriptor, detector, query_keypoints, max_side = "gem", "sift", DEFAULT_QUERY_KEYPOINTS, None
+    # fixed, not the product's defaults, so that recorded commands reproduce: every keypoint the map
+    # stores per query, found at 640 px (the product's defaults are hardnet-c16-int8/q512~480)
+    descriptor, detector, query_keypoints, max_side = "gem", "sift", None, RECORDED_LOCAL_MAX_SIDE
     if "~" in local_features:                      # e.g. rootsift~320: local features found at 320 px (long side)
         local_features, side = local_features.split("~")
         max_side = int(side)
@@ -84,7 +85,7 @@ def run(samples, local_features: str, tmp: Path, threads: int, max_keypoints: in
         descriptor, local_features = "vlad", local_features[5:]
     if "/q" in local_features:                     # e.g. hardnet-int8@orb/q256: 256 keypoints per query
         local_features, q = local_features.split("/q")
-        query_keypoints = None if q == "all" else int(q)  # /qall: as many as the map stores
+        query_keypoints = int(q)
     if "@" in local_features:                      # e.g. hardnet-int8@orb: the ORB detector
         local_features, detector = local_features.split("@")
     builder = pk.MapBuilder(pk.BuildOptions(match_radius_m=THRESHOLD_M, local_features=local_features, threads=threads,
@@ -151,8 +152,7 @@ def main() -> None:
     p.add_argument("--configs", nargs="+", default=["none", "hardnet-int8", "vlad:hardnet-int8", "rootsift", "tfeat"],
                    help="none, a local model (hardnet-int8), rootsift, tfeat, vlad:MODEL; MODEL@orb for the ORB "
                         "detector, MODEL@orb/q256 for 256 keypoints per query, "
-                        "MODEL/qall for as many per query as the map stores (default: DEFAULT_QUERY_KEYPOINTS), "
-                        "MODEL~320 for local features found at 320 px (long side; default: BuildOptions')")
+                        "MODEL~320 for local features found at 320 px (long side)")
     p.add_argument("--datasets", nargs="+", default=["strecha", "kitti"], choices=["strecha", "kitti"])
     dense_peers.add_arguments(p)  # configs 'xfeat' / 'disk' (optionally /qN) export and use them
     args = p.parse_args()

@@ -115,14 +115,10 @@ CONFIGS = {
         "gem + hardnet-c16 verification, 1024 keypoints at 480 px, 512 query keypoints",
         {"descriptor": "gem", "local_features": "hardnet-c16-int8", "local_max_side": 480},
         {"query_keypoints": 512}, foreign=False),
-    "gem + hardnet-c16 verification, sift-fast, 512 query keypoints": Config(
-        "gem + hardnet-c16 verification, sift-fast, 512 query keypoints",
-        {"descriptor": "gem", "local_features": "hardnet-c16-int8", "local_detector": "sift-fast", "local_max_side": 640},
+    "gem + hardnet-c16 verification, 512 query keypoints": Config(
+        "gem + hardnet-c16 verification, 512 query keypoints",
+        {"descriptor": "gem", "local_features": "hardnet-c16-int8", "local_max_side": 640},
         {"query_keypoints": 512}, foreign=False),
-    "gem + hardnet-c16 verification, sift-fast": Config(
-        "gem + hardnet-c16 verification, sift-fast",
-        {"descriptor": "gem", "local_features": "hardnet-c16-int8", "local_detector": "sift-fast", "local_max_side": 640},
-        {"query_keypoints": None}, foreign=False),
     "gem + rootsift verification, 512 keypoints at 480 px": Config(
         "gem + rootsift verification, 512 keypoints at 480 px",
         {"descriptor": "gem", "local_features": "rootsift", "max_keypoints": 512, "local_max_side": 480},

@@ -221,7 +221,7 @@ def localize_verified_section(d: dict) -> list[str]:
            "odd-numbered images as 640x480 BGR frames with their intrinsics; verification of the top "
            f"{d['verify_top']} places and PnP. `GeM only` is the same map opened with `verify=False`, in the same "
            "run. Configurations: local features, detector, keypoints per map image / per query, and the long side "
-           "the local features are found at when not the default 640 px. Local features are extracted on a worker "
+           "the local features are found at when not 640 px (the default until 480 px became it). Local features are extracted on a worker "
            "thread while GeM describes the frame (`LocalizerOptions.overlap_local_features`, the default) unless the "
            "configuration says `stages in sequence`; with the overlap, `local features` is the wait for them after "
            "the search. Verification stops at the first place with 3 x the map's inlier floor "
@@ -787,7 +787,8 @@ def main() -> None:
                          ("pose_default_early_exit.json", pose_section), ("pose_aliked.json", pose_section),
                          ("pose_c16_512.json", pose_section), ("pose_c16_1024.json", pose_section),
                          ("pose_c16_480.json", pose_section), ("pose_c16_orb.json", pose_section),
-                         ("pose_c16_orb_512.json", pose_section),
+                         ("pose_c16_orb_512.json", pose_section), ("pose_default.json", pose_section),
+                         ("localize_default.json", localize_verified_section),
                          ("localize_verified.json", localize_verified_section),
                          ("localize_c16.json", localize_verified_section),
                          ("localize_c8.json", localize_verified_section), ("wxbs.json", wxbs_section),

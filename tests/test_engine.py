@@ -24,6 +24,20 @@ def test_metadata_comes_from_the_file(tiny_model):
     assert engine.run(x).shape == (1, 512)
 
 
+def test_an_engine_sharing_the_cores_stops_spinning_at_the_end_of_each_run(tiny_model):
+    def entry(engine, key):
+        return engine.session.get_session_options().get_session_config_entry(key)
+
+    sharing = open_engine(tiny_model, threads=2, spin=False)
+    assert entry(sharing, "session.force_spinning_stop") == "1"
+    alone = open_engine(tiny_model, threads=2)
+    with pytest.raises(RuntimeError, match="does not have"):   # ORT's default: the entry is not set at all
+        entry(alone, "session.force_spinning_stop")
+    x = np.zeros((1, 3, *sharing.info.fixed_size), np.float32) if sharing.info.fixed_size else None
+    if x is not None:
+        np.testing.assert_allclose(sharing.run(x), alone.run(x), atol=1e-6)
+
+
 def test_dynamic_size_model_resizes_to_multiples(tmp_path):
     engine = open_engine(pooled_model(tmp_path / "p.onnx"))
     assert target_size(300, 500, engine.info) == (64, 96)

@@ -10,7 +10,7 @@ import placekit as pk
 from placekit.geometry.pose import MIN_INLIERS, estimate_pose
 from placekit.geometry.rotation import matrix_to_quaternion
 from placekit.inference.loading import local_extractor
-from placekit.local.extractor import GRID_CELLS, detect_sift_without_upsampling, spread_over_grid
+from placekit.local.extractor import GRID_CELLS, spread_over_grid
 from placekit.local.verification import inlier_matches, verify_places
 from placekit.mapfile.placemap import PlaceMap
 from placekit.options import RuntimeOptions
@@ -78,72 +78,6 @@ def test_degenerate_matches_verify_nothing():
     assert len(inlier_matches(collinear[:, :2], identical_desc, collinear, identical_desc)) == 0
     assert estimate_pose(np.zeros((MIN_INLIERS - 1, 2)), np.zeros((MIN_INLIERS - 1, 3)), K) is None
     assert estimate_pose(np.zeros((40, 2)), np.zeros((40, 3)), K) is None      # all one point
-
-
-def _blobs(shape: tuple[int, int], centres: np.ndarray, sigma: float) -> np.ndarray:
-    """Dark Gaussian blobs of ``sigma`` pixels at sub-pixel ``centres`` (N, 2) on a light image."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
-    image = np.full(shape, 220.0)
-    for x, y in centres:
-        image -= 160.0 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def test_sift_fast_finds_blobs_where_they_are_in_the_images_pixels():
-    rng = np.random.default_rng(3)
-    grid = np.array([[60.0 + 90 * i, 60.0 + 90 * j] for i in range(6) for j in range(4)])
-    centres = grid + rng.uniform(-0.5, 0.5, grid.shape)    # sub-pixel positions, odd and even
-    gray = _blobs((420, 600), centres, sigma=4.0)
-    k = detect_sift_without_upsampling(gray, 256)
-    assert k.shape[1] == 4 and k.dtype == np.float32 and len(k) >= len(centres)
-    nearest = np.linalg.norm(k[:, None, :2] - centres[None], axis=2).min(axis=0)
-    assert np.all(nearest < 0.3)                            # a half-pixel slip of the halved image would fail
-    full = cv2.SIFT_create().detect(gray, None)           # the same blobs at OpenCV SIFT's size
-    near_full = min(full, key=lambda kp: np.hypot(kp.pt[0] - centres[0, 0], kp.pt[1] - centres[0, 1]))
-    near_fast = k[np.argmin(np.linalg.norm(k[:, :2] - centres[0], axis=1))]
-    assert near_fast[2] == pytest.approx(near_full.size, rel=0.2)
-
-
-@pytest.mark.parametrize("shape", [(1, 1), (1, 40), (3, 3), (120, 160)])
-def test_sift_fast_on_tiny_and_blank_images_finds_nothing(shape):
-    assert detect_sift_without_upsampling(np.full(shape, 128, np.uint8), 64).shape == (0, 4)
-
-
-def test_sift_fast_keeps_the_cap_and_the_strongest():
-    noise = cv2.GaussianBlur(np.random.default_rng(4).integers(0, 255, (480, 640), np.uint8), (0, 0), 2)
-    capped = detect_sift_without_upsampling(noise, 100)
-    assert len(capped) == 100
-    more = detect_sift_without_upsampling(noise, 400)
-    assert len(more) > 100
-
-
-@pytest.fixture(scope="module")
-def sift_fast_map(tmp_path_factory, tiny_model):
-    path = tmp_path_factory.mktemp("sift_fast") / "sift_fast.pkmap"
-    builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), match_radius_m=1.0, local_features="hardnet-int8",
-                                            max_keypoints=512, local_detector="sift-fast"))
-    for i, (R, c, img) in enumerate(views(7, seed=0)):
-        builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=matrix_to_quaternion(R), intrinsics=INTRINSICS),
-                    f"m{i}.png")
-    builder.build(path)
-    return path
-
-
-def test_sift_fast_map_records_its_detector_and_gives_poses(sift_fast_map, tiny_model):
-    m = PlaceMap.load(sift_fast_map)
-    try:
-        assert m.manifest["min_reader_version"] == 3 and m.manifest["local"]["detector"] == "sift-fast"
-    finally:
-        m.close()
-    options = pk.LocalizerOptions(model=str(tiny_model), intrinsics=INTRINSICS)
-    with pk.Localizer.open(sift_fast_map, options) as loc:
-        assert loc.local.detector == "sift-fast"
-        errors = []
-        for R, c, img in views(4, seed=0, offset=0.2):
-            r = loc.localize(img)
-            assert r.status == "localized" and r.pose is not None
-            errors.append(np.linalg.norm(np.array(r.pose.center) - c))
-        assert np.median(errors) < 0.1
 
 
 @pytest.fixture(scope="module")

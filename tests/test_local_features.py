@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import placekit as pk
-from placekit.options import DEFAULT_LOCAL_MODEL
+from placekit.options import DEFAULT_LOCAL_MAX_SIDE, DEFAULT_LOCAL_MODEL, DEFAULT_MAX_KEYPOINTS, DEFAULT_QUERY_KEYPOINTS
 from placekit.geometry.rotation import matrix_to_quaternion, rotation_error_deg
 
 from posed_scene import IMAGE_H, IMAGE_W, K, views
@@ -96,6 +96,27 @@ def test_auto_local_features_follow_the_cameras_and_auto_descriptor_is_gem(tmp_p
     assert info.descriptor["kind"] == "gem"              # auto is GeM: VLAD only when asked for
     path, info = _build(tmp_path, tiny_model, "auto", posed=False, descriptor="auto")
     assert info.local is None and info.descriptor["kind"] == "gem"
+
+
+def test_queries_default_to_512_keypoints_at_most_the_maps_own(tmp_path, tiny_model):
+    assert (DEFAULT_MAX_KEYPOINTS, DEFAULT_QUERY_KEYPOINTS, DEFAULT_LOCAL_MAX_SIDE) == (1024, 512, 640)
+    assert pk.LocalizerOptions().query_keypoints == DEFAULT_QUERY_KEYPOINTS
+    builder = pk.MapBuilder(pk.BuildOptions(model=str(tiny_model), match_radius_m=1.0, local_features="rootsift"))
+    for i, (R, c, img) in enumerate(views(7, seed=0)):
+        builder.add(img, pk.Location(x=c[0], y=c[1], z=c[2], rotation=matrix_to_quaternion(R),
+                                     intrinsics=INTRINSICS), f"m{i}.png")
+    info = builder.build(tmp_path / "defaults.pkmap")
+    assert info.local["max_side"] == DEFAULT_LOCAL_MAX_SIDE and info.local["max_keypoints"] == DEFAULT_MAX_KEYPOINTS
+    expected = {DEFAULT_QUERY_KEYPOINTS: DEFAULT_QUERY_KEYPOINTS, None: DEFAULT_MAX_KEYPOINTS,
+                4096: DEFAULT_MAX_KEYPOINTS, 64: 64}     # None: every keypoint the map stores; never more
+    for asked, used in expected.items():
+        options = pk.LocalizerOptions(model=str(tiny_model), intrinsics=INTRINSICS, query_keypoints=asked)
+        with pk.Localizer.open(tmp_path / "defaults.pkmap", options) as loc:
+            assert loc.local.max_keypoints == used and loc.local.max_side == DEFAULT_LOCAL_MAX_SIDE
+            if asked == DEFAULT_QUERY_KEYPOINTS:
+                R, c, img = views(4, seed=0, offset=0.2)[1]
+                r = loc.localize(img)
+                assert r.pose is not None and np.linalg.norm(np.array(r.pose.center) - c) < 0.1
 
 
 def test_unposed_map_verifies_without_poses(tmp_path, tiny_model):

@@ -165,6 +165,35 @@ def test_closed_localizer_refuses(street_map, street):
         loc.localize(street / "queries" / "q0000.jpg")
 
 
+def test_localize_runs_numpys_blas_on_the_threads_its_options_name(street_map, street, monkeypatch):
+    import contextlib
+
+    import placekit.localizer
+    from placekit.blas import blas_threads
+
+    for bad in (0, "1", 1.5, True):
+        with pytest.raises(pk.OptionsError, match="blas_threads"):
+            pk.LocalizerOptions(blas_threads=bad)
+    asked = []
+
+    def recording(n):
+        asked.append(n)
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(placekit.localizer, "blas_threads", recording)
+    query = street / "queries" / "q0000.jpg"
+    for n in (1, None, 3):
+        with pk.Localizer.open(street_map, pk.LocalizerOptions(blas_threads=n)) as loc:
+            assert loc.localize(query).status in ("localized", "ambiguous", "unknown")
+    assert asked == [1, None, 3]
+    from threadpoolctl import threadpool_info
+
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    with blas_threads(1):
+        assert all(lib["num_threads"] == 1 for lib in threadpool_info() if lib["user_api"] == "blas")
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
+
+
 def test_presets_and_unknown_option_fields():
     assert pk.LocalizerOptions.preset("fast").nprobe == 8
     assert pk.LocalizerOptions.preset("accurate", threads=2).threads == 2

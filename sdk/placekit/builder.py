@@ -212,7 +212,7 @@ class MapBuilder:
         local = None
         if self.local is not None:
             name = self._local_ref.path_hint if self._local_ref and self._local_ref.path_hint else self.local.name
-            local = LocalSpec(name, opts.max_keypoints, opts.resolved_local_max_side, opts.local_detector)
+            local = LocalSpec(name, opts.max_keypoints, opts.local_max_side, opts.local_detector)
         global_model = str(self._model_path) if self.extractor is not None else None
         return ExtractionSpec(global_model, local, opts.runtime)
 
@@ -319,7 +319,7 @@ class MapBuilder:
     def _open_local(self, name: str) -> None:
         opts = self.options
         self.local, self._local_ref = local_extractor(
-            name, opts.max_keypoints, opts.resolved_local_max_side, opts.runtime, detector=opts.local_detector
+            name, opts.max_keypoints, opts.local_max_side, opts.runtime, detector=opts.local_detector
         )
 
     def _index(self, x: np.ndarray, ids: np.ndarray) -> PlaceIndex:

@@ -12,6 +12,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from placekit.blas import blas_threads
 from placekit.decision.rule import decide, decide_verified
 from placekit.errors import BuildError, ClosedError, LocationError, MapFormatError, OptionsError
 from placekit.geometry.pose import MIN_INLIERS, PoseEstimate, camera_matrix, estimate_pose
@@ -110,6 +111,10 @@ class Localizer:
         prior: search only the places within ``prior.radius_m`` of ``prior.location``.
         top_k: matches to return for this frame (default ``options.top_k``; a tracker asks
         for more candidates than it shows)."""
+        with blas_threads(self.options.blas_threads):
+            return self._localize(frame, prior, top_k)
+
+    def _localize(self, frame: Frame, prior: Optional[Prior], top_k: Optional[int]) -> Localization:
         self._check_open()
         if top_k is None:
             top_k = self.options.top_k

@@ -17,21 +17,18 @@ DESCRIPTORS = ("auto", "gem", "vlad")
 DEFAULT_MATCH_RADIUS_M = 25.0  # two images within this distance show the same place
 DEFAULT_TARGET_PRECISION = 0.9  # precision of ``localized`` the calibration aims for
 DEFAULT_MAX_KEYPOINTS = 1024  # local features stored per map image
-# long side (pixels) verification features are found at. 480 rather than 640: with 512 per query
-# it brings a verified localize with a pose to 70-80 ms p50 on 2 cores (from 125-155 ms), poses
-# 13.4 / 11.0 mm on Strecha / KITTI (8.7 / 10.1 at 640 px and 1,024 per query; docs/models.md)
-DEFAULT_LOCAL_MAX_SIDE = 480
-# long side of the local features of VLAD maps: the features the shipped VLAD vocabulary and the
-# suite's VLAD rows were made with
-DEFAULT_VLAD_LOCAL_MAX_SIDE = 640
-DEFAULT_QUERY_KEYPOINTS = 512  # local features extracted per frame (at most the map's per image)
+DEFAULT_LOCAL_MAX_SIDE = 640  # long side (pixels) local features are found at
+# local features extracted per frame (at most the map's per image). 512 of a map's 1,024: a verified
+# localize with a pose in 58-60 ms p50 on 2 cores against 87-94 ms with all 1,024, poses 10.0 / 12.1
+# mm on Strecha / KITTI against 8.7 / 10.1 (docs/models.md, "Verified localize in 58-60 ms")
+DEFAULT_QUERY_KEYPOINTS = 512
 # local features of ``local_features="auto"``: HardNet-C16 equals HardNet on the generalization
 # suite and on poses at a quarter of its multiply-adds (docs/models.md)
 DEFAULT_LOCAL_MODEL = "hardnet-c16-int8"
 # local features of VLAD maps that name none: the model the shipped VLAD vocabulary was learned with
 DEFAULT_VLAD_LOCAL_MODEL = "hardnet-int8"
 DEFAULT_TOP_K = 5  # matches returned and fused per frame
-LOCAL_DETECTORS = ("sift", "sift-fast", "orb")
+LOCAL_DETECTORS = ("sift", "orb")
 DEFAULT_LOCAL_DETECTOR = "sift"
 VLAD_VOCABULARIES = ("shipped", "map")
 TOP_K_RANGE = (1, 100)
@@ -174,10 +171,8 @@ class BuildOptions(RuntimeOptions):
     image are stored for geometric verification, and 3D points are triangulated from images with
     poses and intrinsics.
     max_keypoints / local_max_side: per-image keypoint cap and the long side (pixels) they are
-    found at; ``local_max_side=None`` (the default) is ``DEFAULT_LOCAL_MAX_SIDE`` (480) for
-    verification features and ``DEFAULT_VLAD_LOCAL_MAX_SIDE`` (640) for VLAD maps
-    (``resolved_local_max_side``). The map records both; its queries use the same side.
-    local_detector: the keypoint detector, ``sift``, ``sift-fast`` or ``orb`` (``placekit.local.extractor``).
+    found at. The map records both; its queries are described at the same side.
+    local_detector: the keypoint detector, ``sift`` or ``orb`` (``placekit.local.extractor``).
     vlad_vocabulary: ``map`` (the default: learned on the map's own local features) or
     ``shipped`` (learned on a generic pool and shipped with the local model, when it has one of
     ``vlad_words`` words; else learned on the map). The shipped one lost on the generalization
@@ -199,7 +194,7 @@ class BuildOptions(RuntimeOptions):
     seed: int = 0
     local_features: str = "auto"
     max_keypoints: int = DEFAULT_MAX_KEYPOINTS
-    local_max_side: Optional[int] = None
+    local_max_side: int = DEFAULT_LOCAL_MAX_SIDE
     local_detector: str = DEFAULT_LOCAL_DETECTOR
     vlad_vocabulary: str = "map"
     vlad_words: int = 64
@@ -213,12 +208,13 @@ class BuildOptions(RuntimeOptions):
                 "rerank": SEARCH_PARAM_RANGES["rerank"],
                 "seed": (0, 2**32 - 1),
                 "max_keypoints": MAX_KEYPOINTS_RANGE,
+                "local_max_side": LOCAL_MAX_SIDE_RANGE,
                 "vlad_words": (2, 1024),
             },
             numbers=("match_radius_m", "target_precision"),
             strings=("descriptor", "model", "recipe", "local_features"),
             bools=("embed_model", "vlad_whitening"),
-            optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"], "local_max_side": LOCAL_MAX_SIDE_RANGE},
+            optional_ints={"nprobe": SEARCH_PARAM_RANGES["nprobe"]},
         )
         _check(self.descriptor in DESCRIPTORS, f"descriptor must be one of {DESCRIPTORS}, got {self.descriptor!r}")
         _check(
@@ -245,14 +241,6 @@ class BuildOptions(RuntimeOptions):
         )
         _check(0.0 < self.target_precision < 1.0, "target_precision must be in (0, 1)")
 
-    @property
-    def resolved_local_max_side(self) -> int:
-        """The long side local features are found at: ``local_max_side``, or its default for
-        this map's descriptor."""
-        if self.local_max_side is not None:
-            return self.local_max_side
-        return DEFAULT_VLAD_LOCAL_MAX_SIDE if self.descriptor == "vlad" else DEFAULT_LOCAL_MAX_SIDE
-
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BuildOptions:
         return _from_dict(cls, values)
@@ -271,9 +259,9 @@ class LocalizerOptions(RuntimeOptions):
     image, scaled to the frame. query_keypoints: local features extracted per frame, at most
     as many as the map stores per image (``DEFAULT_QUERY_KEYPOINTS``, 512; None: as many as the
     map stores). Fewer is faster, the map keeps its own: half of a 1,024-keypoint map's count
-    took a verified localize from 125-155 to 70-80 ms p50 on 2 cores at a cost in pose accuracy
-    (docs/models.md). VLAD maps use the local features their descriptor is made of, so this does
-    not apply to them.
+    took a verified localize from 87-94 to 58-60 ms p50 on 2 cores, poses from 8.7 / 10.1 to
+    10.0 / 12.1 mm on Strecha / KITTI (docs/models.md). VLAD maps use the local features their
+    descriptor is made of, so this does not apply to them.
     overlap_local_features: when verifying with OpenCV's local features (``rootsift``) and two or
     more threads, extract the frame's local features on a worker thread while the global model
     describes it on the other threads (the same answers; ``timings_ms`` ``local_features`` is
@@ -285,6 +273,10 @@ class LocalizerOptions(RuntimeOptions):
     inlier floor (the places after it report -1 inliers). Off verifies all of them (slower; it
     can find a far place verified nearly as well, an ``ambiguous`` answer, and gives PnP the
     matches of every verified place).
+    blas_threads: threads numpy's BLAS may use while ``localize`` runs (``placekit.blas``): 1 (the
+    default) keeps OpenBLAS's busy-waiting workers off the cores ONNX Runtime and OpenCV use
+    (a verified ``localize`` took 1.4-1.5x less time on 2 cores than with numpy's default);
+    None leaves BLAS as it is.
     """
 
     model: Optional[str] = None
@@ -298,6 +290,7 @@ class LocalizerOptions(RuntimeOptions):
     query_keypoints: Optional[int] = DEFAULT_QUERY_KEYPOINTS
     overlap_local_features: bool = True
     verify_early_exit: bool = True
+    blas_threads: Optional[int] = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -308,6 +301,7 @@ class LocalizerOptions(RuntimeOptions):
                 "nprobe": SEARCH_PARAM_RANGES["nprobe"],
                 "rerank": SEARCH_PARAM_RANGES["rerank"],
                 "query_keypoints": MAX_KEYPOINTS_RANGE,
+                "blas_threads": (1, MAX_THREADS),
             },
             bools=("verify_map", "verify", "overlap_local_features", "verify_early_exit"),
         )

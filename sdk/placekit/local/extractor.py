@@ -7,13 +7,6 @@ Keypoint detectors (``detector``):
 * ``sift``: OpenCV's SIFT (difference of Gaussians), the strongest responses. What HardNet was
   trained on, and what maps written before the detector was a setting use. 40-65 ms for a
   640 x 480 frame on 2 cores.
-* ``sift-fast``: the same detector without the doubled first octave OpenCV's SIFT always
-  builds: it runs on the image halved (``cv2.INTER_AREA``), which SIFT doubles back, so its
-  pyramid starts at the image's own resolution and holds a quarter of the pixels. The finest
-  scales (blobs under about 2 pixels) are lost; the contrast threshold is lowered to
-  ``SIFT_FAST_CONTRAST_THRESHOLD`` so that the cap is still reached. Keypoints are returned in
-  the image's pixels and their patches are cut from the image itself. About 3.5x faster than
-  ``sift`` (``benchmarks/results/detectors_fast.json``).
 * ``dense``: a dense model (``DenseDescriber``, e.g. XFeat) finds keypoints and describes them
   in one network call over the whole image; no patches.
 * ``orb``: OpenCV's ORB detector (FAST corners on an image pyramid, Harris-ranked, intensity
@@ -40,14 +33,10 @@ from placekit.local.matching import root_sift
 from placekit.local.patches import keypoints_array
 from placekit.options import DEFAULT_LOCAL_MAX_SIDE, DEFAULT_MAX_KEYPOINTS
 
-DETECTORS = ("sift", "sift-fast", "orb", "dense")
+DETECTORS = ("sift", "orb", "dense")
 ORB_CANDIDATES_PER_KEYPOINT = 4  # ORB finds this many candidates per keypoint kept, for the grid to choose from
 ORB_FAST_THRESHOLD = 10  # FAST intensity threshold: low, so that weak texture still yields corners
 ORB_SIZE_PER_PATCH_SIZE = 5.0  # ORB size / 5 = a SIFT-like size; the patch spans EXTENT (7.5) x that
-# OpenCV's default is 0.04. Chosen on the training pool (data/pool, 60 photos at 640 px): with the
-# halved image, 0.01 finds the 1,024-keypoint cap for the median photo and >= 793 for 90% of them
-# (0.04: 819 median, 542 at the 10th percentile); the strongest responses are kept either way.
-SIFT_FAST_CONTRAST_THRESHOLD = 0.01
 GRID_CELLS = (8, 6)  # keypoints are spread over an 8 x 6 grid of the image
 DENSE_CELL_PX = 8.0  # keypoint "size" reported for a dense model: its descriptor cell
 SUBPIXEL_WINDOW = (4, 4)  # half-size of cv2.cornerSubPix's search window
@@ -154,8 +143,6 @@ class LocalFeatureExtractor:
         if self.detector == "sift":
             kps = cv2.SIFT_create(nfeatures=self.max_keypoints).detect(small, None)  # type: ignore[attr-defined]
             return keypoints_array(sorted(kps, key=lambda k: -k.response)[: self.max_keypoints])
-        if self.detector == "sift-fast":
-            return detect_sift_without_upsampling(small, self.max_keypoints)
         orb = cv2.ORB_create(  # type: ignore[attr-defined]
             nfeatures=ORB_CANDIDATES_PER_KEYPOINT * self.max_keypoints, fastThreshold=ORB_FAST_THRESHOLD
         )
@@ -171,27 +158,6 @@ class LocalFeatureExtractor:
             except cv2.error:
                 pass  # keep the pixel positions (OpenCV refuses some degenerate inputs)
         return k
-
-
-def detect_sift_without_upsampling(gray: np.ndarray, max_keypoints: int) -> np.ndarray:
-    """SIFT keypoints of an (H, W) uint8 image found on a pyramid that starts at the image's
-    resolution (the ``sift-fast`` detector): (N, 4) float32 ``x, y, size, angle`` in the image's
-    pixels, strongest first, N <= max_keypoints. Images under 2 x 2 pixels have none."""
-    h, w = gray.shape
-    half_w, half_h = w // 2, h // 2
-    if half_w < 1 or half_h < 1:
-        return np.zeros((0, 4), np.float32)
-    half = cv2.resize(gray, (half_w, half_h), interpolation=cv2.INTER_AREA)
-    sift = cv2.SIFT_create(  # type: ignore[attr-defined]
-        nfeatures=max_keypoints, contrastThreshold=SIFT_FAST_CONTRAST_THRESHOLD, enable_precise_upscale=True
-    )
-    k = keypoints_array(sorted(sift.detect(half, None), key=lambda kp: -kp.response)[:max_keypoints])
-    sx, sy = w / half_w, h / half_h
-    # pixel centres: half-image pixel i covers full-image pixels [i * sx, (i + 1) * sx)
-    k[:, 0] = (k[:, 0] + 0.5) * sx - 0.5
-    k[:, 1] = (k[:, 1] + 0.5) * sy - 0.5
-    k[:, 2] *= np.sqrt(sx * sy)
-    return k
 
 
 def spread_over_grid(xy: np.ndarray, response: np.ndarray, shape: tuple[int, ...], n: int) -> np.ndarray:

@@ -281,9 +281,7 @@ def _keypoints_or_all(value: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from placekit.options import (
         BACKENDS,
-        DEFAULT_LOCAL_MAX_SIDE,
         DEFAULT_LOCAL_MODEL,
-        DEFAULT_VLAD_LOCAL_MAX_SIDE,
         DESCRIPTORS,
         LOCAL_DETECTORS,
         BuildOptions,
@@ -335,8 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--local-max-side",
         type=int,
         default=build_defaults.local_max_side,
-        help=f"long side (pixels) local features are found at (default {DEFAULT_LOCAL_MAX_SIDE}; "
-        f"{DEFAULT_VLAD_LOCAL_MAX_SIDE} for VLAD maps)",
+        help=f"long side (pixels) local features are found at (default {build_defaults.local_max_side})",
     )
     b.add_argument(
         "--local-detector",
