@@ -133,15 +133,24 @@ def test_posed_map_from_the_command_line_gives_poses(tmp_path, descriptor):
     (tmp_path / "posed.csv").write_text("\n".join(lines) + "\n")
     out = tmp_path / "site.pkmap"
     run("map", "build", folder, "--locations", tmp_path / "posed.csv", "-o", out, "--descriptor", descriptor,
-        "--local-features", "rootsift", "--max-keypoints", "512", "--radius", "1", "-q")
+        "--local-features", "rootsift", "--max-keypoints", "512", "--radius", "1", "--local-max-side", "600",
+        "--local-detector", "sift", "-q")
     info = json.loads(run("map", "info", out, "--json").stdout)
     assert info["descriptor"]["kind"] == descriptor and info["local"]["triangulation"]["points"] > 100
+    assert info["local"]["max_side"] == 600 and info["local"]["detector"] == "sift"
     query = tmp_path / "query.png"
     cv2.imwrite(str(query), views(4, seed=0, offset=0.2)[1][2])
     result = json.loads(run("localize", out, query, "--json").stdout)
     assert result["status"] == "localized" and result["pose"] is not None
     assert result["matches"][0]["inliers"] >= 25
     assert "pose centre" in run("localize", out, query).stdout
+    every = json.loads(run("localize", out, query, "--json", "--query-keypoints", "all").stdout)
+    assert every["status"] == "localized" and every["pose"] is not None
+    for bad in ("many", "-5"):
+        proc = run("localize", out, query, "--query-keypoints", bad, check=False)
+        assert proc.returncode == 2 and "query-keypoints" in proc.stderr
+    proc = run("localize", out, query, "--query-keypoints", "3", check=False)      # below the allowed range
+    assert proc.returncode != 0 and "query_keypoints" in proc.stderr and "Traceback" not in proc.stderr
     assert "3D points" in run("map", "info", out).stdout
 
 

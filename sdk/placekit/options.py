@@ -275,8 +275,9 @@ class LocalizerOptions(RuntimeOptions):
     matches of every verified place).
     blas_threads: threads numpy's BLAS may use while ``localize`` runs (``placekit.blas``): 1 (the
     default) keeps OpenBLAS's busy-waiting workers off the cores ONNX Runtime and OpenCV use
-    (a verified ``localize`` took 1.4-1.5x less time on 2 cores than with numpy's default);
-    None leaves BLAS as it is.
+    (a verified ``localize`` took 1.4-1.5x less time on 2 cores than with numpy's default).
+    The limit is process-wide while ``localize`` runs, as BLAS's thread count is: an application
+    doing heavy numpy work on other threads meanwhile may prefer None, which leaves BLAS as it is.
     """
 
     model: Optional[str] = None
