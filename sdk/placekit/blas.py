@@ -3,7 +3,7 @@
 numpy's matrix products (descriptor matching, the query's projection) run on its BLAS library,
 usually OpenBLAS, whose worker threads busy-wait for a while after every multi-threaded call.
 Inside ``localize`` that wait takes the cores ONNX Runtime and OpenCV need next: on 2 cores a
-verified ``localize`` (GeM + SIFT + HardNet-C16) took 1.4-1.5x longer with numpy's default
+verified ``localize`` (GeM + SIFT + HardNet-C16) took 1.4-1.7x longer with numpy's default
 threads than with one BLAS thread, and GeM in it 21-26 ms instead of 13 ms, its time without
 verification (``benchmarks/results/localize_default.json``).
 

@@ -19,8 +19,8 @@ DEFAULT_TARGET_PRECISION = 0.9  # precision of ``localized`` the calibration aim
 DEFAULT_MAX_KEYPOINTS = 1024  # local features stored per map image
 DEFAULT_LOCAL_MAX_SIDE = 640  # long side (pixels) local features are found at
 # local features extracted per frame (at most the map's per image). 512 of a map's 1,024: a verified
-# localize with a pose in 58-60 ms p50 on 2 cores against 87-94 ms with all 1,024, poses 10.0 / 12.1
-# mm on Strecha / KITTI against 8.7 / 10.1 (docs/models.md, "Verified localize in 58-60 ms")
+# localize with a pose in 59-66 ms p50 on 2 cores against 84-95 ms with all 1,024, poses 10.0 / 12.1
+# mm on Strecha / KITTI against 8.7 / 10.1 (docs/models.md, "Verified localize in 59-66 ms")
 DEFAULT_QUERY_KEYPOINTS = 512
 # local features of ``local_features="auto"``: HardNet-C16 equals HardNet on the generalization
 # suite and on poses at a quarter of its multiply-adds (docs/models.md)
@@ -259,7 +259,7 @@ class LocalizerOptions(RuntimeOptions):
     image, scaled to the frame. query_keypoints: local features extracted per frame, at most
     as many as the map stores per image (``DEFAULT_QUERY_KEYPOINTS``, 512; None: as many as the
     map stores). Fewer is faster, the map keeps its own: half of a 1,024-keypoint map's count
-    took a verified localize from 87-94 to 58-60 ms p50 on 2 cores, poses from 8.7 / 10.1 to
+    took a verified localize from 84-95 to 59-66 ms p50 on 2 cores, poses from 8.7 / 10.1 to
     10.0 / 12.1 mm on Strecha / KITTI (docs/models.md). VLAD maps use the local features their
     descriptor is made of, so this does not apply to them.
     overlap_local_features: when verifying with OpenCV's local features (``rootsift``) and two or
@@ -275,7 +275,7 @@ class LocalizerOptions(RuntimeOptions):
     matches of every verified place).
     blas_threads: threads numpy's BLAS may use while ``localize`` runs (``placekit.blas``): 1 (the
     default) keeps OpenBLAS's busy-waiting workers off the cores ONNX Runtime and OpenCV use
-    (a verified ``localize`` took 1.4-1.5x less time on 2 cores than with numpy's default).
+    (a verified ``localize`` took 1.4-1.7x less time on 2 cores than with numpy's default).
     The limit is process-wide while ``localize`` runs, as BLAS's thread count is: an application
     doing heavy numpy work on other threads meanwhile may prefer None, which leaves BLAS as it is.
     """

@@ -146,7 +146,7 @@ def _localize(args: argparse.Namespace) -> int:
         threads=args.threads,
         top_k=args.top_k,
         model=args.model,
-        query_keypoints=None if args.query_keypoints == "all" else int(args.query_keypoints),
+        query_keypoints=args.query_keypoints,
     )
     failures = 0
     with Localizer.open(args.map, options) as loc:
@@ -271,11 +271,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if summary["held_out_queries"] else 1
 
 
-def _keypoints_or_all(value: str) -> str:
-    """argparse type of ``--query-keypoints``: a positive integer or ``all``."""
-    if value != "all" and not value.isdigit():
+def _keypoints_or_all(value: str) -> int | None:
+    """argparse type of ``--query-keypoints``: a number of keypoints, or None for ``all``."""
+    if value == "all":
+        return None
+    if not value.isdigit():
         raise argparse.ArgumentTypeError(f"expected a number of keypoints or 'all', got {value!r}")
-    return value
+    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -380,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--model", default=None, help="model path/name to use instead of the map's")
     lo.add_argument(
         "--query-keypoints",
-        default=str(localize_defaults.query_keypoints),
+        default=localize_defaults.query_keypoints,
         type=_keypoints_or_all,
         help=f"local features per image for verification, at most the map's per image, or 'all' "
         f"(default {localize_defaults.query_keypoints})",
